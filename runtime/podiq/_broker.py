@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, ParamSpec, Self, TypeVar, overload
+
+
+from podiq._decor import AsyncTaskiqDecoratedTask
+from podiq._message import TaskiqMessage
+from podiq._middleware import TaskiqMiddleware, maybe_await
+from podiq._result_backend import AsyncResultBackend
+from podiq._state import TaskiqEvents, TaskiqState
+from podiq.exceptions import BrokerError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+EventHandler = Callable[[TaskiqState], Awaitable[None] | None]
+
+
+def default_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AsyncBroker(ABC):
+    """Holds the tasks, sends messages, and owns the result backend.
+
+    Subclasses decide only how a message travels (`kick`) and how a run is cancelled; the task
+    API above them is the same for every broker.
+    """
+
+    #: Whether this process executes tasks (worker events run on startup and shutdown).
+    is_worker_process: bool = False
+
+    def __init__(
+        self,
+        result_backend: AsyncResultBackend | None = None,
+        task_id_generator: Callable[[], str] | None = None,
+    ) -> None:
+        self.result_backend: AsyncResultBackend = result_backend or self.default_result_backend()
+        self.id_generator = task_id_generator or default_task_id
+        self.middlewares: list[TaskiqMiddleware] = []
+        self.state = TaskiqState()
+        self.event_handlers: defaultdict[TaskiqEvents, list[EventHandler]] = defaultdict(list)
+        self.custom_dependency_context: dict[Any, Any] = {}
+        self.dependency_overrides: dict[Any, Any] = {}
+        self.local_task_registry: dict[str, AsyncTaskiqDecoratedTask[Any, Any]] = {}
+        self.is_started = False
+
+    def default_result_backend(self) -> AsyncResultBackend:
+        raise BrokerError(f"{type(self).__name__} needs a result_backend.")
+
+    # -- sending ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def kick(self, message: TaskiqMessage) -> None:
+        """Send a message to be executed."""
+
+    async def requeue(self, message: TaskiqMessage) -> None:
+        """Send a run again (Context.requeue); the same task_id keeps its waiters."""
+        await self.kick(message)
+
+    async def cancel(self, task_id: str) -> None:
+        raise BrokerError(f"{type(self).__name__} cannot cancel runs.")
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    @overload
+    def task(self, task_name: Callable[P, R]) -> AsyncTaskiqDecoratedTask[P, R]: ...
+
+    @overload
+    def task(
+        self, task_name: str | None = None, **labels: Any
+    ) -> Callable[[Callable[P, R]], AsyncTaskiqDecoratedTask[P, R]]: ...
+
+    def task(self, task_name: Any = None, **labels: Any) -> Any:
+        """Register a function as a task: `@broker.task`, `@broker.task()`, `@broker.task("name", label=...)`."""
+        if callable(task_name):
+            return self.register_task(task_name)
+
+        def decorator(func: Callable[P, R]) -> AsyncTaskiqDecoratedTask[P, R]:
+            return self.register_task(func, task_name, **labels)
+
+        return decorator
+
+    def register_task(
+        self, func: Callable[P, R], task_name: str | None = None, **labels: Any
+    ) -> AsyncTaskiqDecoratedTask[P, R]:
+        name = task_name or f"{func.__module__}:{func.__name__}"
+        existing = self.local_task_registry.get(name)
+        if existing is not None and _origin(existing.original_func) != _origin(func):
+            raise BrokerError(
+                f"Task name {name!r} is already used by {_origin(existing.original_func)}; give "
+                f"{_origin(func)} another name with @broker.task(task_name=...)."
+            )
+        task = AsyncTaskiqDecoratedTask(broker=self, task_name=name, original_func=func, labels=labels)
+        self.local_task_registry[name] = task
+        return task
+
+    def find_task(self, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
+        return self.local_task_registry.get(task_name)
+
+    def get_all_tasks(self) -> dict[str, AsyncTaskiqDecoratedTask[Any, Any]]:
+        return dict(self.local_task_registry)
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def with_result_backend(self, result_backend: AsyncResultBackend) -> Self:
+        self.result_backend = result_backend
+        return self
+
+    def with_id_generator(self, task_id_generator: Callable[[], str]) -> Self:
+        self.id_generator = task_id_generator
+        return self
+
+    def with_middlewares(self, *middlewares: TaskiqMiddleware) -> Self:
+        self.add_middlewares(*middlewares)
+        return self
+
+    def add_middlewares(self, *middlewares: TaskiqMiddleware) -> None:
+        for middleware in middlewares:
+            if not isinstance(middleware, TaskiqMiddleware):
+                raise BrokerError(f"{middleware!r} is not a TaskiqMiddleware; subclass podiq.TaskiqMiddleware.")
+            middleware.set_broker(self)
+            self.middlewares.append(middleware)
+
+    def add_dependency_context(self, new_context: dict[Any, Any]) -> None:
+        """Values that tasks can receive with TaskiqDepends(), keyed by type."""
+        self.custom_dependency_context.update(new_context)
+
+    def on_event(self, *events: TaskiqEvents) -> Callable[[EventHandler], EventHandler]:
+        def decorator(handler: EventHandler) -> EventHandler:
+            for event in events:
+                self.add_event_handler(event, handler)
+            return handler
+
+        return decorator
+
+    def add_event_handler(self, event: TaskiqEvents, handler: EventHandler) -> None:
+        self.event_handlers[event].append(handler)
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        if self.is_started:
+            return
+        events = [TaskiqEvents.CLIENT_STARTUP] + ([TaskiqEvents.WORKER_STARTUP] if self.is_worker_process else [])
+        for event in events:
+            for handler in self.event_handlers[event]:
+                await maybe_await(handler(self.state))
+        for middleware in self.middlewares:
+            await maybe_await(middleware.startup())
+        await self.result_backend.startup()
+        self.is_started = True
+
+    async def shutdown(self) -> None:
+        if not self.is_started:
+            return
+        events = ([TaskiqEvents.WORKER_SHUTDOWN] if self.is_worker_process else []) + [TaskiqEvents.CLIENT_SHUTDOWN]
+        for event in events:
+            for handler in self.event_handlers[event]:
+                await maybe_await(handler(self.state))
+        for middleware in self.middlewares:
+            await maybe_await(middleware.shutdown())
+        await self.result_backend.shutdown()
+        self.is_started = False
+
+    async def __aenter__(self) -> Self:
+        await self.startup()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+
+def _origin(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"

@@ -1,0 +1,42 @@
+"""The labels podiq itself understands, parsed once and checked when a task is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from podiq.exceptions import InvalidArgumentsError
+
+REQUEUE_LABEL = "X-Taskiq-requeue"
+RETRIES_LABEL = "_retries"
+SCHEDULE_ID_LABEL = "schedule_id"
+
+#: Exceptions that end a run for good, whatever the retry policy says.
+NEVER_RETRIED = {"TaskRejectedError", "TaskCancelledError"}
+
+
+class TaskOptions(BaseModel):
+    """Execution options carried in a task's labels (`timeout`, `retry_on_error`, `max_retries`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    timeout: float | None = Field(default=None, gt=0, description="Seconds the task may run.")
+    retry_on_error: bool = False
+    max_retries: int = Field(default=3, ge=0, description="Retries after the first attempt.")
+
+    @classmethod
+    def from_labels(cls, labels: dict[str, Any]) -> TaskOptions:
+        try:
+            return cls.model_validate(labels)
+        except ValidationError as exc:
+            problems = "; ".join(f"label {'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in exc.errors())
+            raise InvalidArgumentsError(f"Invalid task labels: {problems}.") from None
+
+    def should_retry(self, error_type: str | None, retries_done: int) -> bool:
+        return (
+            self.retry_on_error
+            and error_type is not None
+            and error_type not in NEVER_RETRIED
+            and retries_done < self.max_retries
+        )

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class TaskProgress(BaseModel):
+    """How far a running task has got: `current` of `total`, with an optional message."""
+
+    current: int = Field(ge=0)
+    total: int = Field(ge=0)
+    message: str = ""
+
+    def __init__(self, current: int | None = None, total: int | None = None, message: str = "", **data: Any) -> None:
+        if current is not None:
+            data["current"] = current
+        if total is not None:
+            data["total"] = total
+        super().__init__(message=data.pop("message", message), **data)
+
+    @model_validator(mode="after")
+    def _current_within_total(self) -> TaskProgress:
+        if self.total and self.current > self.total:
+            raise ValueError(f"progress current={self.current} is larger than total={self.total}")
+        return self
+
+    @property
+    def fraction(self) -> float:
+        """Share done, from 0.0 to 1.0 (0.0 while the total is unknown)."""
+        return self.current / self.total if self.total else 0.0
+
+    def __str__(self) -> str:
+        text = f"{self.current}/{self.total}"
+        return f"{text} {self.message}" if self.message else text

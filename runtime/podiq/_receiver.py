@@ -1,0 +1,147 @@
+"""Running one message: the part every broker shares, in-process or in a pod."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import time
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+from taskiq_dependencies import DependencyGraph
+
+from podiq._context import Context
+from podiq._exception_data import ExceptionData
+from podiq._labels import TaskOptions
+from podiq._message import TaskiqMessage
+from podiq._middleware import maybe_await, overrides
+from podiq._result import ResultRecord, TaskiqResult
+from podiq._state import TaskiqState
+from podiq.exceptions import NoResultError, TaskTimeoutError, UnknownTaskError
+
+if TYPE_CHECKING:
+    from podiq._broker import AsyncBroker
+    from podiq._decor import AsyncTaskiqDecoratedTask
+
+
+class Receiver:
+    """Executes messages for a broker: arguments, dependencies, timeout, middlewares, result."""
+
+    def __init__(self, broker: AsyncBroker, executor: Executor | None = None) -> None:
+        self.broker = broker
+        self.executor = executor
+        self._graphs: dict[str, DependencyGraph | None] = {}
+
+    async def run(self, message: TaskiqMessage) -> ResultRecord | None:
+        """Run the message; None means the task asked for no result (it was requeued)."""
+        broker = self.broker
+        task = broker.find_task(message.task_name)
+        if task is None:
+            return _error_record(UnknownTaskError(message.task_name, type(broker).__name__), message, 0.0)
+        for middleware in broker.middlewares:
+            if overrides(middleware, "pre_execute"):
+                message = await maybe_await(middleware.pre_execute(message))
+
+        started = time.perf_counter()
+        returned: Any = None
+        error: BaseException | None = None
+        dependencies = None
+        try:
+            args, kwargs = task.signature.decode_call(message.args, message.kwargs)
+            graph = self._graph(task)
+            if graph is not None:
+                dependencies = graph.async_ctx(
+                    {
+                        **broker.custom_dependency_context,
+                        Context: Context(message, broker),
+                        TaskiqState: broker.state,
+                    },
+                    broker.dependency_overrides or None,
+                )
+                kwargs.update(await dependencies.resolve_kwargs())
+            timeout = TaskOptions.from_labels(message.labels).timeout if "timeout" in message.labels else None
+            returned = await self._call(task, args, kwargs, timeout)
+        except NoResultError:
+            return None
+        except Exception as exc:
+            error = exc
+        finally:
+            if dependencies is not None:
+                exc_info = (type(error), error, error.__traceback__) if error else (None, None, None)
+                await dependencies.close(*exc_info)
+        execution_time = round(time.perf_counter() - started, 6)
+
+        if error is None:
+            try:
+                encoded = task.signature.encode_return(returned)
+            except Exception as exc:
+                error = exc
+        record = (
+            ResultRecord(return_value=encoded, execution_time=execution_time, labels=message.labels)
+            if error is None
+            else _error_record(error, message, execution_time)
+        )
+        await self._after_execute(message, returned, error, execution_time)
+        return record
+
+    async def _call(
+        self, task: AsyncTaskiqDecoratedTask[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        func = task.original_func
+        if task.is_async:
+            pending: Any = func(*args, **kwargs)
+        else:
+            # Plain functions run in the pool so they never block the event loop; copying the
+            # context keeps contextvars (e.g. log correlation) visible inside them.
+            call = functools.partial(func, *args, **kwargs)
+            pending = asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
+        if timeout is None:
+            result = await pending
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await pending
+            except TimeoutError:
+                raise TaskTimeoutError(f"Task {task.task_name} ran longer than its timeout of {timeout} s.") from None
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            result = await result
+        return result
+
+    def _graph(self, task: AsyncTaskiqDecoratedTask[Any, Any]) -> DependencyGraph | None:
+        if task.task_name not in self._graphs:
+            graph = DependencyGraph(task.original_func)
+            self._graphs[task.task_name] = None if graph.is_empty() else graph
+        return self._graphs[task.task_name]
+
+    async def _after_execute(
+        self, message: TaskiqMessage, returned: Any, error: BaseException | None, execution_time: float
+    ) -> None:
+        middlewares = self.broker.middlewares
+        if not middlewares:
+            return
+        result: TaskiqResult[Any] = TaskiqResult(
+            is_err=error is not None,
+            return_value=returned,
+            execution_time=execution_time,
+            labels=message.labels,
+            error=error,
+            task_id=message.task_id,
+        )
+        if error is not None:
+            for middleware in reversed(middlewares):
+                if overrides(middleware, "on_error"):
+                    await maybe_await(middleware.on_error(message, result, error))
+        for middleware in reversed(middlewares):
+            if overrides(middleware, "post_execute"):
+                await maybe_await(middleware.post_execute(message, result))
+
+
+def _error_record(error: BaseException, message: TaskiqMessage, execution_time: float) -> ResultRecord:
+    return ResultRecord(
+        is_err=True,
+        execution_time=execution_time,
+        labels=message.labels,
+        error=ExceptionData.from_exception(error),
+    )

@@ -1,0 +1,105 @@
+"""The loop that fires schedules in-process (on Kubernetes, CronJobs do this instead)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from podiq._kicker import AsyncKicker
+from podiq._middleware import maybe_await
+from podiq._schedules import ScheduledTask, ScheduleSource
+from podiq.exceptions import ScheduledTaskCancelledError
+
+if TYPE_CHECKING:
+    from podiq._broker import AsyncBroker
+
+logger = logging.getLogger("podiq.scheduler")
+
+
+class TaskiqScheduler:
+    """Sends scheduled tasks to `broker` when they are due.
+
+    `refresh_delay` is the longest the loop sleeps before re-reading the sources, so schedules
+    added meanwhile are seen within that many seconds.
+    """
+
+    def __init__(self, broker: AsyncBroker, sources: Sequence[ScheduleSource], refresh_delay: float = 1.0) -> None:
+        self.broker = broker
+        self.sources = list(sources)
+        self.refresh_delay = refresh_delay
+        self._due: dict[str, datetime] = {}
+
+    async def startup(self) -> None:
+        await self.broker.startup()
+        for source in self.sources:
+            await source.startup()
+
+    async def shutdown(self) -> None:
+        for source in self.sources:
+            await source.shutdown()
+
+    async def tick(self, now: datetime | None = None) -> list[ScheduledTask]:
+        """Send every schedule due at `now`; returns those sent. A schedule seen for the first
+        time becomes due at its next time after `now` (a one-shot time already past fires now)."""
+        now = now or datetime.now(timezone.utc)
+        fired: list[ScheduledTask] = []
+        seen: set[str] = set()
+        for source in self.sources:
+            for schedule in await source.get_schedules():
+                seen.add(schedule.schedule_id)
+                due = self._due.get(schedule.schedule_id)
+                if due is None:
+                    due = _first_due(schedule, now)
+                    self._due[schedule.schedule_id] = due
+                if due > now:
+                    continue
+                if await self._send(source, schedule):
+                    fired.append(schedule)
+                if schedule.time is not None:
+                    await source.delete_schedule(schedule.schedule_id)
+                    self._due.pop(schedule.schedule_id, None)
+                else:
+                    self._due[schedule.schedule_id] = schedule.next_run(max(due, now)) or now
+        for gone in set(self._due) - seen:
+            del self._due[gone]
+        return fired
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Fire schedules until `stop` is set (or the task is cancelled)."""
+        stop = stop or asyncio.Event()
+        await self.startup()
+        try:
+            while not stop.is_set():
+                await self.tick()
+                now = datetime.now(timezone.utc)
+                wait = min([self.refresh_delay, *((due - now).total_seconds() for due in self._due.values())])
+                try:
+                    await asyncio.wait_for(stop.wait(), max(wait, 0.0))
+                except TimeoutError:
+                    pass
+        finally:
+            await self.shutdown()
+
+    async def _send(self, source: ScheduleSource, schedule: ScheduledTask) -> bool:
+        try:
+            await maybe_await(source.pre_send(schedule))
+        except ScheduledTaskCancelledError:
+            logger.info("Schedule %s skipped by its source.", schedule.schedule_id)
+            return False
+        kicker: AsyncKicker[..., object] = AsyncKicker(schedule.task_name, self.broker, schedule.labels)
+        try:
+            await kicker.with_schedule_id(schedule.schedule_id).kiq(*schedule.args, **schedule.kwargs)
+        except Exception:
+            logger.exception("Schedule %s could not send task %s.", schedule.schedule_id, schedule.task_name)
+            return False
+        await maybe_await(source.post_send(schedule))
+        return True
+
+
+def _first_due(schedule: ScheduledTask, now: datetime) -> datetime:
+    if schedule.time is not None:
+        return schedule.next_run(datetime.min.replace(tzinfo=timezone.utc)) or now
+    return schedule.next_run(now) or now

@@ -1,0 +1,201 @@
+"""Schedules: what to send and when. The loop that sends them is in _scheduler.py."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from podiq.exceptions import InvalidScheduleError
+
+if TYPE_CHECKING:
+    from podiq._kicker import AsyncKicker
+    from podiq._result import TaskiqResult
+
+R = TypeVar("R")
+
+
+def validate_cron(cron: str) -> str:
+    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise ValueError(
+            f"{cron!r} is not a valid cron expression; use five fields "
+            "'minute hour day-of-month month day-of-week', e.g. '*/5 * * * *'"
+        )
+    return cron
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a known IANA time zone; use a name such as 'Europe/Berlin' or 'UTC'") from None
+    return name
+
+
+class CronSpec(BaseModel):
+    """A cron schedule by field, rendered with `to_cron()`; `timezone` is an IANA name."""
+
+    minutes: str | int = "*"
+    hours: str | int = "*"
+    days: str | int = "*"
+    months: str | int = "*"
+    weekdays: str | int = "*"
+    timezone: str | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> CronSpec:
+        validate_cron(self.to_cron())
+        if self.timezone is not None:
+            validate_timezone(self.timezone)
+        return self
+
+    def to_cron(self) -> str:
+        return f"{self.minutes} {self.hours} {self.days} {self.months} {self.weekdays}"
+
+
+class ScheduledTask(BaseModel):
+    """One schedule: a task call plus exactly one of `cron`, `time` or `interval`."""
+
+    task_name: str
+    labels: dict[str, Any] = Field(default_factory=dict)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    schedule_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    cron: str | None = None
+    cron_offset: str | timedelta | None = None
+    time: datetime | None = None
+    interval: timedelta | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else validate_cron(value)
+
+    @field_validator("cron_offset")
+    @classmethod
+    def _offset(cls, value: str | timedelta | None) -> str | timedelta | None:
+        return validate_timezone(value) if isinstance(value, str) else value
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        seconds = value.total_seconds() if isinstance(value, timedelta) else value
+        if seconds is not None and (not isinstance(seconds, (int, float)) or seconds < 1 or seconds != int(seconds)):
+            raise ValueError(f"interval must be a whole number of seconds, at least 1 (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_trigger(self) -> ScheduledTask:
+        given = [name for name in ("cron", "time", "interval") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a schedule needs exactly one of cron, time or interval (got {given or 'none'})")
+        return self
+
+    def next_run(self, after: datetime) -> datetime | None:
+        """The first time strictly after `after` (aware, UTC) when this schedule fires; None if never."""
+        if self.time is not None:
+            when = self.time if self.time.tzinfo else self.time.replace(tzinfo=timezone.utc)
+            return when if when > after else None
+        if self.interval is not None:
+            return after + self.interval
+        assert self.cron is not None
+        if isinstance(self.cron_offset, str):
+            local = after.astimezone(ZoneInfo(self.cron_offset))
+        else:
+            local = after.astimezone(timezone(self.cron_offset or timedelta()))
+        return croniter(self.cron, local).get_next(datetime).astimezone(timezone.utc)
+
+
+class ScheduleSource(ABC):
+    """Where schedules live, as in taskiq."""
+
+    async def startup(self) -> None:  # noqa: B027 - optional hook
+        """Open connections."""
+
+    async def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Close connections."""
+
+    @abstractmethod
+    async def get_schedules(self) -> list[ScheduledTask]: ...
+
+    async def add_schedule(self, schedule: ScheduledTask) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not support adding schedules.")
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not support deleting schedules.")
+
+    def pre_send(self, task: ScheduledTask) -> Any:  # noqa: B027 - optional hook
+        """Before a schedule fires; raise ScheduledTaskCancelledError to skip this firing."""
+
+    def post_send(self, task: ScheduledTask) -> Any:  # noqa: B027 - optional hook
+        """After a schedule fired."""
+
+
+class InMemoryScheduleSource(ScheduleSource):
+    """Schedules in a dict, for one process."""
+
+    def __init__(self) -> None:
+        self.schedules: dict[str, ScheduledTask] = {}
+
+    async def get_schedules(self) -> list[ScheduledTask]:
+        return list(self.schedules.values())
+
+    async def add_schedule(self, schedule: ScheduledTask) -> None:
+        self.schedules[schedule.schedule_id] = schedule
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        self.schedules.pop(schedule_id, None)
+
+
+class CreatedSchedule(Generic[R]):
+    """A schedule that was added: its id and source, `unschedule()` and `kiq()` to run it now."""
+
+    def __init__(self, kicker: AsyncKicker[Any, R], source: ScheduleSource, schedule_id: str) -> None:
+        self.kicker = kicker
+        self.source = source
+        self.schedule_id = schedule_id
+
+    async def unschedule(self) -> None:
+        await self.source.delete_schedule(self.schedule_id)
+
+    async def kiq(self, *args: Any, **kwargs: Any) -> TaskiqResult[R]:
+        """Send the scheduled task once, now, with the given arguments."""
+        from podiq._result import TaskiqResult
+
+        return TaskiqResult.pending(await self.kicker.with_schedule_id(self.schedule_id).kiq(*args, **kwargs))
+
+    def __repr__(self) -> str:
+        return f"CreatedSchedule(schedule_id={self.schedule_id!r}, source={type(self.source).__name__})"
+
+
+async def schedule_call(
+    kicker: AsyncKicker[Any, R],
+    source: ScheduleSource,
+    trigger: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> CreatedSchedule[R]:
+    """Check the call and the trigger now, then add the schedule to `source`."""
+    message = kicker._prepare_message(*args, **kwargs)
+    cron = trigger.get("cron")
+    if isinstance(cron, CronSpec):
+        trigger = {"cron": cron.to_cron(), "cron_offset": cron.timezone}
+    try:
+        schedule = ScheduledTask(
+            task_name=message.task_name,
+            labels=message.labels,
+            args=message.args,
+            kwargs=message.kwargs,
+            schedule_id=kicker.custom_schedule_id or uuid.uuid4().hex,
+            **trigger,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
+        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {problems}.") from None
+    await source.add_schedule(schedule)
+    return CreatedSchedule(kicker, source, schedule.schedule_id)

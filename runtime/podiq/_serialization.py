@@ -1,0 +1,145 @@
+"""Values to JSON and back, converted to the function's annotated types.
+
+Every value that leaves a task call (arguments, return values) goes through here, in-process
+too, so that code tested on InMemoryBroker behaves the same on Kubernetes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import pydantic_core
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter
+
+from podiq.exceptions import InvalidArgumentsError, SerializationError
+
+_NO_CONVERSION = (Any, inspect.Parameter.empty, None)
+_BYTES_AS_BASE64 = ConfigDict(val_json_bytes="base64", ser_json_bytes="base64")
+
+
+def to_json_compatible(value: Any, *, what: str) -> Any:
+    """Convert `value` to plain JSON types, or raise a SerializationError naming `what`."""
+    try:
+        return pydantic_core.to_jsonable_python(value, bytes_mode="base64")
+    except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
+        raise SerializationError(
+            f"{what} is a {type(value).__module__}.{type(value).__qualname__}, which podiq cannot "
+            "convert to JSON. Pass JSON-compatible values, pydantic models, dataclasses, enums or "
+            f"datetimes instead (detail: {exc})."
+        ) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    try:
+        return TypeAdapter(annotation, config=_BYTES_AS_BASE64)
+    except PydanticUserError:
+        # Models carry their own config, and TypeAdapter refuses a second one.
+        return TypeAdapter(annotation)
+
+
+def from_json_compatible(value: Any, annotation: Any, *, what: str) -> Any:
+    """Convert a JSON value back to `annotation`, as if it had crossed the wire."""
+    if annotation in _NO_CONVERSION:
+        return value
+    try:
+        adapter = _adapter(annotation)
+    except TypeError:  # an unhashable or unsupported annotation: pass the value through
+        return value
+    try:
+        return adapter.validate_json(pydantic_core.to_json(value))
+    except pydantic_core.ValidationError as exc:
+        raise InvalidArgumentsError(
+            f"{what} does not match its annotation {annotation!r}: {exc.errors(include_url=False)}"
+        ) from None
+
+
+class Signature:
+    """A task function's parameters and return type, as podiq needs them."""
+
+    def __init__(self, func: Callable[..., Any], task_name: str) -> None:
+        self.task_name = task_name
+        self._signature = inspect.signature(func)
+        try:
+            hints = typing.get_type_hints(func, include_extras=True)
+        except Exception:  # unresolvable forward references: skip conversion, keep working
+            hints = {}
+        self.return_type: Any = hints.get("return", Any)
+        self.param_types: dict[str, Any] = {}
+        self.injected: set[str] = set()
+        for name, param in self._signature.parameters.items():
+            if _is_dependency(param.default):
+                self.injected.add(name)
+            else:
+                self.param_types[name] = hints.get(name, Any)
+        self._positional = [
+            name
+            for name, param in self._signature.parameters.items()
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+        ]
+        self._var_positional = next(
+            (n for n, p in self._signature.parameters.items() if p.kind is p.VAR_POSITIONAL), None
+        )
+
+    def encode_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Check the call against the signature and convert every argument to JSON."""
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArgumentsError(
+                f"Cannot send task {self.task_name!r}: {exc}. Call it with the arguments of its "
+                f"signature {self._signature}."
+            ) from None
+        injected = self.injected.intersection(kwargs)
+        if injected:
+            raise InvalidArgumentsError(
+                f"Cannot send task {self.task_name!r}: {sorted(injected)} are filled by dependency "
+                "injection in the worker; do not pass them."
+            )
+        encoded_args = [
+            to_json_compatible(value, what=f"Argument {self._name_at(i)!r} of task {self.task_name!r}")
+            for i, value in enumerate(args)
+        ]
+        encoded_kwargs = {
+            name: to_json_compatible(value, what=f"Argument {name!r} of task {self.task_name!r}")
+            for name, value in kwargs.items()
+        }
+        return encoded_args, encoded_kwargs
+
+    def decode_call(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Convert JSON arguments back to the annotated parameter types."""
+        decoded_args = [
+            from_json_compatible(value, self._type_at(i), what=f"Argument {self._name_at(i)!r}")
+            for i, value in enumerate(args)
+        ]
+        decoded_kwargs = {
+            name: from_json_compatible(value, self.param_types.get(name, Any), what=f"Argument {name!r}")
+            for name, value in kwargs.items()
+        }
+        return decoded_args, decoded_kwargs
+
+    def encode_return(self, value: Any) -> Any:
+        return to_json_compatible(value, what=f"The return value of task {self.task_name!r}")
+
+    def decode_return(self, value: Any) -> Any:
+        return from_json_compatible(value, self.return_type, what=f"The return value of task {self.task_name!r}")
+
+    def _name_at(self, index: int) -> str:
+        if index < len(self._positional):
+            return self._positional[index]
+        return f"*{self._var_positional}[{index - len(self._positional)}]"
+
+    def _type_at(self, index: int) -> Any:
+        if index < len(self._positional):
+            return self.param_types.get(self._positional[index], Any)
+        return self.param_types.get(self._var_positional or "", Any)
+
+
+def _is_dependency(default: Any) -> bool:
+    from taskiq_dependencies.dependency import Dependency
+
+    return isinstance(default, Dependency)

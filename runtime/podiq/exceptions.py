@@ -1,0 +1,128 @@
+"""Every error podiq raises, under one root.
+
+    TaskiqError
+    ├── BrokerError
+    │   └── SendTaskError ............... kiq() refused the call
+    │       ├── UnknownTaskError ........ no task of that name on this broker
+    │       ├── InvalidArgumentsError ... arguments do not fit the task's signature (also a TypeError)
+    │       └── SerializationError ...... a value cannot be converted to JSON (also a TypeError)
+    ├── ResultBackendError
+    │   ├── ResultGetError
+    │   │   └── ResultNotReadyError ..... a result field was read before the task finished
+    │   ├── ResultSetError
+    │   └── ResultIsReadyError
+    ├── TaskiqResultTimeoutError ........ waiting for a result took longer than asked
+    ├── TaskTimeoutError ................ the task ran past its `timeout` label (also a TimeoutError)
+    ├── TaskCancelledError .............. the run was cancelled before it finished
+    ├── NoResultError ................... raised inside a task to finish without a result (requeue)
+    ├── TaskRejectedError ............... raised inside a task by Context.reject(); never retried
+    ├── RemoteTaskError ................. a task's exception whose type cannot be rebuilt here
+    ├── InvalidScheduleError ............ a cron string, time zone or schedule is malformed (also a ValueError)
+    ├── ScheduledTaskCancelledError
+    └── SecurityError
+
+The names follow taskiq's so that `except` clauses written for taskiq keep working.
+"""
+
+from __future__ import annotations
+
+
+class TaskiqError(Exception):
+    """Root of podiq's errors."""
+
+
+class BrokerError(TaskiqError):
+    """A broker could not do what was asked."""
+
+
+class SendTaskError(BrokerError):
+    """A task could not be sent."""
+
+
+class UnknownTaskError(SendTaskError):
+    """No task with this name is registered on the broker."""
+
+    def __init__(self, task_name: str, broker_name: str = "the broker") -> None:
+        super().__init__(
+            f"No task named {task_name!r} is registered on {broker_name}. "
+            "Decorate the function with @broker.task, or import the module that defines it "
+            "before sending it."
+        )
+        self.task_name = task_name
+
+
+class InvalidArgumentsError(SendTaskError, TypeError):
+    """The arguments passed to kiq() do not match the task's signature."""
+
+
+class SerializationError(SendTaskError, TypeError):
+    """A value cannot be converted to JSON for sending or storing."""
+
+
+class ResultBackendError(TaskiqError):
+    """A result backend failed."""
+
+
+class ResultGetError(ResultBackendError):
+    """A result could not be read."""
+
+
+class ResultNotReadyError(ResultGetError):
+    """A field of a TaskiqResult was read before the task finished."""
+
+
+class ResultSetError(ResultBackendError):
+    """A result could not be stored."""
+
+
+class ResultIsReadyError(ResultBackendError):
+    """Readiness of a result could not be checked."""
+
+
+class TaskiqResultTimeoutError(TaskiqError):
+    """Waiting for a result took longer than the timeout."""
+
+    def __init__(self, message: str = "Waiting for the task's result timed out.") -> None:
+        super().__init__(message)
+
+
+class TaskTimeoutError(TaskiqError, TimeoutError):
+    """The task ran longer than its `timeout` label allows."""
+
+
+class TaskCancelledError(TaskiqError):
+    """The run was cancelled before it finished."""
+
+
+class NoResultError(TaskiqError):
+    """Raised inside a task to end it without storing a result."""
+
+
+class TaskRejectedError(TaskiqError):
+    """Raised inside a task to reject it; a rejected run is never retried."""
+
+
+class RemoteTaskError(TaskiqError):
+    """A task's exception whose type cannot be rebuilt in this process.
+
+    Keeps the remote type's name and module and its traceback, so nothing is lost.
+    """
+
+    def __init__(self, type_name: str, module: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{module}.{type_name}: {message}" if module else f"{type_name}: {message}")
+        self.type_name = type_name
+        self.module = module
+        self.message = message
+        self.remote_traceback = traceback
+
+
+class InvalidScheduleError(TaskiqError, ValueError):
+    """A schedule's cron string, time zone, time or interval is invalid."""
+
+
+class ScheduledTaskCancelledError(TaskiqError):
+    """A scheduled task was cancelled by a schedule source's pre_send hook."""
+
+
+class SecurityError(TaskiqError):
+    """Data was refused for security reasons."""
