@@ -1,0 +1,5 @@
+import sys
+
+from podiq.cli import main
+
+sys.exit(main())

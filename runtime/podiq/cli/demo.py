@@ -1,0 +1,75 @@
+"""`podiq demo`: runs the example tasks of podiq.demo and shows them live."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from podiq import ResultNotReadyError, TaskiqResult, gather
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("demo", help="run example tasks and show their progress and results")
+    parser.add_argument("--broker", choices=["inmemory"], default="inmemory", help="where tasks run (default: in-process)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_demo(Console()))
+
+
+async def _demo(console: Console) -> int:
+    from podiq import demo
+
+    started = time.perf_counter()
+    async with demo.broker:
+        runs: dict[str, TaskiqResult[Any]] = {
+            "build_report('sales', 40)": await demo.build_report.kiq("sales", 40),
+            "count_primes(2_000_000)": await demo.count_primes.kiq(2_000_000),
+            "flaky_fetch('https://example.org')": await demo.flaky_fetch.kiq("https://example.org"),
+            "wait_for_turn(3)": await demo.wait_for_turn.kiq(3),
+            "divide(1, 0)": await demo.divide.kiq(1, 0),
+        }
+        with Live(console=console, refresh_per_second=12, transient=False) as live:
+            waiting = asyncio.ensure_future(gather(*runs.values()))
+            while not waiting.done():
+                live.update(await _table(runs))
+                await asyncio.wait({waiting}, timeout=0.08)
+            live.update(await _table(runs))
+        await waiting
+    console.print()
+    failed = [name for name, result in runs.items() if result.is_err]
+    console.print(
+        f"[bold]{len(runs)} tasks[/] in {time.perf_counter() - started:.2f} s: "
+        f"{len(runs) - len(failed)} succeeded, {len(failed)} failed as designed ({', '.join(failed)})."
+    )
+    for name, result in runs.items():
+        if result.is_err:
+            console.print(f"  {name} raised {type(result.error).__name__}: {result.error}")
+    return 0
+
+
+async def _table(runs: dict[str, TaskiqResult[Any]]) -> Table:
+    table = Table(title="podiq demo: tasks on InMemoryBroker")
+    for column in ("task", "state", "progress", "result"):
+        table.add_column(column)
+    for name, result in runs.items():
+        try:
+            failed = result.is_err
+        except ResultNotReadyError:
+            reported = await result.get_progress()
+            bar = ProgressBar(total=reported.total or 1, completed=reported.current, width=24) if reported else ""
+            table.add_row(name, "running", bar, reported.message if reported else "")
+            continue
+        if failed:
+            table.add_row(name, "[red]failed[/]", "", f"{type(result.error).__name__}: {result.error}")
+        else:
+            table.add_row(name, "[green]done[/]", f"{result.execution_time:.2f} s", str(result.return_value)[:60])
+    return table
