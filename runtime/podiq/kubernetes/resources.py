@@ -34,6 +34,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
 
 __all__ = [
@@ -108,11 +109,11 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
-class ResultTooLargeError(ValueError):
+class ResultTooLargeError(ResultSetError, ValueError):
     """A task result is too large to be kept inline in the TaskRun's status."""
 
 
-class InfrastructureError(RuntimeError):
+class InfrastructureError(TaskiqError):
     """An attempt ended without the task reporting: the pod was killed, evicted,
     timed out, deleted, or the runtime crashed. Raised on the client from the
     error result the operator writes in that case."""
@@ -237,8 +238,8 @@ class ResourceRequirements(_Model):
 class Progress(_Model):
     """A running task's progress, as reported through its Context (``podiq.TaskProgress``)."""
 
-    current: int = Field(ge=0)
-    total: int = Field(ge=0)
+    current: int = Field( strict=True,ge=0)
+    total: int = Field( strict=True,ge=0)
     message: str = Field(default="", max_length=4096)
 
     @property
@@ -267,12 +268,12 @@ class TaskRunSpec(_Model):
     timeout_seconds: float | None = Field(
         default=None, gt=0, description="Per attempt; the runtime cancels the task after it, the Job is killed a little later.",
     )
-    retry_on_error: bool = Field(default=False, description="Retry attempts that fail (task errors and pod failures).")
-    max_retries: int = Field(default=3, ge=0, le=100, description="Retries after the first attempt, when retryOnError.")
+    retry_on_error: bool = Field(default=False, strict=True, description="Retry attempts that fail (task errors and pod failures).")
+    max_retries: int = Field(default=3, strict=True, ge=0, le=100, description="Retries after the first attempt, when retryOnError.")
     not_before: Timestamp | None = Field(default=None, description="Do not start before this time (RFC 3339).")
-    cancelled: bool = Field(default=False, description="Set to true to cancel the run.")
+    cancelled: bool = Field(default=False, strict=True, description="Set to true to cancel the run.")
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Delete the TaskRun this long after it finished.",
+        default=None, strict=True, ge=0, description="Delete the TaskRun this long after it finished.",
     )
     queue_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253, description="Kueue LocalQueue.")
 
@@ -285,9 +286,9 @@ class TaskRunStatus(_Model):
     start_time: Timestamp | None = Field(default=None, description="When the first attempt started.")
     completion_time: Timestamp | None = None
     duration: str | None = Field(default=None, max_length=32, description="completionTime - startTime, for people.")
-    attempts: int = Field(default=0, ge=0, description="Attempts started so far.")
-    retries: int = Field(default=0, ge=0, description="Failed attempts that were retried.")
-    requeues: int = Field(default=0, ge=0, description="Attempts that ended by requeueing; the X-Taskiq-requeue label.")
+    attempts: int = Field(default=0, strict=True, ge=0, description="Attempts started so far.")
+    retries: int = Field(default=0, strict=True, ge=0, description="Failed attempts that were retried.")
+    requeues: int = Field(default=0, strict=True, ge=0, description="Attempts that ended by requeueing; the X-Taskiq-requeue label.")
     reported_attempt: int | None = Field(
         default=None, ge=1, description="The attempt whose outcome is recorded here (written with the outcome).",
     )
@@ -378,7 +379,9 @@ class TaskRunStatus(_Model):
         """The current attempt cannot make progress (Queued, Unschedulable, ImagePullBackOff, QuotaExceeded)."""
         self.set_condition(reason, message, now)
 
-    def mark_cancelled(self, now: datetime, message: str = "Cancelled.") -> None:
+    def mark_cancelled(self, now: datetime, message: str = "Cancelled.", *, labels: Mapping[str, Any] | None = None) -> None:
+        """Cancelled before finishing: the result is a TaskCancelledError, so waiting clients raise it."""
+        self.result = error_result(TaskCancelledError, message, labels=labels)
         self.mark_finished(Reason.CANCELLED, message, now)
 
     def set_progress(self, progress: Progress) -> None:
@@ -495,7 +498,9 @@ class TaskRun(_Model):
         status = self.status
         status.reported_attempt = status.attempts
         status.result = error_result(
-            InfrastructureError, f"{reason}: {message}" if message else reason, labels=self.message_labels(),
+            TaskTimeoutError if timed_out else InfrastructureError,
+            f"{reason}: {message}" if message else reason,
+            labels=self.message_labels(),
         )
         self._fail(Reason.TIMED_OUT if timed_out else Reason.FAILED, f"Attempt {status.attempts}: {reason}. {message}".strip(), now)
 
@@ -551,7 +556,8 @@ def error_result(
             "module": exc_type.__module__,
             "message": message,
             "args": [message],
-            "traceback": None,
+            "attributes": {},
+            "traceback": "",
         },
         "log": None,
     }
