@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, Self, TypeVar, overload
 
 
 from podiq._decor import AsyncTaskiqDecoratedTask
+from podiq._labels import TaskOptions
 from podiq._message import TaskiqMessage
 from podiq._middleware import TaskiqMiddleware, maybe_await
 from podiq._result_backend import AsyncResultBackend
@@ -89,6 +90,7 @@ class AsyncBroker(ABC):
         self, func: Callable[P, R], task_name: str | None = None, **labels: Any
     ) -> AsyncTaskiqDecoratedTask[P, R]:
         name = task_name or f"{func.__module__}:{func.__name__}"
+        TaskOptions.from_labels(labels)
         existing = self.local_task_registry.get(name)
         if existing is not None and _origin(existing.original_func) != _origin(func):
             raise BrokerError(

@@ -110,9 +110,7 @@ class InMemoryBroker(AsyncBroker):
     async def kick(self, message: TaskiqMessage) -> None:
         if message.task_name not in self.local_task_registry:
             raise UnknownTaskError(message.task_name, "this InMemoryBroker")
-        run = asyncio.create_task(self._process(message), name=f"podiq:{message.task_name}:{message.task_id}")
-        self._running[message.task_id] = run
-        run.add_done_callback(lambda _: self._forget(message.task_id, run))
+        self._running[message.task_id] = asyncio.create_task(self._process(message))
 
     async def cancel(self, task_id: str) -> None:
         run = self._running.get(task_id)
@@ -129,11 +127,14 @@ class InMemoryBroker(AsyncBroker):
         await super().shutdown()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def _forget(self, task_id: str, run: asyncio.Task[None]) -> None:
-        if self._running.get(task_id) is run:
-            del self._running[task_id]
-
     async def _process(self, message: TaskiqMessage) -> None:
+        try:
+            await self._store(message)
+        finally:
+            if self._running.get(message.task_id) is asyncio.current_task():
+                del self._running[message.task_id]
+
+    async def _store(self, message: TaskiqMessage) -> None:
         try:
             if self.max_async_tasks is None:
                 record = await self._run_with_retries(message)

@@ -30,14 +30,15 @@ class AsyncKicker(Generic[P, R]):
     ) -> None:
         self.task_name = task_name
         self.broker = broker
-        self.labels = dict(labels)
+        self.labels = labels  # replaced, never mutated, by with_labels()
         self.return_type = return_type
         self.signature = signature
         self.custom_task_id: str | None = None
         self.custom_schedule_id: str | None = None
 
     def with_labels(self, **labels: Any) -> Self:
-        self.labels.update(labels)
+        TaskOptions.from_labels(labels)
+        self.labels = {**self.labels, **labels}
         return self
 
     def with_task_id(self, task_id: str) -> Self:
@@ -59,11 +60,10 @@ class AsyncKicker(Generic[P, R]):
         else:  # kicked by name: no signature to check against, but values must still be JSON
             encoded_args = [to_json_compatible(v, what=f"Argument {i}") for i, v in enumerate(args)]
             encoded_kwargs = {k: to_json_compatible(v, what=f"Argument {k!r}") for k, v in kwargs.items()}
-        TaskOptions.from_labels(self.labels)
         labels = dict(self.labels)
         if self.custom_schedule_id is not None:
             labels[SCHEDULE_ID_LABEL] = self.custom_schedule_id
-        return TaskiqMessage.model_construct(
+        return TaskiqMessage(
             task_id=self.custom_task_id or self.broker.id_generator(),
             task_name=self.task_name,
             labels=labels,

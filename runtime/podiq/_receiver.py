@@ -99,6 +99,8 @@ class Receiver:
             pending = asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
         if timeout is None:
             result = await pending
+            if task.is_async:
+                return result
         else:
             try:
                 async with asyncio.timeout(timeout):

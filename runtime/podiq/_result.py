@@ -40,6 +40,8 @@ class TaskiqResult(Generic[ReturnType]):
       which return the task's value or raise its exception, and then fill the container fields.
     """
 
+    __slots__ = ("_task", "_task_id", "_complete", "_is_err", "_return_value", "_execution_time", "_labels", "_error", "_log")
+
     def __init__(
         self,
         *,

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 
 from podiq.exceptions import InvalidArgumentsError, SerializationError
 
-_NO_CONVERSION = (Any, inspect.Parameter.empty, None)
+_NO_CONVERSION = (Any, inspect.Parameter.empty, None, type(None))
 _BYTES_AS_BASE64 = ConfigDict(val_json_bytes="base64", ser_json_bytes="base64")
 
 
@@ -81,12 +81,33 @@ class Signature:
             for name, param in self._signature.parameters.items()
             if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
         ]
+        # Whether a call binds depends only on how many positional arguments and which keyword
+        # names it has, so each shape is checked against the signature once.
+        self._valid_shapes: set[tuple[int, frozenset[str]]] = set()
+        self._takes_no_arguments = not self.param_types
         self._var_positional = next(
             (n for n, p in self._signature.parameters.items() if p.kind is p.VAR_POSITIONAL), None
         )
 
     def encode_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Check the call against the signature and convert every argument to JSON."""
+        if not args and not kwargs and self._takes_no_arguments:
+            return [], {}
+        shape = (len(args), frozenset(kwargs))
+        if shape not in self._valid_shapes:
+            self._check_shape(args, kwargs)
+            self._valid_shapes.add(shape)
+        encoded_args = [
+            to_json_compatible(value, what=f"Argument {self._name_at(i)!r} of task {self.task_name!r}")
+            for i, value in enumerate(args)
+        ]
+        encoded_kwargs = {
+            name: to_json_compatible(value, what=f"Argument {name!r} of task {self.task_name!r}")
+            for name, value in kwargs.items()
+        }
+        return encoded_args, encoded_kwargs
+
+    def _check_shape(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -100,18 +121,11 @@ class Signature:
                 f"Cannot send task {self.task_name!r}: {sorted(injected)} are filled by dependency "
                 "injection in the worker; do not pass them."
             )
-        encoded_args = [
-            to_json_compatible(value, what=f"Argument {self._name_at(i)!r} of task {self.task_name!r}")
-            for i, value in enumerate(args)
-        ]
-        encoded_kwargs = {
-            name: to_json_compatible(value, what=f"Argument {name!r} of task {self.task_name!r}")
-            for name, value in kwargs.items()
-        }
-        return encoded_args, encoded_kwargs
 
     def decode_call(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Convert JSON arguments back to the annotated parameter types."""
+        if not args and not kwargs:
+            return [], {}
         decoded_args = [
             from_json_compatible(value, self._type_at(i), what=f"Argument {self._name_at(i)!r}")
             for i, value in enumerate(args)

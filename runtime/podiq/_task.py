@@ -18,6 +18,8 @@ class AsyncTaskiqTask(Generic[ReturnType]):
     exception; use `raise_for_error()` on it, or await the handle that `task.kiq()` returns.
     """
 
+    __slots__ = ("task_id", "broker", "return_type")
+
     def __init__(self, task_id: str, broker: AsyncBroker, return_type: Any = Any) -> None:
         self.task_id = task_id
         self.broker = broker
