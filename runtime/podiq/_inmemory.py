@@ -97,11 +97,13 @@ class InMemoryBroker(AsyncBroker):
     ) -> None:
         self._max_stored_results = max_stored_results
         super().__init__(result_backend=result_backend, task_id_generator=task_id_generator)
-        self.executor = ThreadPoolExecutor(max_workers=sync_tasks_pool_size, thread_name_prefix="podiq-sync")
+        self._pool_size = sync_tasks_pool_size
+        self.executor = self._new_executor()
         self.receiver = Receiver(self, self.executor)
         self.max_async_tasks = max_async_tasks
-        # Made on first use, so a broker built at import time works on any event loop.
+        # Made on first use on each event loop, so a broker built at import time works on any loop.
         self._limit: asyncio.Semaphore | None = None
+        self._limit_loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
 
     def default_result_backend(self) -> AsyncResultBackend:
@@ -126,6 +128,11 @@ class InMemoryBroker(AsyncBroker):
         await self.wait_all()
         await super().shutdown()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        # A fresh pool (its threads start on first use), so the broker can be started again.
+        self.executor = self.receiver.executor = self._new_executor()
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="podiq-sync")
 
     async def _process(self, message: TaskiqMessage) -> None:
         try:
@@ -139,8 +146,9 @@ class InMemoryBroker(AsyncBroker):
             if self.max_async_tasks is None:
                 record = await self._run_with_retries(message)
             else:
-                if self._limit is None:
-                    self._limit = asyncio.Semaphore(self.max_async_tasks)
+                loop = asyncio.get_running_loop()
+                if self._limit is None or self._limit_loop is not loop:
+                    self._limit, self._limit_loop = asyncio.Semaphore(self.max_async_tasks), loop
                 async with self._limit:
                     record = await self._run_with_retries(message)
         except asyncio.CancelledError:
