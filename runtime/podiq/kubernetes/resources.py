@@ -70,6 +70,7 @@ __all__ = [
     "error_result",
     "format_duration",
     "label_value",
+    "status_patch",
     "to_api",
 ]
 
@@ -523,6 +524,18 @@ def _int_label(value: Any) -> int:
 def to_api(model: BaseModel) -> dict[str, Any]:
     """The model as the API server wants it: camelCase, JSON types, no nulls."""
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def status_patch(old: TaskRunStatus, new: TaskRunStatus) -> dict[str, Any]:
+    """A JSON merge patch for ``status`` turning ``old`` into ``new``; empty when nothing changed.
+
+    Only changed top-level fields are sent (a progress update does not resend a 256 KiB
+    result); fields that became unset are sent as ``null``, which a merge patch deletes.
+    """
+    before, after = to_api(old), to_api(new)
+    patch: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
+    patch.update({k: None for k in before if k not in after})
+    return patch
 
 
 def encode_result(record: BaseModel | Mapping[str, Any]) -> dict[str, Any]:

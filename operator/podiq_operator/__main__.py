@@ -1,0 +1,3 @@
+from podiq_operator.main import cli
+
+cli()

@@ -1,0 +1,146 @@
+"""What the operator has seen through its watches: TaskRuns, their Jobs, the Jobs' Pods.
+
+kopf delivers each kind's events separately; this joins them by TaskRun, so a Job or
+Pod event can reconcile its TaskRun without an API read. Everything here is in memory
+and rebuilt from the initial listings after a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from podiq.kubernetes.resources import KIND
+
+from podiq_operator.jobs import attempt_of
+
+__all__ = ["Cache", "Key", "newer"]
+
+Key = tuple[str, str]
+"""(namespace, name)."""
+
+#: The label the Job controller puts on its pods (and its pre-1.27 spelling).
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+def _key(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata", {})
+    return meta.get("namespace") or "default", meta.get("name") or ""
+
+
+def newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    """Whether ``candidate`` is not older than ``current``.
+
+    resourceVersions are opaque by contract, but etcd-backed servers issue increasing
+    integers; comparing them keeps a late watch event from undoing our own newer write.
+    When either is not an integer, the candidate wins (the watch is the authority).
+    """
+    if current is None:
+        return True
+    new_rv = candidate.get("metadata", {}).get("resourceVersion")
+    old_rv = current.get("metadata", {}).get("resourceVersion")
+    try:
+        return int(new_rv) >= int(old_rv)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True
+
+
+@dataclasses.dataclass
+class Cache:
+    taskruns: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    jobs: dict[Key, dict[int, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    """TaskRun key → attempt → Job."""
+    job_owners: dict[Key, Key] = dataclasses.field(default_factory=dict)
+    """Job key → TaskRun key."""
+    pods: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Job key → its newest Pod."""
+    failed_creates: dict[Key, str] = dataclasses.field(default_factory=dict)
+    """Job key → message of its last FailedCreate event (quota, limit range, admission)."""
+
+    # --- TaskRuns ---
+
+    def put_taskrun(self, body: Mapping[str, Any]) -> Key:
+        key = _key(body)
+        if newer(body, self.taskruns.get(key)):
+            self.taskruns[key] = dict(body)
+        return key
+
+    def forget_taskrun(self, key: Key) -> None:
+        self.taskruns.pop(key, None)
+        for job in self.jobs.pop(key, {}).values():
+            job_key = _key(job)
+            self.job_owners.pop(job_key, None)
+            self.pods.pop(job_key, None)
+            self.failed_creates.pop(job_key, None)
+
+    # --- Jobs ---
+
+    def put_job(self, body: Mapping[str, Any]) -> Key | None:
+        """Remember a Job; returns its TaskRun's key, or None if no TaskRun controls it."""
+        owner = _controller(body, KIND)
+        attempt = attempt_of(dict(body))
+        if owner is None or attempt is None:
+            return None
+        job_key = _key(body)
+        key = (job_key[0], owner)
+        jobs = self.jobs.setdefault(key, {})
+        if newer(body, jobs.get(attempt)):
+            jobs[attempt] = dict(body)
+        self.job_owners[job_key] = key
+        return key
+
+    def forget_job(self, body: Mapping[str, Any]) -> Key | None:
+        job_key = _key(body)
+        key = self.job_owners.pop(job_key, None)
+        attempt = attempt_of(dict(body))
+        if key is not None and attempt is not None:
+            self.jobs.get(key, {}).pop(attempt, None)
+        self.pods.pop(job_key, None)
+        self.failed_creates.pop(job_key, None)
+        return key
+
+    def latest_attempt(self, key: Key) -> int:
+        return max(self.jobs.get(key, {}), default=0)
+
+    def job(self, key: Key, attempt: int) -> dict[str, Any] | None:
+        return self.jobs.get(key, {}).get(attempt)
+
+    # --- Pods and Job events ---
+
+    def put_pod(self, body: Mapping[str, Any], *, deleted: bool = False) -> Key | None:
+        """Remember (or forget) a Job's pod; returns the TaskRun's key if the Job is known."""
+        labels = body.get("metadata", {}).get("labels") or {}
+        job = next((labels[name] for name in JOB_NAME_LABELS if name in labels), None)
+        if job is None:
+            return None
+        job_key = (_key(body)[0], job)
+        current = self.pods.get(job_key)
+        if deleted:
+            if current is not None and _key(current) == _key(body):
+                # Keep the last state: a deleted pod's exit code still tells how the attempt ended.
+                self.pods[job_key] = {**current, "metadata": {**current["metadata"], "deleted": True}}
+        elif current is None or _key(current) != _key(body) or newer(body, current):
+            # A Job with backoffLimit 0 has one pod; a replacement (after eviction) is newer.
+            self.pods[job_key] = dict(body)
+        return self.job_owners.get(job_key)
+
+    def pod(self, key: Key, attempt: int) -> dict[str, Any] | None:
+        job = self.job(key, attempt)
+        return self.pods.get(_key(job)) if job is not None else None
+
+    def put_failed_create(self, namespace: str, job: str, message: str) -> Key | None:
+        job_key = (namespace, job)
+        self.failed_creates[job_key] = message
+        return self.job_owners.get(job_key)
+
+    def failed_create(self, key: Key, attempt: int) -> str | None:
+        job = self.job(key, attempt)
+        return self.failed_creates.get(_key(job)) if job is not None else None
+
+
+def _controller(body: Mapping[str, Any], kind: str) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("controller"):
+            return ref.get("name")  # type: ignore[no-any-return]
+    return None

@@ -1,0 +1,86 @@
+"""The operator's calls to the API server, behind one small interface.
+
+:class:`ClusterApi` is what the reconciler needs; :class:`KubernetesClusterApi` does it with
+kubernetes-asyncio. Unit tests drive the reconciler with an in-memory implementation and
+count its writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi, translated
+
+__all__ = ["ClusterApi", "ConflictError", "KubernetesClusterApi", "NotFoundError"]
+
+
+class ClusterApi(Protocol):
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Job; :class:`ConflictError` if one of that name exists."""
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and (in the background) its pods; absent is fine."""
+
+    async def get_taskrun(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_taskrun_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None,
+    ) -> dict[str, Any]:
+        """Merge-patch the status; :class:`ConflictError` if the resourceVersion moved."""
+
+    async def delete_taskrun(self, namespace: str, name: str, uid: str | None) -> None: ...
+
+
+class KubernetesClusterApi:
+    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0) -> None:
+        self._client = api_client
+        self._batch = client.BatchV1Api(api_client)
+        self._taskruns = TaskRunApi(api_client, request_timeout=request_timeout)
+        self._timeout = request_timeout
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        return self._client.sanitize_for_serialization(obj)  # type: ignore[no-any-return]
+
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            created = await self._batch.create_namespaced_job(
+                body["metadata"]["namespace"], body, _request_timeout=self._timeout,
+            )
+        except ApiException as exc:
+            raise translated(exc) from exc
+        return self._plain(created)
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._plain(await self._batch.read_namespaced_job(name, namespace, _request_timeout=self._timeout))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            await self._batch.delete_namespaced_job(
+                name, namespace, propagation_policy="Background", _request_timeout=self._timeout,
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def get_taskrun(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._taskruns.get(namespace, name)
+
+    async def patch_taskrun_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None,
+    ) -> dict[str, Any]:
+        return await self._taskruns.patch_status(namespace, name, status, resource_version=resource_version)
+
+    async def delete_taskrun(self, namespace: str, name: str, uid: str | None) -> None:
+        await self._taskruns.delete(namespace, name, uid=uid)
+
+

@@ -1,0 +1,111 @@
+"""The operator's settings: small typed objects, one per concern, read from ``PODIQ_*`` variables.
+
+Every field says its unit. :func:`OperatorConfig.from_env` is the only place that reads the
+environment; everything else receives a config object, so tests build one directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+    """How attempts run."""
+
+    runtime_image: str = "ghcr.io/podiq/runtime:latest"
+    """Image for TaskRuns that do not name one (``PODIQ_RUNTIME_IMAGE``)."""
+
+    image_pull_policy: str | None = None
+    """``Always``/``IfNotPresent``/``Never``; ``None`` leaves Kubernetes' default (``PODIQ_IMAGE_PULL_POLICY``)."""
+
+    runtime_service_account: str = "podiq-runtime"
+    """Service account of runtime pods; it may only read TaskRuns and write their status
+    (``PODIQ_RUNTIME_SERVICE_ACCOUNT``)."""
+
+    deadline_grace_seconds: int = 60
+    """Seconds added to a TaskRun's ``timeoutSeconds`` for the Job's ``activeDeadlineSeconds``.
+    The runtime enforces the timeout on the task itself; the deadline, which also counts
+    scheduling and image pulls, is the backstop for a runtime that hangs (``PODIQ_DEADLINE_GRACE``)."""
+
+    tmp_size_limit: str | None = "1Gi"
+    """Size limit of the ``/tmp`` emptyDir (the only writable path), a quantity or ``None``
+    (``PODIQ_TMP_SIZE_LIMIT``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    """How hard the operator may press the API server."""
+
+    request_timeout: float = 30.0
+    """Seconds for one API request (``PODIQ_API_TIMEOUT``)."""
+
+    watch_server_timeout: int = 300
+    """Seconds after which the server ends a watch request and kopf reopens it (``PODIQ_WATCH_TIMEOUT``)."""
+
+    max_workers: int = 20
+    """Objects handled concurrently; also bounds concurrent writes (``PODIQ_MAX_WORKERS``)."""
+
+    list_chunk_size: int | None = 500
+    """Objects per page when listing at start-up (``PODIQ_LIST_CHUNK``)."""
+
+    error_backoff: tuple[float, ...] = (1, 2, 5, 10, 30)
+    """Seconds between retries of a failed reconciliation, the last one repeating."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    jobs: JobConfig = dataclasses.field(default_factory=JobConfig)
+    api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means all (``PODIQ_WATCH_NAMESPACES``, comma-separated)."""
+
+    events: bool = True
+    """Post Kubernetes Events on TaskRuns for each transition; each one is an extra API write
+    (``PODIQ_EVENTS``)."""
+
+    metrics_port: int | None = 8080
+    """Port of the Prometheus ``/metrics`` endpoint, ``None`` for none (``PODIQ_METRICS_PORT``, 0 disables)."""
+
+    liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
+    """kopf's liveness endpoint, probed by the Deployment (``PODIQ_LIVENESS``, empty disables)."""
+
+    peering: str | None = None
+    """kopf peering object name for several replicas (``PODIQ_PEERING``); ``None`` runs standalone,
+    which needs no peering CRDs."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(f"PODIQ_{name}")
+            return value if value not in (None, "") else None
+
+        jobs = JobConfig(
+            runtime_image=get("RUNTIME_IMAGE") or JobConfig.runtime_image,
+            image_pull_policy=get("IMAGE_PULL_POLICY"),
+            runtime_service_account=get("RUNTIME_SERVICE_ACCOUNT") or JobConfig.runtime_service_account,
+            deadline_grace_seconds=int(get("DEADLINE_GRACE") or JobConfig.deadline_grace_seconds),
+            tmp_size_limit=get("TMP_SIZE_LIMIT") or JobConfig.tmp_size_limit,
+        )
+        api = ApiConfig(
+            request_timeout=float(get("API_TIMEOUT") or ApiConfig.request_timeout),
+            watch_server_timeout=int(get("WATCH_TIMEOUT") or ApiConfig.watch_server_timeout),
+            max_workers=int(get("MAX_WORKERS") or ApiConfig.max_workers),
+            list_chunk_size=int(get("LIST_CHUNK") or ApiConfig.list_chunk_size or 0) or None,
+        )
+        metrics_port = get("METRICS_PORT")
+        liveness = env.get("PODIQ_LIVENESS")
+        return cls(
+            jobs=jobs,
+            api=api,
+            namespaces=tuple(n.strip() for n in (get("WATCH_NAMESPACES") or "").split(",") if n.strip()),
+            events=(get("EVENTS") or "true").lower() not in ("0", "false", "no", "off"),
+            metrics_port=cls.metrics_port if metrics_port is None else (int(metrics_port) or None),
+            liveness_endpoint=cls.liveness_endpoint if liveness is None else (liveness or None),
+            peering=get("PEERING"),
+        )

@@ -1,0 +1,207 @@
+"""What to do next for a TaskRun: one straight chain of guards, like Tekton's reconciler.
+
+    done → cancelled → not before → first attempt → next attempt → unreported end → observe
+
+:func:`decide` is pure: it gets the TaskRun, the observation of its newest attempt and
+the time, and returns one :class:`Action`. The reconciler carries the action out and asks
+again, so every branch is a unit test and a restarted operator simply asks again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from podiq.exceptions import TaskRejectedError
+from podiq.kubernetes.exitcodes import ExitCode
+from podiq.kubernetes.resources import Reason, TaskRun, TaskRunStatus, error_result
+
+from podiq_operator.jobs import job_name
+from podiq_operator.observations import AttemptObservation, AttemptState
+
+__all__ = [
+    "Action",
+    "Cancel",
+    "DeleteTaskRun",
+    "Event",
+    "Idle",
+    "Refresh",
+    "StartAttempt",
+    "Wake",
+    "WriteStatus",
+    "decide",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the TaskRun."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Idle:
+    """Nothing to do until something changes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Wake:
+    """Nothing to write now; look again after ``after`` seconds."""
+
+    after: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Refresh:
+    """Read the TaskRun and the Job again from the API before deciding.
+
+    Watches of different resources are not ordered: the Job may be seen finished before
+    the runtime's status write on the TaskRun arrives. Deciding "the pod died without
+    reporting" on a stale copy would overwrite a real result.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteStatus:
+    status: TaskRunStatus
+    event: Event | None = None
+    wake_after: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StartAttempt:
+    """Create the attempt's Job (409 Conflict means it exists: fine), then write the status."""
+
+    attempt: int
+    status: TaskRunStatus
+    event: Event
+
+
+@dataclasses.dataclass(frozen=True)
+class Cancel:
+    """Delete the running Job (if any), then write the Cancelled status."""
+
+    job_name: str | None
+    status: TaskRunStatus
+    event: Event
+
+
+@dataclasses.dataclass(frozen=True)
+class DeleteTaskRun:
+    """``ttlSecondsAfterFinished`` passed."""
+
+
+Action = Idle | Wake | Refresh | WriteStatus | StartAttempt | Cancel | DeleteTaskRun
+
+
+def _seconds(delta: timedelta) -> float:
+    return max(delta.total_seconds(), 0.0)
+
+
+def decide(
+    run: TaskRun,
+    attempt: int,
+    observation: AttemptObservation,
+    now: datetime,
+    *,
+    fresh: bool = False,
+) -> Action:
+    """The next action for ``run``.
+
+    ``attempt`` is the newest attempt known (from the status or from an existing Job) and
+    ``observation`` what its Job and Pod show. ``fresh`` says the TaskRun and the Job were
+    just read from the API rather than from the watch caches.
+    """
+    status = run.status
+
+    # 1. Done: nothing but the TTL.
+    if run.is_done():
+        ttl = run.spec.ttl_seconds_after_finished
+        if ttl is None or status.completion_time is None:
+            return Idle()
+        expires = status.completion_time + timedelta(seconds=ttl)
+        return DeleteTaskRun() if expires <= now else Wake(_seconds(expires - now))
+
+    new = status.model_copy(deep=True)
+    new.observed_generation = run.metadata.generation
+
+    # 2. Cancelled: stop the attempt, whatever it is doing.
+    if run.is_cancelled():
+        new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
+        running = observation.state is not AttemptState.MISSING and not observation.finished
+        return Cancel(
+            job_name(run.name, attempt) if running and attempt else None,
+            new,
+            Event("Cancelled", f"Cancelled; attempt {attempt} stopped." if running else "Cancelled."),
+        )
+
+    # 3. Not before: hold the first attempt back.
+    if attempt == 0 and (wait := run.not_started_before(now)) is not None:
+        assert run.spec.not_before is not None
+        new.mark_waiting(run.spec.not_before, now)
+        if new == status:
+            return Wake(_seconds(wait))
+        return WriteStatus(new, Event("Waiting", new.message), wake_after=_seconds(wait))
+
+    # 4. First attempt, or adopting a Job whose status write was lost (crash between the two).
+    if attempt == 0 or attempt > status.attempts:
+        start = max(attempt, 1)
+        new.mark_attempt_started(start, job_name(run.name, start), now)
+        return StartAttempt(start, new, Event("Started", new.message))
+
+    # 5. The current attempt reported a retry or a requeue: start the next one.
+    if status.wants_next_attempt():
+        start = attempt + 1
+        new.mark_attempt_started(start, job_name(run.name, start), now)
+        why = "requeued" if status.reason is Reason.REQUEUED else "retrying"
+        return StartAttempt(start, new, Event("Started", f"{new.message} ({why})"))
+
+    # 6. The attempt ended (or its Job vanished) without the runtime reporting.
+    if (observation.finished or observation.state is AttemptState.MISSING) and not status.has_report_for(attempt):
+        if not fresh:
+            return Refresh()
+        unreported = run.model_copy(deep=True)
+        unreported.status = new
+        _record_unreported_end(unreported, observation, now)
+        final = unreported.status
+        return WriteStatus(final, Event(final.reason.value, final.message, warning=not final.is_succeeded()))
+
+    # 7. Observe: running, or stuck and why.
+    if observation.state is AttemptState.BLOCKED and observation.reason is not None:
+        new.mark_blocked(observation.reason, observation.message, now)
+    elif observation.state is AttemptState.ACTIVE and status.reason is not Reason.RUNNING:
+        new.mark_attempt_started(attempt, job_name(run.name, attempt), now)
+        new.pod_name = observation.pod_name or status.pod_name
+    if new == status or (new.model_copy(update={"observed_generation": status.observed_generation}) == status):
+        # Only the observed generation moved: not worth a write on its own.
+        return Idle()
+    blocked = observation.state is AttemptState.BLOCKED
+    return WriteStatus(new, Event(new.reason.value, new.message, warning=blocked))
+
+
+def _record_unreported_end(run: TaskRun, observation: AttemptObservation, now: datetime) -> None:
+    """Apply the exit-code contract for an attempt whose runtime did not write its outcome."""
+    if observation.pod_name:
+        run.status.pod_name = observation.pod_name
+    if observation.state is AttemptState.MISSING:
+        run.fail_attempt("JobDeleted", "The attempt's Job was deleted before it reported.", now)
+        return
+    if observation.timed_out:
+        run.fail_attempt("DeadlineExceeded", observation.message, now, timed_out=True)
+        return
+    code = ExitCode.parse(observation.exit_code)
+    if code is ExitCode.REQUEUE:
+        run.finish_attempt(ExitCode.REQUEUE, now, message=f"Attempt {run.status.attempts} requeued the task.")
+    elif code is ExitCode.REJECTED:
+        message = f"Attempt {run.status.attempts} rejected the task."
+        result = error_result(TaskRejectedError, message, labels=run.message_labels())
+        run.finish_attempt(ExitCode.REJECTED, now, result=result, message=message)
+    elif code is ExitCode.SUCCEEDED:
+        run.fail_attempt("NoResult", "The runtime exited 0 without writing a result.", now)
+    elif code is ExitCode.TASK_ERROR:
+        run.fail_attempt("NoResult", "The task failed and the runtime did not write its error.", now)
+    else:
+        run.fail_attempt(observation.failure or "Failed", observation.message, now)

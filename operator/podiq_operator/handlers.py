@@ -1,0 +1,127 @@
+"""kopf registrations: thin functions that feed the caches and call the reconciler.
+
+Only *event* handlers are registered, on purpose. kopf's change handlers (on.create,
+on.update, ...) persist their progress and a diff base in annotations, and timers and
+daemons add a finalizer: each of those is an API write per object that podiq does not
+need, since the reconciler is level-based and keeps no state in the objects. The
+resulting budget for a task that succeeds on its first attempt is four writes: the
+client creates the TaskRun, the operator creates the Job and writes the status once,
+the runtime writes the result. Events on the TaskRun are optional extras
+(``PODIQ_EVENTS``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
+
+from podiq_operator.config import OperatorConfig
+from podiq_operator.decisions import Event
+from podiq_operator.reconciling import Reconciler
+
+__all__ = ["apply_settings", "build_registry", "post_event"]
+
+logger = logging.getLogger(__name__)
+
+#: Server-side filter for the only Events the operator reads: the Job controller failing
+#: to create a pod (quota exceeded, limit range, admission denied).
+FAILED_CREATE_EVENTS = "involvedObject.kind=Job,reason=FailedCreate"
+
+
+def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """Map podiq's settings onto kopf's: bounded concurrency, timeouts, filters, peering."""
+    api = config.api
+    settings.posting.enabled = config.events
+    settings.posting.level = logging.INFO
+    settings.posting.reporting_component = "podiq-operator"
+    settings.networking.request_timeout = api.request_timeout
+    settings.networking.connect_timeout = min(api.request_timeout, 10.0)
+    settings.watching.server_timeout = api.watch_server_timeout
+    settings.watching.client_timeout = api.watch_server_timeout + 30
+    settings.watching.connect_timeout = min(api.request_timeout, 10.0)
+    settings.watching.chunk_size = api.list_chunk_size
+    settings.queueing.worker_limit = api.max_workers
+    settings.execution.max_workers = api.max_workers
+    # Filter on the server, so the operator never receives unrelated Jobs, Pods or Events.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_TASKRUN
+    settings.watching.label_selectors["v1", "pods"] = LABEL_TASKRUN
+    settings.watching.field_selectors["v1", "events"] = FAILED_CREATE_EVENTS
+    # The CRD is installed before the operator starts (Helm's crds/): no need to watch
+    # CRDs and namespaces, and no RBAC for it.
+    settings.scanning.disabled = True
+    # Peering needs kopf's peering CRDs; a single replica runs without it.
+    settings.peering.standalone = config.peering is None
+    if config.peering is not None:
+        settings.peering.name = config.peering
+        settings.peering.mandatory = True
+        settings.peering.clusterwide = not config.namespaces
+
+
+def post_event(body: dict[str, Any], event: Event) -> None:
+    """Post a Kubernetes Event on the TaskRun through kopf's batched, rate-limited poster."""
+    try:
+        if event.warning:
+            kopf.warn(body, reason=event.reason, message=event.message[:1024])
+        else:
+            kopf.info(body, reason=event.reason, message=event.message[:1024])
+    except LookupError:
+        # Outside a kopf handler's context (no event queue): skip, Events are optional.
+        logger.debug("No event queue here; skipped event %s.", event.reason)
+
+
+def _key(raw: dict[str, Any]) -> tuple[str, str]:
+    meta = raw.get("metadata", {})
+    return meta.get("namespace") or "default", meta.get("name") or ""
+
+
+def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:
+    """A registry with podiq's handlers (a fresh one, so importing this module registers nothing)."""
+    registry = kopf.OperatorRegistry()
+    cache = reconciler.cache
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        apply_settings(settings, config)
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        await reconciler.close()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def taskrun_event(event: dict[str, Any], **_: Any) -> None:
+        raw = event["object"]
+        key = _key(raw)
+        if event.get("type") == "DELETED":
+            reconciler.forget(key)
+            return
+        cache.put_taskrun(raw)
+        await reconciler.reconcile(key)
+
+    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_TASKRUN: kopf.PRESENT}, registry=registry)
+    async def job_event(event: dict[str, Any], **_: Any) -> None:
+        raw = event["object"]
+        key = cache.forget_job(raw) if event.get("type") == "DELETED" else cache.put_job(raw)
+        if key is not None and key in cache.taskruns:
+            await reconciler.reconcile(key)
+
+    @kopf.on.event("v1", "pods", labels={LABEL_TASKRUN: kopf.PRESENT}, registry=registry)
+    async def pod_event(event: dict[str, Any], **_: Any) -> None:
+        key = cache.put_pod(event["object"], deleted=event.get("type") == "DELETED")
+        if key is not None and key in cache.taskruns:
+            await reconciler.reconcile(key)
+
+    @kopf.on.event("v1", "events", registry=registry)
+    async def failed_create_event(event: dict[str, Any], **_: Any) -> None:
+        raw = event["object"]
+        involved = raw.get("involvedObject") or {}
+        if event.get("type") == "DELETED" or involved.get("kind") != "Job" or raw.get("reason") != "FailedCreate":
+            return
+        key = cache.put_failed_create(involved.get("namespace") or "default", involved.get("name", ""), raw.get("message", ""))
+        if key is not None and key in cache.taskruns:
+            await reconciler.reconcile(key)
+
+    return registry

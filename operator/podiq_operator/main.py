@@ -1,0 +1,85 @@
+"""Running the operator: in-process (``podiq operator``) or as ``python -m podiq_operator``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+import kopf
+from kubernetes_asyncio import client, config as kube_config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from podiq_operator.clusters import KubernetesClusterApi
+from podiq_operator.config import OperatorConfig
+from podiq_operator.handlers import build_registry, post_event
+from podiq_operator.metrics import Metrics
+from podiq_operator.reconciling import Reconciler
+
+__all__ = ["cli", "operate", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+async def _api_client() -> client.ApiClient:
+    """In a pod, the service account; elsewhere, the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``)."""
+    try:
+        kube_config.load_incluster_config()
+    except ConfigException:
+        await kube_config.load_kube_config()
+    return client.ApiClient()
+
+
+async def operate(
+    config: OperatorConfig,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run the operator until ``stop_flag`` is set (or the process is signalled)."""
+    metrics = Metrics()
+    if config.metrics_port:
+        metrics.serve(config.metrics_port)
+    api_client = await _api_client()
+    try:
+        api = KubernetesClusterApi(api_client, request_timeout=config.api.request_timeout)
+        reconciler = Reconciler(api, config, metrics=metrics, events=post_event)
+        registry = build_registry(reconciler, config)
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            standalone=config.peering is None,
+            peering_name=config.peering,
+            liveness_endpoint=config.liveness_endpoint,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await api_client.close()
+
+
+def run(namespaces: Sequence[str] | None = None, *, config: OperatorConfig | None = None, verbose: bool = False) -> None:
+    """Run the operator in this process until interrupted.
+
+    ``namespaces``: the namespaces to serve; ``None`` or empty for all (cluster-wide).
+    Other settings come from ``config``, by default from the ``PODIQ_*`` environment.
+    """
+    config = config or OperatorConfig.from_env()
+    if namespaces:
+        config = dataclasses.replace(config, namespaces=tuple(namespaces))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(operate(config))
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="podiq operator", description="Run the podiq operator.")
+    parser.add_argument(
+        "-n", "--namespace", action="append", dest="namespaces", default=None,
+        help="serve only this namespace (repeatable); default: PODIQ_WATCH_NAMESPACES, else all",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    run(args.namespaces, verbose=args.verbose)

@@ -1,0 +1,141 @@
+"""What an attempt is doing, read from its Job and Pod: a plain function, no API calls.
+
+This is where "why is my task not running" is answered: a pod that cannot be scheduled,
+an image that cannot be pulled, a Job that cannot create its pod because of a quota, a
+Job suspended by Kueue. Terminal states carry the exit code and the reason Kubernetes
+gives (OOMKilled, DeadlineExceeded, Evicted, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from podiq.kubernetes.resources import Reason
+
+from podiq_operator.jobs import CONTAINER_NAME
+
+__all__ = ["AttemptObservation", "AttemptState", "observe_attempt"]
+
+#: Container waiting reasons that mean the image cannot be had.
+IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+
+
+class AttemptState(str, enum.Enum):
+    MISSING = "Missing"
+    """No Job for the attempt (deleted, or not created yet)."""
+    ACTIVE = "Active"
+    """The Job exists and nothing says it is stuck."""
+    BLOCKED = "Blocked"
+    """The attempt cannot make progress; ``reason`` says why."""
+    SUCCEEDED = "Succeeded"
+    """The pod exited 0."""
+    FAILED = "Failed"
+    """The pod failed, or the Job gave up on it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptObservation:
+    state: AttemptState
+    reason: Reason | None = None
+    """For BLOCKED: Queued, Unschedulable, ImagePullBackOff or QuotaExceeded."""
+    message: str = ""
+    exit_code: int | None = None
+    failure: str | None = None
+    """For FAILED: Kubernetes' reason (OOMKilled, Error, DeadlineExceeded, Evicted, ...)."""
+    timed_out: bool = False
+    pod_name: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (AttemptState.SUCCEEDED, AttemptState.FAILED)
+
+
+def _condition(obj: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
+    for cond in (obj or {}).get("status", {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def _container_status(pod: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    statuses = (pod or {}).get("status", {}).get("containerStatuses") or []
+    return next((s for s in statuses if s.get("name") == CONTAINER_NAME), statuses[0] if statuses else {})
+
+
+def observe_attempt(
+    job: Mapping[str, Any] | None,
+    pod: Mapping[str, Any] | None = None,
+    failed_create: str | None = None,
+) -> AttemptObservation:
+    """The attempt's state from its Job, its (newest) Pod, and the last FailedCreate event message."""
+    if job is None:
+        return AttemptObservation(AttemptState.MISSING)
+    pod_name = (pod or {}).get("metadata", {}).get("name")
+    container = _container_status(pod)
+    terminated = (container.get("state") or {}).get("terminated")
+    waiting = (container.get("state") or {}).get("waiting")
+    exit_code = terminated.get("exitCode") if terminated else None
+
+    # The Job's verdict first: it is final. FailureTarget/SuccessCriteriaMet precede
+    # Failed/Complete while the pod terminates, so they count already.
+    if cond := (_condition(job, "Complete") or _condition(job, "SuccessCriteriaMet")):
+        return AttemptObservation(AttemptState.SUCCEEDED, exit_code=exit_code if exit_code is not None else 0, pod_name=pod_name)
+    if cond := (_condition(job, "Failed") or _condition(job, "FailureTarget")):
+        reason = cond.get("reason") or "Failed"
+        if reason == "DeadlineExceeded":
+            return AttemptObservation(
+                AttemptState.FAILED, failure=reason, timed_out=True, exit_code=exit_code, pod_name=pod_name,
+                message=cond.get("message") or "The Job ran past its active deadline.",
+            )
+        return _failed_pod(pod, terminated, pod_name, fallback=(reason, cond.get("message") or ""))
+
+    # Then the pod, which tells earlier (and more) than the Job's status.
+    if terminated is not None:
+        if exit_code == 0:
+            return AttemptObservation(AttemptState.SUCCEEDED, exit_code=0, pod_name=pod_name)
+        return _failed_pod(pod, terminated, pod_name)
+    if (pod or {}).get("status", {}).get("phase") == "Failed":
+        return _failed_pod(pod, None, pod_name)
+    if waiting and waiting.get("reason") in IMAGE_PULL_REASONS:
+        return AttemptObservation(
+            AttemptState.BLOCKED, Reason.IMAGE_PULL_BACK_OFF, pod_name=pod_name,
+            message=f"{waiting.get('reason')}: {waiting.get('message') or 'cannot pull the image'}",
+        )
+    for cond in (pod or {}).get("status", {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+            return AttemptObservation(
+                AttemptState.BLOCKED, Reason.UNSCHEDULABLE, pod_name=pod_name,
+                message=cond.get("message") or "The pod cannot be scheduled.",
+            )
+    if _condition(job, "Suspended"):
+        return AttemptObservation(AttemptState.BLOCKED, Reason.QUEUED, message="The Job is suspended, waiting for admission.")
+    if pod is None and failed_create:
+        return AttemptObservation(AttemptState.BLOCKED, Reason.QUOTA_EXCEEDED, message=failed_create)
+    return AttemptObservation(AttemptState.ACTIVE, pod_name=pod_name)
+
+
+def _failed_pod(
+    pod: Mapping[str, Any] | None,
+    terminated: Mapping[str, Any] | None,
+    pod_name: str | None,
+    fallback: tuple[str, str] = ("PodLost", "The attempt's pod is gone."),
+) -> AttemptObservation:
+    status = (pod or {}).get("status", {})
+    if terminated is not None:
+        code = terminated.get("exitCode")
+        failure = terminated.get("reason") or f"ExitCode{code}"
+        message = (terminated.get("message") or "").strip()[-2000:]
+        return AttemptObservation(
+            AttemptState.FAILED, exit_code=code, failure=failure, pod_name=pod_name,
+            message=message or f"The runtime exited with code {code}.",
+        )
+    if status.get("phase") == "Failed":
+        # Evicted, node lost, ...: the container never terminated on its own.
+        return AttemptObservation(
+            AttemptState.FAILED, failure=status.get("reason") or "PodFailed", pod_name=pod_name,
+            message=status.get("message") or "The pod failed.",
+        )
+    return AttemptObservation(AttemptState.FAILED, failure=fallback[0], message=fallback[1], pod_name=pod_name)
