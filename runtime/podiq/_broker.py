@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,19 @@ from podiq.exceptions import BrokerError
 P = ParamSpec("P")
 R = TypeVar("R")
 EventHandler = Callable[[TaskiqState], Awaitable[None] | None]
+
+
+# Every broker made in this process, so the runtime can find a task by name after importing
+# the user's module, whichever broker that module created.
+_BROKERS: weakref.WeakSet[AsyncBroker] = weakref.WeakSet()
+
+
+def find_registered_task(task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
+    for broker in list(_BROKERS):
+        task = broker.find_task(task_name)
+        if task is not None:
+            return task
+    return None
 
 
 def default_task_id() -> str:
@@ -49,6 +63,7 @@ class AsyncBroker(ABC):
         self.dependency_overrides: dict[Any, Any] = {}
         self.local_task_registry: dict[str, AsyncTaskiqDecoratedTask[Any, Any]] = {}
         self.is_started = False
+        _BROKERS.add(self)
 
     def default_result_backend(self) -> AsyncResultBackend:
         raise BrokerError(f"{type(self).__name__} needs a result_backend.")

@@ -1,0 +1,209 @@
+"""KubernetesBroker: every kiq() is one TaskRun; results come back through one shared watch."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from podiq._broker import AsyncBroker
+from podiq._message import TaskiqMessage
+from podiq._progress import TaskProgress
+from podiq._result import ResultRecord
+from podiq._result_backend import AsyncResultBackend
+from podiq.exceptions import (
+    BrokerError,
+    InvalidArgumentsError,
+    ResultGetError,
+    ResultSetError,
+    TaskiqResultTimeoutError,
+)
+from podiq.kubernetes.api import NotFoundError, TaskRunApi
+from podiq.kubernetes.connecting import api_client, default_namespace
+from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
+from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, label_value, to_api
+from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
+
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_TASK_NAME = re.compile(TASK_NAME_PATTERN)
+
+
+class KubernetesBroker(AsyncBroker):
+    """Sends every task call as a TaskRun; the podiq operator runs it as a Job.
+
+    `image`, `resources`, `env`, `service_account` and `queue_name` are defaults for every
+    task; tasks and calls override them with labels of the same names. Connects with
+    `kubeconfig`/`context`, or in-cluster config inside a pod.
+    """
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        *,
+        image: str | None = None,
+        resources: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        service_account: str | None = None,
+        queue_name: str | None = None,
+        ttl: int | None = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        result_backend: AsyncResultBackend | None = None,
+        task_id_generator: Callable[[], str] | None = None,
+    ) -> None:
+        self.namespace = namespace or default_namespace(kubeconfig, context)
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.defaults = KubernetesOptions.model_validate(
+            {"image": image, "resources": resources, "env": env, "service_account": service_account,
+             "queue_name": queue_name, "ttl": ttl}
+        )
+        self.api_client: client.ApiClient | None = None
+        self.watch: TaskRunWatch | None = None
+        self._taskruns: TaskRunApi | None = None
+        super().__init__(result_backend=result_backend, task_id_generator=task_id_generator)
+
+    def default_result_backend(self) -> AsyncResultBackend:
+        return KubernetesResultBackend(self)
+
+    @property
+    def taskruns(self) -> TaskRunApi:
+        if self._taskruns is None:
+            raise BrokerError("KubernetesBroker is not started: call `await broker.startup()` or use `async with broker`.")
+        return self._taskruns
+
+    async def connect(self) -> None:
+        """Open the API connection (startup does this; the runtime calls it without a watch)."""
+        if self.api_client is None:
+            self.api_client = await api_client(self.kubeconfig, self.context)
+            self._taskruns = TaskRunApi(self.api_client)
+
+    async def startup(self) -> None:
+        await self.connect()
+        if not self.is_worker_process:
+            assert self.api_client is not None
+            self.watch = TaskRunWatch(self.api_client, self.namespace)
+            await self.watch.start()
+        await super().startup()
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        if self.watch is not None:
+            await self.watch.stop()
+            self.watch = None
+        if self.api_client is not None:
+            await self.api_client.close()
+            self.api_client, self._taskruns = None, None
+
+    async def kick(self, message: TaskiqMessage) -> None:
+        """Create the TaskRun: one API write."""
+        await self.taskruns.create(self.namespace, self.taskrun_body(message))
+        if self.watch is not None:
+            self.watch.track(message.task_id)
+
+    def taskrun_body(self, message: TaskiqMessage) -> dict[str, Any]:
+        if not _TASK_NAME.match(message.task_name) or message.task_name.startswith("__main__:"):
+            raise InvalidArgumentsError(
+                f"Task {message.task_name!r} cannot run on Kubernetes: the runtime imports tasks by their "
+                "`module:function` name, so define the task in an importable module (not __main__) and "
+                "keep the default task name."
+            )
+        if len(message.task_id) > 63 or not _DNS_NAME.match(message.task_id):
+            raise InvalidArgumentsError(
+                f"Task id {message.task_id!r} cannot name a TaskRun: use at most 63 lowercase letters, "
+                "digits and '-', starting and ending with a letter or digit."
+            )
+        spec = taskrun_spec(message.task_name, message.labels, message.args, message.kwargs, self.defaults)
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {
+                "name": message.task_id,
+                "namespace": self.namespace,
+                "labels": {LABEL_TASK: label_value(message.task_name)},
+            },
+            "spec": to_api(spec),
+        }
+
+    async def requeue(self, message: TaskiqMessage) -> None:
+        """Nothing to send: the runtime reports the requeue and the operator starts the next attempt."""
+
+    async def cancel(self, task_id: str) -> None:
+        """Ask the operator to stop the run (sets `spec.cancelled`); waiters get TaskCancelledError."""
+        try:
+            await self.taskruns.patch_spec(self.namespace, task_id, {"cancelled": True})
+        except NotFoundError:
+            raise ResultGetError(f"No TaskRun {self.namespace}/{task_id} to cancel.") from None
+
+
+class KubernetesResultBackend(AsyncResultBackend):
+    """Results and progress read from TaskRun status; waiting uses the broker's single watch."""
+
+    def __init__(self, broker: KubernetesBroker) -> None:
+        self.broker = broker
+
+    async def _read(self, task_id: str) -> TaskRun:
+        body = await self.broker.taskruns.get(self.broker.namespace, task_id)
+        if body is None:
+            raise ResultGetError(f"No TaskRun {self.broker.namespace}/{task_id}: it was never created, or was deleted.")
+        return TaskRun.from_api(body)
+
+    async def is_result_ready(self, task_id: str) -> bool:
+        return (await self._read(task_id)).is_done()
+
+    async def get_result(self, task_id: str, with_logs: bool = False) -> ResultRecord:
+        return await self._record(await self._read(task_id), with_logs)
+
+    async def wait_for_result(
+        self, task_id: str, timeout: float | None = None, check_interval: float = 0.2, with_logs: bool = False
+    ) -> ResultRecord:
+        watch = self.broker.watch
+        if watch is None:
+            raise BrokerError("KubernetesBroker is not started: call `await broker.startup()` or use `async with broker`.")
+        try:
+            taskrun = await watch.wait(task_id, timeout)
+        except TimeoutError:
+            raise TaskiqResultTimeoutError(f"TaskRun {task_id} did not finish within {timeout} s.") from None
+        except TaskRunGone as exc:
+            raise ResultGetError(str(exc)) from None
+        return await self._record(taskrun, with_logs)
+
+    async def _record(self, taskrun: TaskRun, with_logs: bool) -> ResultRecord:
+        if not taskrun.is_done() or taskrun.status.result is None:
+            raise ResultGetError(
+                f"TaskRun {taskrun.name} has not finished (phase {taskrun.status.phase}); wait for it first."
+            )
+        record = ResultRecord.model_validate(taskrun.status.result)
+        if with_logs:
+            record.log = await self.logs(taskrun)
+        return record
+
+    async def logs(self, taskrun: TaskRun) -> str | None:
+        """The output of the run's last pod, or None if the pod is gone."""
+        core = client.CoreV1Api(self.broker.api_client)
+        pod = taskrun.status.pod_name
+        if pod is None and taskrun.status.job_name:
+            pods = await core.list_namespaced_pod(taskrun.namespace, label_selector=f"job-name={taskrun.status.job_name}")
+            pod = pods.items[-1].metadata.name if pods.items else None
+        if pod is None:
+            return None
+        try:
+            return str(await core.read_namespaced_pod_log(pod, taskrun.namespace))
+        except client.exceptions.ApiException:
+            return None
+
+    async def set_result(self, task_id: str, result: ResultRecord) -> None:
+        raise ResultSetError("On Kubernetes, results are written by the podiq runtime in the task's pod.")
+
+    async def set_progress(self, task_id: str, progress: TaskProgress) -> None:
+        raise ResultSetError("On Kubernetes, progress is written by the podiq runtime in the task's pod.")
+
+    async def get_progress(self, task_id: str) -> TaskProgress | None:
+        progress = (await self._read(task_id)).status.progress
+        return None if progress is None else TaskProgress(progress.current, progress.total, progress.message)
+
+
+__all__ = ["KubernetesBroker", "KubernetesResultBackend"]
+

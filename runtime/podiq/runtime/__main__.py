@@ -1,0 +1,5 @@
+import sys
+
+from podiq.runtime import main
+
+sys.exit(main())

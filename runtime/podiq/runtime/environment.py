@@ -1,0 +1,47 @@
+"""What the operator tells the runtime, through the pod's environment."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field, ValidationError
+
+ENV_TASKRUN_NAME = "PODIQ_TASKRUN_NAME"
+ENV_TASKRUN_NAMESPACE = "PODIQ_TASKRUN_NAMESPACE"
+ENV_ATTEMPT = "PODIQ_ATTEMPT"
+ENV_POD_NAME = "PODIQ_POD_NAME"
+ENV_IMPORTS = "PODIQ_IMPORTS"
+ENV_PROGRESS_INTERVAL = "PODIQ_PROGRESS_INTERVAL"
+
+#: Variables the operator sets; a TaskRun's own env cannot override them.
+RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_POD_NAME})
+
+
+class RuntimeEnvironment(BaseModel):
+    """The runtime's settings, read from PODIQ_* variables."""
+
+    taskrun_name: str = Field(min_length=1)
+    namespace: str = Field(min_length=1)
+    attempt: int = Field(ge=1)
+    pod_name: str | None = None
+    imports: list[str] = Field(default_factory=list, description="Modules to import before looking up the task.")
+    progress_interval: float = Field(default=1.0, ge=0, description="Seconds between progress writes at most.")
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> RuntimeEnvironment:
+        env = os.environ if environ is None else environ
+        try:
+            return cls(
+                taskrun_name=env.get(ENV_TASKRUN_NAME, ""),
+                namespace=env.get(ENV_TASKRUN_NAMESPACE, ""),
+                attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]
+                pod_name=env.get(ENV_POD_NAME) or env.get("HOSTNAME"),
+                imports=[m.strip() for m in env.get(ENV_IMPORTS, "").split(",") if m.strip()],
+                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]
+            )
+        except ValidationError as exc:
+            raise ValueError(
+                f"the pod's environment: the pod's environment is incomplete ({exc.error_count()} problems: "
+                f"{'; '.join(str(e['loc'][0]) + ': ' + e['msg'] for e in exc.errors())}). The operator sets "
+                f"{ENV_TASKRUN_NAME}, {ENV_TASKRUN_NAMESPACE} and {ENV_ATTEMPT}; run tasks through a TaskRun."
+            ) from None

@@ -1,0 +1,141 @@
+"""One attempt of one TaskRun, from reading it to writing its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from podiq._broker import AsyncBroker, find_registered_task
+from podiq._exception_data import ExceptionData
+from podiq._message import TaskiqMessage
+from podiq._receiver import Receiver
+from podiq._result import ResultRecord
+from podiq.exceptions import UnknownTaskError
+from podiq.kubernetes.api import TaskRunApi
+from podiq.kubernetes.connecting import api_client
+from podiq.kubernetes.exitcodes import ExitCode
+from podiq.kubernetes.resources import Progress, ResultTooLargeError, TaskRun, encode_result, status_patch
+from podiq.runtime.environment import RuntimeEnvironment
+from podiq.runtime.progress import TaskRunStatusBackend
+
+logger = logging.getLogger("podiq.runtime")
+
+#: Exit code for failures before the task could run (no TaskRun, no API): the operator
+#: treats any code outside ExitCode as an infrastructure failure.
+INFRASTRUCTURE_FAILURE = 70
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        environment = RuntimeEnvironment.from_environ()
+    except ValueError as exc:
+        print(f"podiq runtime: {exc}", file=sys.stderr)
+        return INFRASTRUCTURE_FAILURE
+    try:
+        return int(asyncio.run(run_attempt(environment)))
+    except Exception:
+        logger.exception("podiq runtime: the attempt could not be run or reported.")
+        return INFRASTRUCTURE_FAILURE
+
+
+async def run_attempt(environment: RuntimeEnvironment) -> ExitCode | int:
+    async with await api_client() as connection:
+        api = TaskRunApi(connection)
+        body = await api.get(environment.namespace, environment.taskrun_name)
+        if body is None:
+            logger.error("TaskRun %s/%s does not exist.", environment.namespace, environment.taskrun_name)
+            return INFRASTRUCTURE_FAILURE
+        taskrun = TaskRun.from_api(body)
+        if taskrun.is_done() or taskrun.status.attempts != environment.attempt:
+            # A pod of an attempt that is no longer current must not run the task again.
+            logger.warning(
+                "TaskRun %s is at attempt %s (phase %s); attempt %s has nothing to do.",
+                taskrun.name, taskrun.status.attempts, taskrun.status.phase, environment.attempt,
+            )
+            return INFRASTRUCTURE_FAILURE
+        backend = TaskRunStatusBackend(api, taskrun.namespace, taskrun.name, environment.progress_interval)
+        code, record = await execute(taskrun, environment, backend)
+        await report(api, taskrun, code, record, backend, environment.pod_name)
+        return code
+
+
+async def execute(
+    taskrun: TaskRun, environment: RuntimeEnvironment, backend: TaskRunStatusBackend
+) -> tuple[ExitCode, ResultRecord]:
+    """Run the task as any worker would; the exit code says what the operator does next."""
+    message = TaskiqMessage(
+        task_id=taskrun.task_id,
+        task_name=taskrun.spec.task_name,
+        labels=taskrun.message_labels(),
+        args=taskrun.spec.args,
+        kwargs=taskrun.spec.kwargs,
+    )
+    try:
+        broker = load_broker(message.task_name, environment.imports)
+    except Exception as exc:  # the task cannot even be found: an error result says why
+        logger.exception("Cannot load task %s.", message.task_name)
+        return ExitCode.TASK_ERROR, _error(exc, message)
+    broker.is_worker_process = True
+    broker.result_backend = backend
+    with ThreadPoolExecutor(thread_name_prefix="podiq-sync") as executor:
+        await broker.startup()
+        try:
+            record = await Receiver(broker, executor).run(message)
+        finally:
+            await broker.shutdown()
+    if record is None:
+        return ExitCode.REQUEUE, ResultRecord(labels=message.labels)
+    if record.is_err and record.error is not None and record.error.type == "TaskRejectedError":
+        return ExitCode.REJECTED, record
+    return (ExitCode.TASK_ERROR if record.is_err else ExitCode.SUCCEEDED), record
+
+
+def load_broker(task_name: str, imports: list[str]) -> AsyncBroker:
+    """Import the task's module (and PODIQ_IMPORTS) and return the broker that holds the task."""
+    for module in [*imports, task_name.partition(":")[0]]:
+        if module:
+            importlib.import_module(module)
+    task = find_registered_task(task_name)
+    if task is None:
+        raise UnknownTaskError(task_name, "any broker in the runtime image (check the image and PODIQ_IMPORTS)")
+    return task.broker
+
+
+async def report(
+    api: TaskRunApi,
+    taskrun: TaskRun,
+    code: ExitCode,
+    record: ResultRecord,
+    backend: TaskRunStatusBackend,
+    pod_name: str | None,
+) -> None:
+    """Write the attempt's outcome, with the last progress, in one status write."""
+    await backend.close()
+    before = taskrun.status.model_copy(deep=True)
+    try:
+        result: dict[str, Any] = encode_result(record)
+    except ResultTooLargeError as exc:
+        code, result = ExitCode.TASK_ERROR, encode_result(_error(exc, None, record.labels))
+    if backend.latest is not None:
+        latest = backend.latest
+        taskrun.status.set_progress(Progress(current=latest.current, total=latest.total, message=latest.message[:4096]))
+    taskrun.finish_attempt(
+        code, datetime.now(UTC), result=None if code is ExitCode.REQUEUE else result, pod_name=pod_name
+    )
+    patch = status_patch(before, taskrun.status)
+    if patch:
+        await api.patch_status(taskrun.namespace, taskrun.name, patch)
+
+
+def _error(exc: BaseException, message: TaskiqMessage | None, labels: dict[str, Any] | None = None) -> ResultRecord:
+    return ResultRecord(
+        is_err=True,
+        labels=labels if labels is not None else (message.labels if message else {}),
+        error=ExceptionData.from_exception(exc),
+    )
