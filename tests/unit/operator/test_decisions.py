@@ -1,0 +1,200 @@
+"""Every branch of the guard chain: done → cancelled → not before → first → next → unreported → observe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from podiq._result import ResultRecord
+from podiq.kubernetes import ExitCode
+from podiq.kubernetes.resources import Phase, Reason, TaskRun
+
+from podiq_operator.decisions import Cancel, DeleteTaskRun, Idle, Refresh, StartAttempt, Wake, WriteStatus, decide
+from podiq_operator.observations import AttemptObservation, AttemptState
+
+from .conftest import NOW, taskrun
+
+MISSING = AttemptObservation(AttemptState.MISSING)
+ACTIVE = AttemptObservation(AttemptState.ACTIVE, pod_name="p-1")
+
+
+def started(attempt: int = 1, **spec: object) -> TaskRun:
+    run = taskrun(**spec)
+    for n in range(1, attempt + 1):
+        run.status.mark_attempt_started(n, f"add-1-a{n}", NOW - timedelta(minutes=1))
+    run.status.observed_generation = 1
+    return run
+
+
+def finished(code: ExitCode = ExitCode.SUCCEEDED, **spec: object) -> TaskRun:
+    run = started(**spec)
+    run.finish_attempt(code, NOW - timedelta(seconds=30), result={"is_err": code is not ExitCode.SUCCEEDED})
+    return run
+
+
+class TestDone:
+    def test_done_without_ttl_is_idle(self) -> None:
+        assert decide(finished(), 1, ACTIVE, NOW) == Idle()
+
+    def test_done_ignores_cancel_and_the_job(self) -> None:
+        run = finished(cancelled=True)
+        assert decide(run, 1, AttemptObservation(AttemptState.FAILED, exit_code=137), NOW) == Idle()
+
+    def test_ttl_not_passed_wakes_up_later(self) -> None:
+        assert decide(finished(ttlSecondsAfterFinished=60), 1, MISSING, NOW) == Wake(30.0)
+
+    def test_ttl_passed_deletes(self) -> None:
+        assert decide(finished(ttlSecondsAfterFinished=10), 1, MISSING, NOW) == DeleteTaskRun()
+        assert decide(finished(ttlSecondsAfterFinished=0), 1, MISSING, NOW) == DeleteTaskRun()
+
+
+class TestCancelled:
+    def test_cancel_running_attempt_deletes_its_job(self) -> None:
+        action = decide(started(cancelled=True), 1, ACTIVE, NOW)
+        assert isinstance(action, Cancel) and action.job_name == "add-1-a1"
+        assert action.status.phase is Phase.CANCELLED and action.status.is_done()
+        assert action.status.completion_time == NOW and action.status.duration == "1m0s"
+        assert ResultRecord.model_validate(action.status.result).error.type == "TaskCancelledError"  # type: ignore[union-attr]
+
+    def test_cancel_before_any_attempt(self) -> None:
+        action = decide(taskrun(cancelled=True), 0, MISSING, NOW)
+        assert isinstance(action, Cancel) and action.job_name is None and action.status.is_cancelled()
+
+    def test_cancel_wins_over_not_before(self) -> None:
+        action = decide(taskrun(cancelled=True, notBefore="2030-01-01T00:00:00Z"), 0, MISSING, NOW)
+        assert isinstance(action, Cancel)
+
+
+class TestNotBefore:
+    def test_future_not_before_writes_waiting_once(self) -> None:
+        run = taskrun(notBefore=(NOW + timedelta(seconds=90)).isoformat())
+        action = decide(run, 0, MISSING, NOW)
+        assert isinstance(action, WriteStatus) and action.wake_after == 90.0
+        assert action.status.reason is Reason.WAITING and action.status.phase is Phase.PENDING
+        run.status = action.status
+        assert decide(run, 0, MISSING, NOW + timedelta(seconds=30)) == Wake(60.0)
+
+    def test_past_not_before_starts(self) -> None:
+        run = taskrun(notBefore=(NOW - timedelta(seconds=1)).isoformat())
+        assert isinstance(decide(run, 0, MISSING, NOW), StartAttempt)
+
+    def test_not_before_only_holds_the_first_attempt(self) -> None:
+        run = finished(ExitCode.REQUEUE, notBefore=(NOW + timedelta(hours=1)).isoformat())
+        assert isinstance(decide(run, 1, MISSING, NOW), StartAttempt)
+
+
+class TestStart:
+    def test_first_attempt(self) -> None:
+        action = decide(taskrun(), 0, MISSING, NOW)
+        assert isinstance(action, StartAttempt) and action.attempt == 1
+        st = action.status
+        assert (st.attempts, st.job_name, st.start_time, st.phase, st.observed_generation) == (1, "add-1-a1", NOW, Phase.RUNNING, 1)
+        assert action.event.reason == "Started"
+
+    def test_adopts_a_job_whose_status_write_was_lost(self) -> None:
+        action = decide(taskrun(), 1, ACTIVE, NOW)
+        assert isinstance(action, StartAttempt) and action.attempt == 1
+        run = started(1, retryOnError=True)
+        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
+        action = decide(run, 2, ACTIVE, NOW)
+        assert isinstance(action, StartAttempt) and action.attempt == 2
+
+    def test_retry_after_a_task_error(self) -> None:
+        run = finished(ExitCode.TASK_ERROR, retryOnError=True, maxRetries=2)
+        assert run.status.reason is Reason.RETRYING
+        action = decide(run, 1, AttemptObservation(AttemptState.FAILED, exit_code=1), NOW)
+        assert isinstance(action, StartAttempt) and action.attempt == 2
+        assert (action.status.attempts, action.status.job_name, action.status.retries) == (2, "add-1-a2", 1)
+        assert action.status.start_time == NOW - timedelta(minutes=1), "start time stays the first attempt's"
+
+    def test_requeue_starts_the_next_attempt(self) -> None:
+        run = finished(ExitCode.REQUEUE)
+        action = decide(run, 1, AttemptObservation(AttemptState.FAILED, exit_code=4), NOW)
+        assert isinstance(action, StartAttempt) and action.attempt == 2 and "requeued" in action.event.message
+
+
+class TestUnreportedEnd:
+    def test_stale_view_is_refreshed_first(self) -> None:
+        for obs in (AttemptObservation(AttemptState.SUCCEEDED, exit_code=0), AttemptObservation(AttemptState.FAILED, exit_code=137), MISSING):
+            assert decide(started(), 1, obs, NOW) == Refresh()
+
+    def write(self, run: TaskRun, obs: AttemptObservation) -> WriteStatus:
+        action = decide(run, 1, obs, NOW, fresh=True)
+        assert isinstance(action, WriteStatus)
+        return action
+
+    def test_killed_pod_is_an_infrastructure_failure(self) -> None:
+        obs = AttemptObservation(AttemptState.FAILED, exit_code=137, failure="OOMKilled", message="", pod_name="p")
+        action = self.write(started(), obs)
+        st = action.status
+        assert (st.phase, st.reason, st.reported_attempt, st.pod_name) == (Phase.FAILED, Reason.FAILED, 1, "p")
+        error = ResultRecord.model_validate(st.result).error
+        assert error is not None and error.type == "InfrastructureError" and "OOMKilled" in error.message
+        assert action.event is not None and action.event.warning
+
+    def test_infrastructure_failure_is_retried_per_policy(self) -> None:
+        obs = AttemptObservation(AttemptState.FAILED, failure="Evicted", message="node drained")
+        action = self.write(started(retryOnError=True), obs)
+        assert action.status.reason is Reason.RETRYING and action.status.retries == 1
+        assert action.status.wants_next_attempt()
+
+    def test_deleted_job(self) -> None:
+        action = self.write(started(), MISSING)
+        assert action.status.reason is Reason.FAILED and "JobDeleted" in action.status.message
+
+    def test_deadline_is_a_timeout(self) -> None:
+        obs = AttemptObservation(AttemptState.FAILED, failure="DeadlineExceeded", timed_out=True, message="late")
+        action = self.write(started(timeoutSeconds=5), obs)
+        assert action.status.reason is Reason.TIMED_OUT and action.status.phase is Phase.FAILED
+        assert ResultRecord.model_validate(action.status.result).error.type == "TaskTimeoutError"  # type: ignore[union-attr]
+
+    def test_exit_zero_without_result(self) -> None:
+        action = self.write(started(), AttemptObservation(AttemptState.SUCCEEDED, exit_code=0))
+        assert action.status.reason is Reason.FAILED and "NoResult" in action.status.message
+
+    def test_exit_one_without_result_follows_the_retry_policy(self) -> None:
+        action = self.write(started(retryOnError=True), AttemptObservation(AttemptState.FAILED, exit_code=1))
+        assert action.status.reason is Reason.RETRYING
+
+    def test_exit_three_is_rejected_never_retried(self) -> None:
+        action = self.write(started(retryOnError=True), AttemptObservation(AttemptState.FAILED, exit_code=3))
+        assert action.status.phase is Phase.REJECTED
+        assert ResultRecord.model_validate(action.status.result).error.type == "TaskRejectedError"  # type: ignore[union-attr]
+
+    def test_exit_four_requeues(self) -> None:
+        action = self.write(started(), AttemptObservation(AttemptState.FAILED, exit_code=4))
+        assert action.status.reason is Reason.REQUEUED and action.status.requeues == 1
+
+    def test_reported_attempt_is_not_overwritten(self) -> None:
+        run = started(1)
+        run.status.reported_attempt = 1  # e.g. the runtime wrote a progress-only status... and its outcome
+        assert decide(run, 1, AttemptObservation(AttemptState.FAILED, exit_code=1), NOW, fresh=True) == Idle()
+
+
+class TestObserve:
+    def test_running_as_written_needs_no_write(self) -> None:
+        assert decide(started(), 1, ACTIVE, NOW) == Idle()
+
+    @pytest.mark.parametrize("reason", [Reason.UNSCHEDULABLE, Reason.IMAGE_PULL_BACK_OFF, Reason.QUOTA_EXCEEDED, Reason.QUEUED])
+    def test_stuck_attempt_says_why(self, reason: Reason) -> None:
+        obs = AttemptObservation(AttemptState.BLOCKED, reason, "why not")
+        action = decide(started(), 1, obs, NOW)
+        assert isinstance(action, WriteStatus)
+        assert (action.status.phase, action.status.reason, action.status.message) == (Phase.PENDING, reason, "why not")
+        assert action.event is not None and action.event.warning
+        run = started()
+        run.status = action.status
+        assert decide(run, 1, obs, NOW + timedelta(seconds=5)) == Idle(), "written once"
+
+    def test_unstuck_attempt_is_running_again(self) -> None:
+        run = started()
+        run.status.mark_blocked(Reason.UNSCHEDULABLE, "no nodes", NOW)
+        action = decide(run, 1, ACTIVE, NOW)
+        assert isinstance(action, WriteStatus) and action.status.phase is Phase.RUNNING
+        assert action.status.pod_name == "p-1"
+
+    def test_generation_alone_is_not_written(self) -> None:
+        run = started()
+        run.metadata.generation = 2
+        assert decide(run, 1, ACTIVE, NOW) == Idle()

@@ -1,0 +1,121 @@
+"""Reading an attempt's state (and why it is stuck) from its Job and Pod."""
+
+from __future__ import annotations
+
+from podiq.kubernetes.resources import Reason
+
+from podiq_operator.observations import AttemptState, observe_attempt
+
+from .conftest import job_body, pod_body, terminated
+
+
+def cond(kind: str, status: str = "True", reason: str = "", message: str = "") -> dict:
+    return {"type": kind, "status": status, "reason": reason, "message": message}
+
+
+def test_no_job_is_missing() -> None:
+    assert observe_attempt(None).state is AttemptState.MISSING
+
+
+def test_job_without_pod_is_active() -> None:
+    obs = observe_attempt(job_body())
+    assert obs.state is AttemptState.ACTIVE and not obs.finished
+
+
+def test_running_pod_is_active_and_named() -> None:
+    obs = observe_attempt(job_body(), pod_body(state={"running": {}}))
+    assert (obs.state, obs.pod_name) == (AttemptState.ACTIVE, "add-1-a1-xk2p9")
+
+
+def test_complete_job_succeeded() -> None:
+    obs = observe_attempt(job_body(conditions=[cond("Complete")]))
+    assert (obs.state, obs.exit_code) == (AttemptState.SUCCEEDED, 0) and obs.finished
+
+
+def test_success_criteria_met_counts_as_complete() -> None:
+    assert observe_attempt(job_body(conditions=[cond("SuccessCriteriaMet")])).state is AttemptState.SUCCEEDED
+
+
+def test_pod_exit_zero_is_seen_before_the_job_completes() -> None:
+    obs = observe_attempt(job_body(), pod_body(phase="Succeeded", state=terminated(0, "Completed")))
+    assert obs.state is AttemptState.SUCCEEDED
+
+
+def test_failed_job_carries_the_exit_code_and_reason() -> None:
+    obs = observe_attempt(
+        job_body(conditions=[cond("Failed", reason="BackoffLimitExceeded")]),
+        pod_body(phase="Failed", state=terminated(137, "OOMKilled")),
+    )
+    assert (obs.state, obs.exit_code, obs.failure) == (AttemptState.FAILED, 137, "OOMKilled")
+    assert not obs.timed_out
+
+
+def test_failure_target_counts_as_failed() -> None:
+    obs = observe_attempt(job_body(conditions=[cond("FailureTarget", reason="BackoffLimitExceeded")]),
+                          pod_body(state=terminated(1)))
+    assert (obs.state, obs.exit_code) == (AttemptState.FAILED, 1)
+
+
+def test_deadline_exceeded_is_a_timeout() -> None:
+    obs = observe_attempt(job_body(conditions=[cond("Failed", reason="DeadlineExceeded", message="too long")]))
+    assert (obs.state, obs.timed_out, obs.failure, obs.message) == (AttemptState.FAILED, True, "DeadlineExceeded", "too long")
+
+
+def test_failed_job_with_pod_gone() -> None:
+    obs = observe_attempt(job_body(conditions=[cond("Failed", reason="BackoffLimitExceeded", message="m")]))
+    assert (obs.state, obs.failure, obs.exit_code) == (AttemptState.FAILED, "BackoffLimitExceeded", None)
+
+
+def test_pod_exit_code_before_the_job_fails() -> None:
+    obs = observe_attempt(job_body(), pod_body(phase="Failed", state=terminated(4)))
+    assert (obs.state, obs.exit_code) == (AttemptState.FAILED, 4)
+
+
+def test_crash_message_is_kept() -> None:
+    obs = observe_attempt(job_body(), pod_body(state=terminated(2, "Error", "Traceback ...\nImportError: x\n")))
+    assert obs.message.endswith("ImportError: x")
+
+
+def test_evicted_pod_failed() -> None:
+    obs = observe_attempt(job_body(), pod_body(phase="Failed", reason="Evicted", message="low on memory"))
+    assert (obs.state, obs.failure, obs.message) == (AttemptState.FAILED, "Evicted", "low on memory")
+
+
+def test_unschedulable() -> None:
+    pod = pod_body(phase="Pending", conditions=[cond("PodScheduled", "False", "Unschedulable", "0/3 nodes: Insufficient cpu.")])
+    obs = observe_attempt(job_body(), pod)
+    assert (obs.state, obs.reason, obs.message) == (AttemptState.BLOCKED, Reason.UNSCHEDULABLE, "0/3 nodes: Insufficient cpu.")
+
+
+def test_image_pull_back_off() -> None:
+    for waiting in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
+        pod = pod_body(phase="Pending", state={"waiting": {"reason": waiting, "message": "no such image"}})
+        obs = observe_attempt(job_body(), pod)
+        assert (obs.state, obs.reason) == (AttemptState.BLOCKED, Reason.IMAGE_PULL_BACK_OFF)
+        assert obs.message == f"{waiting}: no such image"
+
+
+def test_container_creating_is_not_stuck() -> None:
+    pod = pod_body(phase="Pending", state={"waiting": {"reason": "ContainerCreating"}})
+    assert observe_attempt(job_body(), pod).state is AttemptState.ACTIVE
+
+
+def test_quota_exceeded_when_the_job_cannot_create_its_pod() -> None:
+    message = 'pods "add-1-a1-x" is forbidden: exceeded quota: compute'
+    obs = observe_attempt(job_body(), None, failed_create=message)
+    assert (obs.state, obs.reason, obs.message) == (AttemptState.BLOCKED, Reason.QUOTA_EXCEEDED, message)
+
+
+def test_stale_quota_message_ignored_once_a_pod_exists() -> None:
+    obs = observe_attempt(job_body(), pod_body(state={"running": {}}), failed_create="exceeded quota")
+    assert obs.state is AttemptState.ACTIVE
+
+
+def test_suspended_job_is_queued() -> None:
+    obs = observe_attempt(job_body(conditions=[cond("Suspended")]))
+    assert (obs.state, obs.reason) == (AttemptState.BLOCKED, Reason.QUEUED)
+
+
+def test_false_conditions_do_not_count() -> None:
+    obs = observe_attempt(job_body(conditions=[cond("Failed", "False"), cond("Suspended", "False")]))
+    assert obs.state is AttemptState.ACTIVE

@@ -1,0 +1,292 @@
+"""The reconciler against an in-memory cluster that counts API writes."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from podiq.kubernetes import ExitCode
+from podiq.kubernetes.resources import Phase, Reason, TaskRun, status_patch
+
+from podiq_operator.clusters import ConflictError, NotFoundError
+from podiq_operator.config import OperatorConfig
+from podiq_operator.decisions import Event
+from podiq_operator.reconciling import Reconciler
+
+from .conftest import NOW, pod_body, taskrun_body, terminated
+
+
+class FakeCluster:
+    """Just enough of the API server: resourceVersions, merge patches on status, 404/409."""
+
+    def __init__(self) -> None:
+        self.taskruns: dict[tuple[str, str], dict[str, Any]] = {}
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes: list[str] = []
+        self.reads: list[str] = []
+        self._rv = 1000
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    # what the client and the runtime do
+    def create_taskrun(self, body: dict[str, Any]) -> tuple[str, str]:
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = self._next_rv()
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self.taskruns[key] = body
+        self.writes.append("create taskrun")
+        return key
+
+    def runtime_finishes(self, key: tuple[str, str], code: ExitCode, result: dict[str, Any] | None = None) -> None:
+        run = TaskRun.from_api(self.taskruns[key])
+        old = run.status.model_copy(deep=True)
+        run.finish_attempt(code, NOW + timedelta(seconds=5), result=result or {"is_err": code is not ExitCode.SUCCEEDED})
+        self._patch(key, status_patch(old, run.status), None, "runtime status")
+
+    # ClusterApi
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if key in self.jobs:
+            raise ConflictError("AlreadyExists")
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = self._next_rv()
+        self.jobs[key] = body
+        self.writes.append(f"create job {key[1]}")
+        return copy.deepcopy(body)
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads.append(f"get job {name}")
+        return copy.deepcopy(self.jobs.get((namespace, name)))
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        self.writes.append(f"delete job {name}")
+        self.jobs.pop((namespace, name), None)
+
+    async def get_taskrun(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads.append(f"get taskrun {name}")
+        return copy.deepcopy(self.taskruns.get((namespace, name)))
+
+    async def patch_taskrun_status(self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None) -> dict[str, Any]:
+        return self._patch((namespace, name), status, resource_version, "operator status")
+
+    async def delete_taskrun(self, namespace: str, name: str, uid: str | None) -> None:
+        self.writes.append(f"delete taskrun {name}")
+        self.taskruns.pop((namespace, name), None)
+
+    def _patch(self, key: tuple[str, str], status: dict[str, Any], rv: str | None, what: str) -> dict[str, Any]:
+        body = self.taskruns.get(key)
+        if body is None:
+            raise NotFoundError(key[1])
+        if rv is not None and rv != body["metadata"]["resourceVersion"]:
+            raise ConflictError("the object has been modified")
+        merged = dict(body.get("status") or {})
+        for k, v in status.items():
+            if v is None:
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+        body["status"] = merged
+        body["metadata"]["resourceVersion"] = self._next_rv()
+        self.writes.append(what)
+        return copy.deepcopy(body)
+
+
+class Harness:
+    def __init__(self, config: OperatorConfig | None = None) -> None:
+        self.cluster = FakeCluster()
+        self.events: list[Event] = []
+        self.now = NOW
+        self.reconciler = Reconciler(
+            self.cluster, config or OperatorConfig(metrics_port=None),
+            events=lambda body, event: self.events.append(event), clock=lambda: self.now,
+        )
+
+    async def sync(self, key: tuple[str, str]) -> None:
+        """Deliver the cluster's current objects to the caches (as the watches would), then reconcile."""
+        cache = self.reconciler.cache
+        if key in self.cluster.taskruns:
+            cache.put_taskrun(copy.deepcopy(self.cluster.taskruns[key]))
+        for job in self.cluster.jobs.values():
+            cache.put_job(copy.deepcopy(job))
+        await self.reconciler.reconcile(key)
+
+    def status(self, key: tuple[str, str]) -> TaskRun:
+        return TaskRun.from_api(self.cluster.taskruns[key])
+
+
+@pytest.fixture
+async def h() -> Any:
+    harness = Harness()
+    yield harness
+    await harness.reconciler.close()
+
+
+def complete(job: dict[str, Any]) -> None:
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    job["metadata"]["resourceVersion"] = str(int(job["metadata"]["resourceVersion"]) + 5000)
+
+
+def failed(job: dict[str, Any]) -> None:
+    job["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+    job["metadata"]["resourceVersion"] = str(int(job["metadata"]["resourceVersion"]) + 5000)
+
+
+async def test_a_successful_task_costs_four_writes(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    await h.sync(key)  # the watch delivers the operator's own writes: nothing more to do
+    assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "operator status"]
+    assert h.status(key).status.phase is Phase.RUNNING
+
+    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED, {"is_err": False, "return_value": 3})
+    complete(h.cluster.jobs[("jobs", "add-1-a1")])
+    await h.sync(key)
+    assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "operator status", "runtime status"]
+    assert h.status(key).status.is_succeeded()
+    assert [e.reason for e in h.events] == ["Started"]
+    metrics = h.reconciler.metrics
+    assert metrics.registry.get_sample_value("podiq_taskruns_finished_total", {"phase": "Succeeded"}) == 1
+    assert metrics.registry.get_sample_value("podiq_attempts_started_total", {"kind": "first"}) == 1
+    assert metrics.registry.get_sample_value("podiq_dispatch_latency_seconds_count") == 1
+    assert metrics.registry.get_sample_value("podiq_taskruns_in_flight") == 0
+
+
+async def test_job_seen_finished_before_the_result_is_rechecked_not_overwritten(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    # The Job's watch is ahead of the TaskRun's: the cache still has the Running status.
+    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    complete(h.cluster.jobs[("jobs", "add-1-a1")])
+    h.reconciler.cache.put_job(copy.deepcopy(h.cluster.jobs[("jobs", "add-1-a1")]))
+    await h.reconciler.reconcile(key)
+    assert h.status(key).status.is_succeeded()
+    assert h.cluster.writes.count("operator status") == 1
+    assert "get taskrun add-1" in h.cluster.reads
+
+
+async def test_retry_after_a_task_error(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body(retryOnError=True, maxRetries=1))
+    await h.sync(key)
+    h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
+    await h.sync(key)
+    assert ("jobs", "add-1-a2") in h.cluster.jobs
+    run = h.status(key)
+    assert (run.status.attempts, run.status.phase, run.status.retries) == (2, Phase.RUNNING, 1)
+    h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
+    await h.sync(key)
+    assert h.status(key).status.phase is Phase.FAILED
+    assert ("jobs", "add-1-a3") not in h.cluster.jobs
+
+
+async def test_killed_pod_gets_an_error_result_and_a_retry(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body(retryOnError=True))
+    await h.sync(key)
+    job = h.cluster.jobs[("jobs", "add-1-a1")]
+    failed(job)
+    h.reconciler.cache.put_job(copy.deepcopy(job))
+    h.reconciler.cache.put_pod(pod_body(phase="Failed", state=terminated(137, "OOMKilled")))
+    await h.reconciler.reconcile(key)
+    run = h.status(key)
+    assert run.status.attempts == 2 and ("jobs", "add-1-a2") in h.cluster.jobs
+    assert run.status.retries == 1
+    assert any(e.warning and "OOMKilled" in e.message for e in h.events)
+
+
+async def test_restart_after_job_create_adopts_the_job(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    # The operator crashed after creating the Job, before writing the status.
+    h.cluster.taskruns[key]["status"] = {}
+    restarted = Harness()
+    restarted.cluster = h.cluster
+    restarted.reconciler.api = h.cluster
+    restarted.reconciler.cache.put_taskrun(copy.deepcopy(h.cluster.taskruns[key]))  # TaskRun listed before Jobs
+    await restarted.reconciler.reconcile(key)
+    assert [w for w in h.cluster.writes if w.startswith("create job")] == ["create job add-1-a1"]
+    assert restarted.status(key).status.attempts == 1
+    await restarted.reconciler.close()
+
+
+async def test_runtime_write_during_decision_is_not_overwritten(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    stale = copy.deepcopy(h.cluster.taskruns[key])
+    stale["status"]["conditions"][0]["reason"] = "Unschedulable"  # an older view the operator holds
+    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    h.reconciler.cache.taskruns[key] = stale
+    await h.reconciler.reconcile(key)
+    assert h.status(key).status.is_succeeded()
+
+
+async def test_cancel_deletes_the_job(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    h.cluster.taskruns[key]["spec"]["cancelled"] = True
+    h.cluster.taskruns[key]["metadata"]["resourceVersion"] = "5000"
+    await h.sync(key)
+    assert "delete job add-1-a1" in h.cluster.writes
+    assert h.status(key).status.phase is Phase.CANCELLED
+
+
+async def test_ttl_deletes_the_finished_run(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body(ttlSecondsAfterFinished=60))
+    await h.sync(key)
+    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.sync(key)
+    assert key in h.cluster.taskruns and key in h.reconciler._wakeups
+    h.now = NOW + timedelta(minutes=5)
+    await h.sync(key)
+    assert key not in h.cluster.taskruns
+
+
+async def test_not_before_waits_then_starts(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body(notBefore=(NOW + timedelta(seconds=30)).isoformat()))
+    await h.sync(key)
+    assert h.status(key).status.reason is Reason.WAITING and not h.cluster.jobs
+    await h.sync(key)
+    assert h.cluster.writes.count("operator status") == 1, "waiting is written once"
+    h.now = NOW + timedelta(seconds=31)
+    await h.sync(key)
+    assert ("jobs", "add-1-a1") in h.cluster.jobs
+
+
+async def test_job_of_a_previous_incarnation_is_waited_for(h: Harness) -> None:
+    from podiq_operator.jobs import build_job
+    old = build_job(TaskRun.from_api(taskrun_body()), 1, h.reconciler.config.jobs)
+    old["metadata"]["ownerReferences"][0]["uid"] = "uid-of-a-deleted-run"
+    await h.cluster.create_job(old)
+    key = h.cluster.create_taskrun(taskrun_body())
+    h.reconciler.cache.put_taskrun(copy.deepcopy(h.cluster.taskruns[key]))
+    await h.reconciler.reconcile(key)
+    assert h.status(key).status.attempts == 0 and key in h.reconciler._wakeups
+
+
+async def test_deleted_taskrun_is_forgotten(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    h.reconciler.forget(key)
+    assert key not in h.reconciler.cache.taskruns and not h.reconciler.cache.jobs.get(key)
+
+
+async def test_api_errors_are_retried_with_backoff(h: Harness) -> None:
+    async def broken(body: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("apiserver down")
+
+    h.cluster.create_job = broken  # type: ignore[method-assign]
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    assert key in h.reconciler._wakeups
+    assert h.reconciler.metrics.registry.get_sample_value("podiq_reconcile_errors_total") == 1
+
+
+async def test_events_can_be_switched_off() -> None:
+    h = Harness(OperatorConfig(metrics_port=None, events=False))
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    assert h.events == []
+    await h.reconciler.close()

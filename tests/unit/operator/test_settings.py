@@ -1,0 +1,56 @@
+"""The operator's settings, and what it registers with kopf."""
+
+from __future__ import annotations
+
+import kopf
+
+from podiq_operator.config import OperatorConfig
+from podiq_operator.handlers import FAILED_CREATE_EVENTS, apply_settings, build_registry
+from podiq_operator.reconciling import Reconciler
+
+
+def test_defaults_from_an_empty_environment() -> None:
+    config = OperatorConfig.from_env({})
+    assert config == OperatorConfig()
+    assert config.namespaces == () and config.peering is None and config.events
+    assert config.jobs.runtime_service_account == "podiq-runtime"
+
+
+def test_environment() -> None:
+    config = OperatorConfig.from_env({
+        "PODIQ_WATCH_NAMESPACES": "a, b,,", "PODIQ_RUNTIME_IMAGE": "rt:2", "PODIQ_METRICS_PORT": "0",
+        "PODIQ_EVENTS": "false", "PODIQ_PEERING": "podiq", "PODIQ_LIVENESS": "", "PODIQ_MAX_WORKERS": "5",
+        "PODIQ_DEADLINE_GRACE": "7", "PODIQ_IMAGE_PULL_POLICY": "Always",
+    })
+    assert config.namespaces == ("a", "b")
+    assert (config.jobs.runtime_image, config.jobs.deadline_grace_seconds, config.jobs.image_pull_policy) == ("rt:2", 7, "Always")
+    assert config.metrics_port is None and config.liveness_endpoint is None
+    assert not config.events and config.peering == "podiq" and config.api.max_workers == 5
+
+
+def test_kopf_settings() -> None:
+    settings = kopf.OperatorSettings()
+    apply_settings(settings, OperatorConfig())
+    assert settings.peering.standalone is True
+    assert settings.scanning.disabled is True
+    assert settings.queueing.worker_limit == 20
+    assert settings.watching.server_timeout == 300
+    assert list(settings.watching.label_selectors.values()) == ["podiq.io/taskrun", "podiq.io/taskrun"]
+    assert list(settings.watching.field_selectors.values()) == [FAILED_CREATE_EVENTS]
+
+
+def test_kopf_settings_with_peering() -> None:
+    settings = kopf.OperatorSettings()
+    apply_settings(settings, OperatorConfig(peering="podiq", namespaces=("a",)))
+    assert (settings.peering.standalone, settings.peering.name, settings.peering.clusterwide) == (False, "podiq", False)
+
+
+def test_only_event_handlers_so_kopf_writes_nothing_to_objects() -> None:
+    """Change handlers persist progress annotations, timers/daemons add finalizers: none here."""
+    registry = build_registry(Reconciler(api=None, config=OperatorConfig()), OperatorConfig())  # type: ignore[arg-type]
+    watching = list(registry._watching.get_all_handlers())
+    assert sorted(h.selector.any_name for h in watching) == ["events", "jobs", "pods", "taskruns"]  # type: ignore[union-attr]
+    assert not list(registry._changing.get_all_handlers())
+    assert not list(registry._spawning.get_all_handlers())
+    assert not list(registry._webhooks.get_all_handlers())
+    assert not list(registry._indexing.get_all_handlers())
