@@ -28,6 +28,8 @@ logger = logging.getLogger("podiq.runtime")
 #: Exit code for failures before the task could run (no TaskRun, no API): the operator
 #: treats any code outside ExitCode as an infrastructure failure.
 INFRASTRUCTURE_FAILURE = 70
+#: Reads, half a second apart, while waiting for the operator to record this attempt.
+STATUS_CATCH_UP_READS = 30
 
 
 def main() -> int:
@@ -47,11 +49,10 @@ def main() -> int:
 async def run_attempt(environment: RuntimeEnvironment) -> ExitCode | int:
     async with await api_client() as connection:
         api = TaskRunApi(connection)
-        body = await api.get(environment.namespace, environment.taskrun_name)
-        if body is None:
+        taskrun = await read_own_taskrun(api, environment)
+        if taskrun is None:
             logger.error("TaskRun %s/%s does not exist.", environment.namespace, environment.taskrun_name)
             return INFRASTRUCTURE_FAILURE
-        taskrun = TaskRun.from_api(body)
         if taskrun.is_done() or taskrun.status.attempts != environment.attempt:
             # A pod of an attempt that is no longer current must not run the task again.
             logger.warning(
@@ -63,6 +64,20 @@ async def run_attempt(environment: RuntimeEnvironment) -> ExitCode | int:
         code, record = await execute(taskrun, environment, backend)
         await report(api, taskrun, code, record, backend, environment.pod_name)
         return code
+
+
+async def read_own_taskrun(api: TaskRunApi, environment: RuntimeEnvironment) -> TaskRun | None:
+    """The TaskRun, once its status shows this attempt: the operator records an attempt right
+    after creating its Job, so a fast pod may start before that write lands."""
+    for _ in range(STATUS_CATCH_UP_READS):
+        body = await api.get(environment.namespace, environment.taskrun_name)
+        if body is None:
+            return None
+        taskrun = TaskRun.from_api(body)
+        if taskrun.status.attempts >= environment.attempt or taskrun.is_done():
+            return taskrun
+        await asyncio.sleep(0.5)
+    return taskrun
 
 
 async def execute(
