@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from podiq import __version__
-from podiq.cli import demo
+from podiq.cli import demo, operator, run, taskruns
 
 #: Modules with `add_parser(subparsers)`; the parser they add sets `handler(args) -> int`.
-COMMANDS = [demo]
+COMMANDS = [demo, taskruns, run, operator]
 
 
 def build_parser() -> argparse.ArgumentParser:

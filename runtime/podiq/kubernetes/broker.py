@@ -176,23 +176,9 @@ class KubernetesResultBackend(AsyncResultBackend):
                 f"TaskRun {taskrun.name} has not finished (phase {taskrun.status.phase}); wait for it first."
             )
         record = ResultRecord.model_validate(taskrun.status.result)
-        if with_logs:
-            record.log = await self.logs(taskrun)
+        if with_logs and self.broker.api_client is not None:
+            record.log = await pod_logs(self.broker.api_client, taskrun)
         return record
-
-    async def logs(self, taskrun: TaskRun) -> str | None:
-        """The output of the run's last pod, or None if the pod is gone."""
-        core = client.CoreV1Api(self.broker.api_client)
-        pod = taskrun.status.pod_name
-        if pod is None and taskrun.status.job_name:
-            pods = await core.list_namespaced_pod(taskrun.namespace, label_selector=f"job-name={taskrun.status.job_name}")
-            pod = pods.items[-1].metadata.name if pods.items else None
-        if pod is None:
-            return None
-        try:
-            return str(await core.read_namespaced_pod_log(pod, taskrun.namespace))
-        except client.exceptions.ApiException:
-            return None
 
     async def set_result(self, task_id: str, result: ResultRecord) -> None:
         raise ResultSetError("On Kubernetes, results are written by the podiq runtime in the task's pod.")
@@ -205,5 +191,20 @@ class KubernetesResultBackend(AsyncResultBackend):
         return None if progress is None else TaskProgress(progress.current, progress.total, progress.message)
 
 
-__all__ = ["KubernetesBroker", "KubernetesResultBackend"]
+async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None:
+    """The output of the run's latest pod, or None if there is no pod (any more)."""
+    core = client.CoreV1Api(connection)
+    pod = taskrun.status.pod_name
+    if pod is None and taskrun.status.job_name:
+        pods = await core.list_namespaced_pod(taskrun.namespace, label_selector=f"job-name={taskrun.status.job_name}")
+        pod = pods.items[-1].metadata.name if pods.items else None
+    if pod is None:
+        return None
+    try:
+        return str(await core.read_namespaced_pod_log(pod, taskrun.namespace))
+    except client.exceptions.ApiException:
+        return None
+
+
+__all__ = ["KubernetesBroker", "KubernetesResultBackend", "pod_logs"]
 

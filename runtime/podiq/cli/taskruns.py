@@ -1,0 +1,145 @@
+"""`podiq get|list|logs|cancel`: TaskRuns for people, in readable tables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kubernetes_asyncio.config.config_exception import ConfigException
+from rich.console import Console
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from podiq.kubernetes.api import TaskRunApi
+from podiq.kubernetes.connecting import api_client, default_namespace
+from podiq.kubernetes.resources import GROUP, PLURAL, VERSION, TaskRun
+
+console = Console()
+
+
+def add_parser(subparsers: Any) -> None:
+    def command(name: str, help: str, handler: Callable[[argparse.Namespace, TaskRunApi], Awaitable[int]]) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help)
+        parser.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+        parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+        parser.set_defaults(handler=lambda args: asyncio.run(_connected(args, handler)))
+        return parser
+
+    get = command("get", "show one TaskRun; --watch follows its progress until it finishes", get_taskrun)
+    get.add_argument("name")
+    get.add_argument("-w", "--watch", action="store_true")
+    listing = command("list", "list TaskRuns", list_taskruns)
+    listing.add_argument("--task", help="only runs of this task (module:function)")
+    listing.add_argument("--phase", help="only runs in this phase, e.g. Failed")
+    logs = command("logs", "print the output of a TaskRun's latest pod", show_logs)
+    logs.add_argument("name")
+    cancel = command("cancel", "cancel a TaskRun (its Job is deleted; waiters get TaskCancelledError)", cancel_taskrun)
+    cancel.add_argument("name")
+
+
+async def _connected(args: argparse.Namespace, handler: Callable[[argparse.Namespace, TaskRunApi], Awaitable[int]]) -> int:
+    args.namespace = args.namespace or default_namespace(args.kubeconfig)
+    try:
+        connection = await api_client(args.kubeconfig)
+    except ConfigException as exc:
+        console.print(f"[red]Cannot reach a cluster:[/] {exc}. Point KUBECONFIG or --kubeconfig at a kubeconfig file.")
+        return 2
+    async with connection:
+        args.connection = connection
+        return await handler(args, TaskRunApi(connection))
+
+
+async def _read(api: TaskRunApi, namespace: str, name: str) -> TaskRun | None:
+    body = await api.get(namespace, name)
+    if body is None:
+        console.print(f"[red]No TaskRun {namespace}/{name}.[/] `podiq list -n {namespace}` shows the ones there are.")
+        return None
+    return TaskRun.from_api(body)
+
+
+async def get_taskrun(args: argparse.Namespace, api: TaskRunApi) -> int:
+    taskrun = await _read(api, args.namespace, args.name)
+    if taskrun is None:
+        return 1
+    if not args.watch:
+        console.print(details(taskrun))
+        return 0
+    with Live(details(taskrun), console=console, refresh_per_second=4) as live:
+        while not taskrun.is_done():
+            await asyncio.sleep(0.5)
+            refreshed = await _read(api, args.namespace, args.name)
+            if refreshed is None:
+                return 1
+            taskrun = refreshed
+            live.update(details(taskrun))
+    return 0 if taskrun.status.is_succeeded() else 1
+
+
+def details(taskrun: TaskRun) -> Table:
+    status = taskrun.status
+    table = Table(show_header=False, title=f"TaskRun {taskrun.namespace}/{taskrun.name}")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("task", taskrun.spec.task_name)
+    table.add_row("phase", f"{status.phase.value if status.phase else 'Pending'} ({status.reason.value})")
+    table.add_row("message", status.message)
+    if status.progress is not None:
+        bar = ProgressBar(total=status.progress.total or 1, completed=status.progress.current, width=30)
+        table.add_row("progress", bar)
+        table.add_row("", f"{status.progress.text} {status.progress.message}")
+    table.add_row("attempts", f"{status.attempts} ({status.retries} retried, {status.requeues} requeued)")
+    table.add_row("job / pod", f"{status.job_name or '-'} / {status.pod_name or '-'}")
+    table.add_row("duration", status.duration or "-")
+    if status.result is not None:
+        result = status.result
+        error = result.get("error")
+        table.add_row("result", f"[red]{error['type']}: {error['message']}[/]" if error else repr(result.get("return_value")))
+    return table
+
+
+async def list_taskruns(args: argparse.Namespace, api: TaskRunApi) -> int:
+    from kubernetes_asyncio import client
+
+    listing = await client.CustomObjectsApi(args.connection).list_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL)
+    runs = [TaskRun.from_api(item) for item in listing["items"]]
+    runs = [r for r in runs if (not args.task or r.spec.task_name == args.task) and (not args.phase or (r.status.phase and r.status.phase.value == args.phase))]
+    table = Table(title=f"TaskRuns in {args.namespace}")
+    for column in ("name", "task", "phase", "progress", "attempts", "duration", "message"):
+        table.add_column(column)
+    for run in sorted(runs, key=lambda r: r.metadata.creation_timestamp or 0):
+        status = run.status
+        table.add_row(
+            run.name, run.spec.task_name, status.phase.value if status.phase else "Pending",
+            status.progress_text or "", str(status.attempts), status.duration or "", status.message[:60],
+        )
+    console.print(table)
+    return 0
+
+
+async def show_logs(args: argparse.Namespace, api: TaskRunApi) -> int:
+    from podiq.kubernetes.broker import pod_logs
+
+    taskrun = await _read(api, args.namespace, args.name)
+    if taskrun is None:
+        return 1
+    logs = await pod_logs(args.connection, taskrun)
+    if logs is None:
+        console.print(f"[yellow]TaskRun {args.name} has no pod with logs (not started yet, or the pod is gone).[/]")
+        return 1
+    print(logs, end="")
+    return 0
+
+
+async def cancel_taskrun(args: argparse.Namespace, api: TaskRunApi) -> int:
+    taskrun = await _read(api, args.namespace, args.name)
+    if taskrun is None:
+        return 1
+    if taskrun.is_done():
+        console.print(f"TaskRun {args.name} already finished ({taskrun.status.phase.value if taskrun.status.phase else ''}).")
+        return 0
+    await api.patch_spec(args.namespace, args.name, {"cancelled": True})
+    console.print(f"Cancelling TaskRun {args.namespace}/{args.name}.")
+    return 0
