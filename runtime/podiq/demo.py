@@ -1,16 +1,32 @@
 """Example tasks that `podiq demo` runs: progress, a thread-pool function, retries, a requeue,
-dependencies and gather. Plain code, so it doubles as a tour of the API."""
+dependencies and gather. Plain code, so it doubles as a tour of the API.
+
+The broker is in-process unless PODIQ_DEMO_BROKER=kubernetes; the demo's TaskRuns carry that
+variable, so the runtime in each pod imports this module with the same broker.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from podiq import Context, InMemoryBroker, TaskiqDepends, TaskiqEvents, TaskiqState
+from podiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
-broker = InMemoryBroker()
+BROKER_VARIABLE = "PODIQ_DEMO_BROKER"
+
+
+def _make_broker() -> AsyncBroker:
+    if os.environ.get(BROKER_VARIABLE) == "kubernetes":
+        from podiq.kubernetes.broker import KubernetesBroker
+
+        return KubernetesBroker(image=os.environ.get("PODIQ_DEMO_IMAGE"), env={BROKER_VARIABLE: "kubernetes"})
+    return InMemoryBroker()
+
+
+broker = _make_broker()
 
 
 @dataclass
@@ -18,11 +34,6 @@ class Report:
     name: str
     rows: int
     created: datetime
-
-
-@broker.on_event(TaskiqEvents.WORKER_STARTUP)
-async def open_resources(state: TaskiqState) -> None:
-    state.attempts = {}
 
 
 @broker.task
@@ -46,9 +57,9 @@ def count_primes(limit: int) -> int:
 
 
 @broker.task(retry_on_error=True, max_retries=3)
-async def flaky_fetch(url: str, state: TaskiqState = TaskiqDepends()) -> str:
+async def flaky_fetch(url: str, context: Context = TaskiqDepends()) -> str:
     """Fails twice, then succeeds: the retry policy in its labels carries it through."""
-    attempts = state.attempts[url] = state.attempts.get(url, 0) + 1
+    attempts = int(context.message.labels.get("_retries", 0)) + 1
     await asyncio.sleep(0.2)
     if attempts < 3:
         raise ConnectionError(f"{url} did not answer (attempt {attempts})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -14,18 +15,27 @@ from rich.table import Table
 
 from podiq import ResultNotReadyError, TaskiqResult, gather
 
+# Read by podiq.demo when it is imported, so it is set before that import (and not imported here).
+BROKER_VARIABLE = "PODIQ_DEMO_BROKER"
+
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run example tasks and show their progress and results")
-    parser.add_argument("--broker", choices=["inmemory"], default="inmemory", help="where tasks run (default: in-process)")
+    parser.add_argument(
+        "--broker",
+        choices=["inmemory", "kubernetes"],
+        default="inmemory",
+        help="in-process (default), or TaskRuns on the cluster in KUBECONFIG (needs the podiq operator there)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_demo(Console()))
+    os.environ[BROKER_VARIABLE] = args.broker
+    return asyncio.run(_demo(Console(), args.broker))
 
 
-async def _demo(console: Console) -> int:
+async def _demo(console: Console, where: str) -> int:
     from podiq import demo
 
     started = time.perf_counter()
@@ -37,12 +47,13 @@ async def _demo(console: Console) -> int:
             "wait_for_turn(3)": await demo.wait_for_turn.kiq(3),
             "divide(1, 0)": await demo.divide.kiq(1, 0),
         }
+        title = f"podiq demo: tasks on {type(demo.broker).__name__}"
         with Live(console=console, refresh_per_second=12, transient=False) as live:
             waiting = asyncio.ensure_future(gather(*runs.values()))
             while not waiting.done():
-                live.update(await _table(runs))
-                await asyncio.wait({waiting}, timeout=0.08)
-            live.update(await _table(runs))
+                live.update(await _table(title, runs))
+                await asyncio.wait({waiting}, timeout=0.08 if where == "inmemory" else 0.5)
+            live.update(await _table(title, runs))
         await waiting
     console.print()
     failed = [name for name, result in runs.items() if result.is_err]
@@ -56,8 +67,8 @@ async def _demo(console: Console) -> int:
     return 0
 
 
-async def _table(runs: dict[str, TaskiqResult[Any]]) -> Table:
-    table = Table(title="podiq demo: tasks on InMemoryBroker")
+async def _table(title: str, runs: dict[str, TaskiqResult[Any]]) -> Table:
+    table = Table(title=title)
     for column in ("task", "state", "progress", "result"):
         table.add_column(column)
     for name, result in runs.items():

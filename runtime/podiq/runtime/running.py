@@ -12,6 +12,7 @@ from typing import Any
 
 from podiq._broker import AsyncBroker, find_registered_task
 from podiq._exception_data import ExceptionData
+from podiq._labels import RETRIES_LABEL
 from podiq._message import TaskiqMessage
 from podiq._receiver import Receiver
 from podiq._result import ResultRecord
@@ -84,10 +85,13 @@ async def execute(
     taskrun: TaskRun, environment: RuntimeEnvironment, backend: TaskRunStatusBackend
 ) -> tuple[ExitCode, ResultRecord]:
     """Run the task as any worker would; the exit code says what the operator does next."""
+    labels = taskrun.message_labels()
+    if taskrun.status.retries:  # as taskiq's retry middleware counts them
+        labels[RETRIES_LABEL] = taskrun.status.retries
     message = TaskiqMessage(
         task_id=taskrun.task_id,
         task_name=taskrun.spec.task_name,
-        labels=taskrun.message_labels(),
+        labels=labels,
         args=taskrun.spec.args,
         kwargs=taskrun.spec.kwargs,
     )
