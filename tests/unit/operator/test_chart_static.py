@@ -1,0 +1,96 @@
+"""The chart without Helm: its values, its CRD copy, and rules the templates must keep.
+
+Rendering is covered where Helm is available (end-to-end); these checks need nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from podiq_operator.config import JobConfig, OperatorConfig
+
+ROOT = Path(__file__).resolve().parents[3]
+CHART = ROOT / "charts" / "podiq"
+
+
+def values() -> dict:
+    return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def template(name: str) -> str:
+    return (CHART / "templates" / name).read_text()
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2" and chart["name"] == "podiq"
+    assert chart["version"] and chart["appVersion"]
+
+
+def test_chart_crd_is_the_crds_folder_copy() -> None:
+    assert (CHART / "crds" / "taskrun.yaml").read_bytes() == (ROOT / "crds" / "taskrun.yaml").read_bytes()
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(p.name for p in (ROOT / "crds").iterdir())
+
+
+def test_values_defaults() -> None:
+    v = values()
+    assert v["watchNamespaces"] == []
+    assert v["operator"]["replicas"] == 1 and v["peering"]["enabled"] is False
+    assert v["operator"]["image"]["pullPolicy"] and v["runtime"]["image"]["pullPolicy"]
+    assert v["metrics"]["enabled"] is True
+    assert v["runtime"]["serviceAccountName"] == JobConfig().runtime_service_account
+    assert v["runtime"]["deadlineGraceSeconds"] == JobConfig().deadline_grace_seconds
+    assert v["operator"]["maxWorkers"] == OperatorConfig().api.max_workers
+    assert v["metrics"]["port"] == OperatorConfig().metrics_port
+    assert f":{v['health']['port']}/healthz" in str(OperatorConfig().liveness_endpoint)
+
+
+def test_deployment_passes_settings_the_operator_reads() -> None:
+    deployment = template("deployment.yaml")
+    for name in ("PODIQ_WATCH_NAMESPACES", "PODIQ_RUNTIME_IMAGE", "PODIQ_RUNTIME_SERVICE_ACCOUNT",
+                 "PODIQ_METRICS_PORT", "PODIQ_LIVENESS", "PODIQ_PEERING", "PODIQ_EVENTS", "PODIQ_MAX_WORKERS"):
+        assert f"name: {name}" in deployment
+
+
+def test_operator_pod_is_restricted() -> None:
+    deployment = template("deployment.yaml")
+    for line in ("runAsNonRoot: true", "allowPrivilegeEscalation: false", "readOnlyRootFilesystem: true",
+                 'drop: ["ALL"]', "type: RuntimeDefault", "mountPath: /tmp", "path: /healthz"):
+        assert line in deployment, line
+
+
+def test_runtime_role_only_reads_taskruns_and_writes_their_status() -> None:
+    rbac = template("rbac.yaml")
+    runtime_role = rbac[rbac.index("name: {{ $.Values.runtime.serviceAccountName }}"):]
+    rules = runtime_role[runtime_role.index("rules:"):runtime_role.index("---")]
+    parsed = yaml.safe_load(rules)["rules"]
+    assert parsed == [
+        {"apiGroups": ["podiq.io"], "resources": ["taskruns"], "verbs": ["get"]},
+        {"apiGroups": ["podiq.io"], "resources": ["taskruns/status"], "verbs": ["get", "patch", "update"]},
+    ]
+
+
+def test_operator_rules_are_least_privilege() -> None:
+    rbac = template("rbac.yaml")
+    start = rbac.index('{{- define "podiq.operatorRules" -}}') + len('{{- define "podiq.operatorRules" -}}')
+    body = rbac[start:rbac.index("{{- if .Values.peering.enabled }}", start)]
+    rules = yaml.safe_load(body)
+    granted = {(g, r): set(rule["verbs"]) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert granted == {
+        ("podiq.io", "taskruns"): {"get", "list", "watch", "patch", "delete"},
+        ("podiq.io", "taskruns/status"): {"get", "patch", "update"},
+        ("podiq.io", "taskruns/finalizers"): {"update"},
+        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("", "pods/log"): {"get"},
+        ("", "events"): {"create", "patch", "list", "watch"},
+    }
+    assert "secrets" not in rbac and '"*"' not in rbac
+
+
+def test_peering_objects_only_when_enabled() -> None:
+    peering = template("peering.yaml")
+    assert peering.index("{{- if .Values.peering.enabled }}") < peering.index("kind: CustomResourceDefinition")
+    assert "clusterkopfpeerings.kopf.dev" in peering and "kopfpeerings.kopf.dev" in peering
