@@ -1,0 +1,210 @@
+"""Tasks on Kubernetes, end to end through the real API server: KubernetesBroker creates
+TaskRuns, the operator (a local process) runs them as Jobs, pods run the podiq runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from podiq import TaskCancelledError, TaskRejectedError, TaskTimeoutError, gather
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+WAIT = 90  # seconds any single run may take on the local control plane
+
+
+def taskrun(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "taskrun", name, "-n", namespace, "-o", "json").stdout)
+
+
+def jobs_of(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "jobs", "-n", namespace, "-l", f"podiq.io/taskrun={name}", "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+async def test_spec_examples_run_as_taskruns(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+    from tests.integration import k8s_tasks as t
+
+    total = await (await t.calculate_sum.kiq([1, 2, 3, 4, 5])).wait_result(timeout=WAIT)
+    assert total == 15
+
+    risky = await t.risky_operation.kiq(-5)
+    with pytest.raises(ValueError, match="Negative values not allowed"):
+        await risky.wait_result(timeout=WAIT)
+    assert risky.is_err and isinstance(risky.error, ValueError)
+    assert risky.execution_time >= 0
+
+    requeued = await t.context_aware_task.kiq("retry_me")
+    assert await requeued.wait_result(timeout=WAIT) == f"Processed: retry_me (ID: {requeued.task_id})"
+    assert requeued.labels["X-Taskiq-requeue"] == "2"
+    status = taskrun(cluster, podiq_namespace, requeued.task_id)["status"]
+    assert status["phase"] == "Succeeded" and status["attempts"] == 3 and status["requeues"] == 2
+
+    rejected = await t.context_aware_task.kiq("invalid")
+    with pytest.raises(TaskRejectedError):
+        await rejected.wait_result(timeout=WAIT)
+    status = taskrun(cluster, podiq_namespace, rejected.task_id)["status"]
+    assert status["phase"] == "Rejected" and status["attempts"] == 1
+
+    results = await gather(*(t.fetch_data.kiq(f"https://api{i}.example.com") for i in range(1, 4)), timeout=WAIT)
+    assert {r.return_value["url"]: r.return_value["data"] for r in results} == {
+        f"https://api{i}.example.com": f"content from https://api{i}.example.com" for i in range(1, 4)
+    }
+
+
+async def test_exceptions_are_rebuilt_with_their_type_and_attributes(k8s_broker: Any) -> None:
+    from tests.integration import k8s_tasks as t
+
+    result = await t.over_quota.kiq("cpu")
+    with pytest.raises(t.QuotaError) as raised:
+        await result.wait_result(timeout=WAIT)
+    assert raised.value.resource == "cpu" and raised.value.limit == 3
+    assert any("Remote traceback" in note for note in raised.value.__notes__)
+
+
+async def test_retries_count_attempts_and_end_in_failure_or_success(
+    k8s_broker: Any, cluster: Any, podiq_namespace: str
+) -> None:
+    from tests.integration import k8s_tasks as t
+
+    recovered, exhausted = await t.fails_until.kiq(1), await t.fails_until.kiq(5)
+    assert await recovered.wait_result(timeout=WAIT) == 1
+    with pytest.raises(RuntimeError, match="failing on retry 2"):
+        await exhausted.wait_result(timeout=WAIT)
+    ok = taskrun(cluster, podiq_namespace, recovered.task_id)["status"]
+    failed = taskrun(cluster, podiq_namespace, exhausted.task_id)["status"]
+    assert (ok["phase"], ok["attempts"], ok["retries"]) == ("Succeeded", 2, 1)
+    assert (failed["phase"], failed["attempts"], failed["retries"]) == ("Failed", 3, 2)
+    assert len(jobs_of(cluster, podiq_namespace, exhausted.task_id)) == 3
+
+
+async def test_timeout_ends_the_run(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+    from tests.integration import k8s_tasks as t
+
+    result = await t.sleeps_too_long.kiq()
+    with pytest.raises(TaskTimeoutError):
+        await result.wait_result(timeout=WAIT)
+    status = taskrun(cluster, podiq_namespace, result.task_id)["status"]
+    assert status["phase"] == "Failed"
+    job = jobs_of(cluster, podiq_namespace, result.task_id)[0]
+    assert job["spec"]["activeDeadlineSeconds"] >= 1
+
+
+async def test_progress_is_seen_while_running_and_cancel_stops_the_run(
+    k8s_broker: Any, cluster: Any, podiq_namespace: str
+) -> None:
+    from tests.integration import k8s_tasks as t
+
+    result = await t.slow_with_progress.kiq(60, 0.5)
+    seen = None
+    for _ in range(120):
+        seen = await result.get_progress()
+        if seen is not None and 0 < seen.current < 60:
+            break
+        await asyncio.sleep(0.5)
+    assert seen is not None and seen.total == 60 and 0 < seen.current < 60, seen
+    await result.cancel()
+    with pytest.raises(TaskCancelledError):
+        await result.wait_result(timeout=WAIT)
+    assert taskrun(cluster, podiq_namespace, result.task_id)["status"]["phase"] == "Cancelled"
+    for _ in range(60):  # the Job is deleted in the background
+        if not jobs_of(cluster, podiq_namespace, result.task_id):
+            break
+        await asyncio.sleep(0.5)
+    assert not jobs_of(cluster, podiq_namespace, result.task_id)
+
+
+async def test_not_before_holds_the_job_back(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+    from tests.integration import k8s_tasks as t
+
+    start_at = datetime.now(UTC) + timedelta(seconds=8)
+    result = await t.noop.kicker().with_labels(not_before=start_at).kiq()
+    await asyncio.sleep(3)
+    assert not jobs_of(cluster, podiq_namespace, result.task_id)
+    assert taskrun(cluster, podiq_namespace, result.task_id)["status"]["conditions"][0]["reason"] == "Waiting"
+    await result.wait_result(timeout=WAIT)
+    job = jobs_of(cluster, podiq_namespace, result.task_id)[0]
+    created = datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    assert created >= start_at - timedelta(seconds=1)
+
+
+async def test_finished_taskruns_are_deleted_after_their_ttl(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+    from tests.integration import k8s_tasks as t
+
+    result = await t.noop.kicker().with_labels(ttl=2).kiq()
+    await result.wait_result(timeout=WAIT)
+    for _ in range(60):
+        got = cluster.kubectl("get", "taskrun", result.task_id, "-n", podiq_namespace, check=False)
+        if got.returncode != 0 and "NotFound" in got.stderr:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        pytest.fail("TaskRun was not deleted after its TTL")
+
+
+async def test_with_logs_returns_the_pods_output(k8s_broker: Any) -> None:
+    from tests.integration import k8s_tasks as t
+
+    task = await t.prints_and_returns.kicker().kiq("abc")
+    result = await task.wait_result(timeout=WAIT, with_logs=True)
+    assert result.return_value == "ABC"
+    assert result.log is not None and "hello from the pod: abc" in result.log
+
+
+async def test_operator_killed_mid_flight_loses_nothing_and_starts_nothing_twice(
+    k8s_broker: Any, podiq_operator: Any, cluster: Any, podiq_namespace: str
+) -> None:
+    from tests.integration import k8s_tasks as t
+
+    podiq_operator.kill()
+    results = [await t.calculate_sum.kiq([i, i]) for i in range(6)]  # created while no operator runs
+    podiq_operator.start()
+    await asyncio.sleep(2)
+    more = [await t.slow_with_progress.kiq(4, 0.5) for _ in range(3)]
+    await asyncio.sleep(1.5)
+    podiq_operator.kill()  # mid-flight: Jobs are running
+    await asyncio.sleep(1)
+    podiq_operator.start()
+    done = await gather(*results, *more, timeout=WAIT * 2)
+    assert [r.return_value for r in done[:6]] == [2 * i for i in range(6)]
+    assert all(r.return_value == 4 for r in done[6:])
+    for result in [*results, *more]:
+        assert len(jobs_of(cluster, podiq_namespace, result.task_id)) == 1
+        assert taskrun(cluster, podiq_namespace, result.task_id)["status"]["attempts"] == 1
+
+
+def test_malformed_taskrun_is_rejected_with_a_readable_message(cluster: Any, podiq_namespace: str) -> None:
+    manifest = {
+        "apiVersion": "podiq.io/v1alpha1",
+        "kind": "TaskRun",
+        "metadata": {"name": "malformed", "namespace": podiq_namespace},
+        "spec": {"taskName": "not a task name", "maxRetries": -1, "args": "not-a-list"},
+    }
+    applied = subprocess.run(
+        [f"{cluster.bin_dir}/kubectl", "apply", "-f", "-"], input=json.dumps(manifest), text=True,
+        capture_output=True, env={**cluster.env},
+    )
+    assert applied.returncode != 0
+    assert "spec.taskName" in applied.stderr and "spec.maxRetries" in applied.stderr and "spec.args" in applied.stderr
+
+
+def test_runtime_service_account_has_only_taskrun_status_rights(cluster: Any, podiq_namespace: str) -> None:
+    runtime = f"system:serviceaccount:{podiq_namespace}:podiq-runtime"
+
+    def can(verb: str, resource: str) -> bool:
+        out = cluster.kubectl("auth", "can-i", verb, resource, "-n", podiq_namespace, "--as", runtime, check=False)
+        return out.stdout.strip() == "yes"
+
+    assert can("get", "taskruns.podiq.io") and can("patch", "taskruns.podiq.io/status")
+    for verb, resource in [
+        ("create", "taskruns.podiq.io"), ("delete", "taskruns.podiq.io"), ("patch", "taskruns.podiq.io"),
+        ("create", "jobs.batch"), ("get", "pods"), ("get", "secrets"), ("list", "taskruns.podiq.io"),
+    ]:
+        assert not can(verb, resource), f"runtime may {verb} {resource}"
+    other = f"podiq-it-other"
+    assert cluster.kubectl("auth", "can-i", "get", "taskruns.podiq.io", "-n", other, "--as", runtime, check=False).stdout.strip() == "no"
