@@ -157,6 +157,8 @@ class InMemoryBroker(AsyncBroker):
                 labels=message.labels,
                 error=ExceptionData.from_exception(TaskCancelledError(f"Task {message.task_id} was cancelled.")),
             )
+        except Exception as exc:  # e.g. a middleware hook raised: store it, so no waiter hangs
+            record = ResultRecord(is_err=True, labels=message.labels, error=ExceptionData.from_exception(exc))
         if record is None:  # requeued: the new run will store the result
             return
         await self.result_backend.set_result(message.task_id, record)
