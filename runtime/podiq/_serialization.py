@@ -109,13 +109,13 @@ class Signature:
 
     def _check_shape(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
-            self._signature.bind(*args, **kwargs)
+            bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(
                 f"Cannot send task {self.task_name!r}: {exc}. Call it with the arguments of its "
                 f"signature {self._signature}."
             ) from None
-        injected = self.injected.intersection(kwargs)
+        injected = self.injected.intersection(bound.arguments)
         if injected:
             raise InvalidArgumentsError(
                 f"Cannot send task {self.task_name!r}: {sorted(injected)} are filled by dependency "
