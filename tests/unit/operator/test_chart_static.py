@@ -94,3 +94,35 @@ def test_peering_objects_only_when_enabled() -> None:
     peering = template("peering.yaml")
     assert peering.index("{{- if .Values.peering.enabled }}") < peering.index("kind: CustomResourceDefinition")
     assert "clusterkopfpeerings.kopf.dev" in peering and "kopfpeerings.kopf.dev" in peering
+
+
+def _helm() -> str | None:
+    import os
+    import shutil
+    return os.environ.get("PODIQ_HELM") or shutil.which("helm")
+
+
+def _render(*sets: str) -> list[dict]:
+    import subprocess
+    helm = _helm()
+    args = [helm, "template", "r", str(CHART), "--namespace", "podiq-system", "--kube-version", "1.31.0"]
+    for item in sets:
+        args += ["--set", item]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout  # type: ignore[arg-type]
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_rendered_chart_when_helm_is_available() -> None:
+    import pytest
+    if _helm() is None:
+        pytest.skip("helm is not installed (set PODIQ_HELM to its path)")
+    cluster = {(d["kind"], d["metadata"].get("namespace")) for d in _render()}
+    assert ("ClusterRole", None) in cluster and ("Role", "podiq-system") in cluster
+    scoped = _render("watchNamespaces={a,b}")
+    kinds = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in scoped}
+    assert not any(k == "ClusterRole" for k, _, _ in kinds)
+    assert {("Role", "a", "r-podiq-operator"), ("Role", "b", "podiq-runtime"), ("ServiceAccount", "b", "podiq-runtime")} <= kinds
+    (deployment,) = [d for d in scoped if d["kind"] == "Deployment"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PODIQ_WATCH_NAMESPACES"] == "a,b"
+    assert OperatorConfig.from_env(env).namespaces == ("a", "b")
