@@ -1,0 +1,1 @@
+"""A real Kubernetes control plane for podiq's integration tests, run as local processes."""
