@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -105,6 +106,7 @@ class InMemoryBroker(AsyncBroker):
         self._limit: asyncio.Semaphore | None = None
         self._limit_loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancel_at_start: set[str] = set()
 
     def default_result_backend(self) -> AsyncResultBackend:
         return InMemoryResultBackend(self._max_stored_results)
@@ -116,7 +118,13 @@ class InMemoryBroker(AsyncBroker):
 
     async def cancel(self, task_id: str) -> None:
         run = self._running.get(task_id)
-        if run is not None:
+        if run is None:
+            return
+        if inspect.getcoroutinestate(run.get_coro()) == inspect.CORO_CREATED:
+            # A task cancelled before its first step never runs its code, so nothing would store
+            # the cancellation and waiters would hang: let the run cancel itself when it starts.
+            self._cancel_at_start.add(task_id)
+        else:
             run.cancel()
 
     async def wait_all(self) -> None:
@@ -143,6 +151,9 @@ class InMemoryBroker(AsyncBroker):
 
     async def _store(self, message: TaskiqMessage) -> None:
         try:
+            if message.task_id in self._cancel_at_start:
+                self._cancel_at_start.discard(message.task_id)
+                raise asyncio.CancelledError
             if self.max_async_tasks is None:
                 record = await self._run_with_retries(message)
             else:
