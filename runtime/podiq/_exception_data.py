@@ -73,9 +73,10 @@ def _construct(exc_type: type[BaseException], args: list[Any], attributes: dict[
         # without __init__ and restore its state instead.
         try:
             exc = exc_type.__new__(exc_type, *args)
-            exc.args = tuple(args)
         except Exception:
             return None
+    # The constructor may have formatted its arguments into a message: keep the original args.
+    exc.args = tuple(args)
     for name, value in attributes.items():
         try:
             setattr(exc, name, value)
