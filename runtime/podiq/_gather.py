@@ -27,7 +27,7 @@ async def gather(
         if not isinstance(item, (AsyncTaskiqTask, TaskiqResult)):
             item = await item
         if isinstance(item, TaskiqResult):
-            if await item.is_ready() and item._task is None:
+            if item._complete:  # a finished container, or a handle already waited for
                 return item
             item._fill(await item.task.wait_result(check_interval=periodicity, with_logs=with_logs))
             return item
