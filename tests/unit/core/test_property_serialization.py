@@ -84,7 +84,9 @@ CASES: list[tuple[str, Any, Any]] = [
 
 def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, datetime):
-        return a == b and a.utcoffset() == b.utcoffset()
+        # Same instant and offset. (`==` across zones is always False for times in a repeated
+        # DST hour, by Python's rules, so compare the instants explicitly.)
+        return a.timestamp() == b.timestamp() and a.utcoffset() == b.utcoffset()
     return a == b and type(a) is type(b)
 
 
