@@ -21,6 +21,13 @@ from podiq.kubernetes.resources import (
     TaskRun,
     label_value,
 )
+from podiq.runtime.environment import (
+    ENV_ATTEMPT,
+    ENV_POD_NAME,
+    ENV_TASKRUN_NAME,
+    ENV_TASKRUN_NAMESPACE,
+    RESERVED as RESERVED_ENV,
+)
 
 from podiq_operator.config import JobConfig
 
@@ -31,12 +38,6 @@ MAX_JOB_NAME = 63
 CONTAINER_NAME = "task"
 RUNTIME_COMMAND = ["python", "-m", "podiq.runtime"]
 RUNTIME_UID = 10001
-#: Variables the operator sets for the runtime; a TaskRun's env cannot override them.
-ENV_TASKRUN_NAME = "PODIQ_TASKRUN_NAME"
-ENV_TASKRUN_NAMESPACE = "PODIQ_TASKRUN_NAMESPACE"
-ENV_ATTEMPT = "PODIQ_ATTEMPT"
-ENV_POD_NAME = "PODIQ_POD_NAME"
-RESERVED_ENV = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_POD_NAME})
 
 
 def job_name(taskrun_name: str, attempt: int) -> str:

@@ -17,7 +17,7 @@ from podiq._message import TaskiqMessage
 from podiq._receiver import Receiver
 from podiq._result import ResultRecord
 from podiq.exceptions import UnknownTaskError
-from podiq.kubernetes.api import TaskRunApi
+from podiq.kubernetes.api import ConflictError, TaskRunApi
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.resources import Progress, ResultTooLargeError, TaskRun, encode_result, status_patch
@@ -31,6 +31,8 @@ logger = logging.getLogger("podiq.runtime")
 INFRASTRUCTURE_FAILURE = 70
 #: Reads, half a second apart, while waiting for the operator to record this attempt.
 STATUS_CATCH_UP_READS = 30
+#: Conditional status writes tried before giving up on reporting.
+REPORT_TRIES = 5
 
 
 def main() -> int:
@@ -134,22 +136,40 @@ async def report(
     backend: TaskRunStatusBackend,
     pod_name: str | None,
 ) -> None:
-    """Write the attempt's outcome, with the last progress, in one status write."""
+    """Write the attempt's outcome, with the last progress, in one status write.
+
+    The write is conditional on the resourceVersion just read, so it never overwrites what
+    the operator decided meanwhile (a cancellation, say); on a conflict it reads again.
+    """
     await backend.close()
-    before = taskrun.status.model_copy(deep=True)
     try:
         result: dict[str, Any] = encode_result(record)
     except ResultTooLargeError as exc:
         code, result = ExitCode.TASK_ERROR, encode_result(_error(exc, None, record.labels))
-    if backend.latest is not None:
-        latest = backend.latest
-        taskrun.status.set_progress(Progress(current=latest.current, total=latest.total, message=latest.message[:4096]))
-    taskrun.finish_attempt(
-        code, datetime.now(UTC), result=None if code is ExitCode.REQUEUE else result, pod_name=pod_name
-    )
-    patch = status_patch(before, taskrun.status)
-    if patch:
-        await api.patch_status(taskrun.namespace, taskrun.name, patch)
+    attempt = taskrun.status.attempts
+    for _ in range(REPORT_TRIES):
+        if taskrun.is_done() or taskrun.status.attempts != attempt:
+            logger.warning("TaskRun %s moved on (%s) before attempt %s reported.", taskrun.name, taskrun.status.phase, attempt)
+            return
+        before = taskrun.status.model_copy(deep=True)
+        if backend.latest is not None:
+            latest = backend.latest
+            taskrun.status.set_progress(Progress(current=latest.current, total=latest.total, message=latest.message[:4096]))
+        taskrun.finish_attempt(
+            code, datetime.now(UTC), result=None if code is ExitCode.REQUEUE else result, pod_name=pod_name
+        )
+        try:
+            await api.patch_status(
+                taskrun.namespace, taskrun.name, status_patch(before, taskrun.status),
+                resource_version=taskrun.metadata.resource_version,
+            )
+            return
+        except ConflictError:
+            body = await api.get(taskrun.namespace, taskrun.name)
+            if body is None:
+                return
+            taskrun = TaskRun.from_api(body)
+    raise RuntimeError(f"TaskRun {taskrun.name} kept changing; attempt {attempt} could not report.")
 
 
 def _error(exc: BaseException, message: TaskiqMessage | None, labels: dict[str, Any] | None = None) -> ResultRecord:
