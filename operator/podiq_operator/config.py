@@ -70,6 +70,9 @@ class OperatorConfig:
     metrics_port: int | None = 8080
     """Port of the Prometheus ``/metrics`` endpoint, ``None`` for none (``PODIQ_METRICS_PORT``, 0 disables)."""
 
+    metrics_address: str = "0.0.0.0"
+    """Address the ``/metrics`` endpoint listens on (``PODIQ_METRICS_ADDRESS``)."""
+
     liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
     """kopf's liveness endpoint, probed by the Deployment (``PODIQ_LIVENESS``, empty disables)."""
 
@@ -106,6 +109,7 @@ class OperatorConfig:
             namespaces=tuple(n.strip() for n in (get("WATCH_NAMESPACES") or "").split(",") if n.strip()),
             events=(get("EVENTS") or "true").lower() not in ("0", "false", "no", "off"),
             metrics_port=cls.metrics_port if metrics_port is None else (int(metrics_port) or None),
+            metrics_address=get("METRICS_ADDRESS") or cls.metrics_address,
             liveness_endpoint=cls.liveness_endpoint if liveness is None else (liveness or None),
             peering=get("PEERING"),
         )

@@ -41,7 +41,7 @@ async def operate(
     """Run the operator until ``stop_flag`` is set (or the process is signalled)."""
     metrics = Metrics()
     if config.metrics_port:
-        metrics.serve(config.metrics_port)
+        metrics.serve(config.metrics_port, config.metrics_address)
     api_client = await _api_client()
     try:
         api = KubernetesClusterApi(api_client, request_timeout=config.api.request_timeout)

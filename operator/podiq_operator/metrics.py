@@ -35,6 +35,6 @@ class Metrics:
             "podiq_reconcile_errors", "Reconciliations that failed and were retried.", registry=self.registry,
         )
 
-    def serve(self, port: int) -> None:
-        """Serve ``/metrics`` on ``port`` from a daemon thread."""
-        prom.start_http_server(port, registry=self.registry)
+    def serve(self, port: int, address: str = "0.0.0.0") -> None:
+        """Serve ``/metrics`` on ``address:port`` from a daemon thread."""
+        prom.start_http_server(port, addr=address, registry=self.registry)
