@@ -38,10 +38,7 @@ def podiq_namespace(podiq_crd: Any) -> Iterator[str]:
         "--set", f"watchNamespaces={{{namespace}}}",
         "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml",
     ).stdout
-    subprocess.run(
-        [str(Path(cluster.bin_dir) / "kubectl"), "apply", "-n", namespace, "-f", "-"],
-        input=rendered, text=True, check=True, capture_output=True, env={**os.environ, **cluster.env},
-    )
+    cluster.apply(rendered, "-n", namespace)
     os.environ["PODIQ_TEST_NAMESPACE"] = namespace
     yield namespace
     cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
