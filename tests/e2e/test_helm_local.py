@@ -1,0 +1,65 @@
+"""`helm install charts/podiq` on the local control plane: the operator runs as a pod with
+its service account, and tasks run through it."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.e2e import scenario
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(420)]
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Any, podiq_crd: Any) -> Any:
+    # Pods here are local processes on the host network, so the operator's endpoints stay on loopback.
+    scenario.install(cluster, "operator.listenAddress=127.0.0.1", "metrics.port=18080", "health.port=18081")
+    yield cluster
+    cluster.helm("uninstall", scenario.RELEASE, "--namespace", scenario.OPERATOR_NAMESPACE, "--wait", check=False)
+    for namespace in (scenario.TASK_NAMESPACE, scenario.OPERATOR_NAMESPACE):
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_operator_runs_as_a_restricted_pod_with_its_own_service_account(installed: Any) -> None:
+    pod = scenario.operator_pod(installed)
+    assert pod["status"]["phase"] == "Running"
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == "podiq-operator"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    container = spec["containers"][0]["securityContext"]
+    assert container["readOnlyRootFilesystem"] is True and container["capabilities"]["drop"] == ["ALL"]
+
+
+def test_tasks_run_through_the_installed_operator(installed: Any) -> None:
+    outcome = scenario.wait(scenario.run_tasks(str(installed.kubeconfig)))
+    assert outcome["total"] == 6
+    assert isinstance(outcome["error"], ValueError) and "Negative values not allowed" in str(outcome["error"])
+    assert outcome["requeued"].startswith("Processed: retry_me")
+    assert outcome["steps"] == 3
+    runs = json.loads(installed.kubectl("get", "taskruns", "-n", scenario.TASK_NAMESPACE, "-o", "json").stdout)["items"]
+    assert {r["status"]["phase"] for r in runs} == {"Succeeded", "Failed"}
+    printed = installed.kubectl("get", "taskruns", "-n", scenario.TASK_NAMESPACE).stdout
+    assert {"TASK", "PHASE", "PROGRESS", "ATTEMPTS", "DURATION", "AGE"} <= set(printed.split("\n")[0].split())
+
+
+def test_operator_serves_prometheus_metrics(installed: Any) -> None:
+    body = urllib.request.urlopen("http://127.0.0.1:18080/metrics", timeout=10).read().decode()
+    assert "podiq_taskruns_in_flight" in body
+
+
+def test_rendered_chart_passes_server_side_validation(cluster: Any, podiq_crd: Any) -> None:
+    """The API server's own schema check of every object the chart renders, both RBAC shapes."""
+    for sets in ([], ["--set", "watchNamespaces={a,b}"], ["--set", "peering.enabled=true"]):
+        rendered = cluster.helm("template", "check", str(scenario.CHART), "--namespace", "default", *sets).stdout
+        applied = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+        problems = [line for line in applied.stderr.splitlines() if "not found" not in line]
+        assert applied.returncode == 0 or not problems, applied.stderr
+
+
+def test_helm_lint_passes(cluster: Any) -> None:
+    linted = cluster.helm("lint", str(scenario.CHART), "--strict", check=False)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
