@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from podiq._broker import AsyncBroker
 from podiq._message import TaskiqMessage
@@ -18,9 +20,10 @@ from podiq.exceptions import (
     InvalidArgumentsError,
     ResultGetError,
     ResultSetError,
+    SendTaskError,
     TaskiqResultTimeoutError,
 )
-from podiq.kubernetes.api import NotFoundError, TaskRunApi
+from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
 from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
 from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, label_value, to_api
@@ -99,7 +102,20 @@ class KubernetesBroker(AsyncBroker):
 
     async def kick(self, message: TaskiqMessage) -> None:
         """Create the TaskRun: one API write."""
-        await self.taskruns.create(self.namespace, self.taskrun_body(message))
+        body = self.taskrun_body(message)
+        try:
+            await self.taskruns.create(self.namespace, body)
+        except NotFoundError:
+            raise SendTaskError(
+                f"Cannot create TaskRun {message.task_id} in namespace {self.namespace!r}: the namespace or the "
+                "TaskRun CRD is missing. Install podiq with `helm install podiq charts/podiq` and check the namespace."
+            ) from None
+        except ConflictError:
+            raise SendTaskError(
+                f"A TaskRun named {message.task_id!r} exists already in {self.namespace!r}; task ids must be unique."
+            ) from None
+        except ApiException as exc:
+            raise _refused(exc, message) from None
         if self.watch is not None:
             self.watch.track(message.task_id)
 
@@ -136,6 +152,21 @@ class KubernetesBroker(AsyncBroker):
             await self.taskruns.patch_spec(self.namespace, task_id, {"cancelled": True})
         except NotFoundError:
             raise ResultGetError(f"No TaskRun {self.namespace}/{task_id} to cancel.") from None
+
+
+def _refused(exc: ApiException, message: TaskiqMessage) -> Exception:
+    """The API server's refusal of a TaskRun, as an error that says what to change."""
+    try:
+        detail = json.loads(exc.body).get("message", exc.reason)
+    except (TypeError, ValueError):
+        detail = exc.reason
+    if exc.status in (400, 422):
+        return InvalidArgumentsError(f"The API server refused the TaskRun for {message.task_name!r}: {detail}")
+    if exc.status in (401, 403):
+        return SendTaskError(
+            f"Not allowed to create TaskRuns: {detail}. Grant this identity `create` on taskruns.podiq.io."
+        )
+    return SendTaskError(f"Creating the TaskRun for {message.task_name!r} failed ({exc.status}): {detail}")
 
 
 class KubernetesResultBackend(AsyncResultBackend):
