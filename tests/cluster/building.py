@@ -207,9 +207,9 @@ def _build_etcd(log: Path) -> _Component:
         # (api, client, pkg) are released under the same tag.
         _build_wrapped(comp, "go.etcd.io/etcd/server/v3", ["go.etcd.io/etcd/server/v3"],
                        ETCD_VERSION, [], log)
-        built = comp.out / "v3"
-        if built.exists():  # go build names the binary after the last path element
-            built.rename(comp.out / "etcd")
+        # go build names the binary after the module's last non-version path
+        # element ("server"); etcd's own release calls it etcd.
+        (comp.out / "server").rename(comp.out / "etcd")
     return comp
 
 
@@ -258,6 +258,9 @@ def build(verbose: bool = True) -> Path:
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(comp.out / b)
+    missing = [b for b in ALL_BINARIES if not os.access(out / b, os.X_OK)]
+    if missing:
+        raise BuildError(f"build finished but {', '.join(missing)} missing in {out}; see {log}")
     if verbose:
         print(f"built in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return out

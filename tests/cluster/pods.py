@@ -285,9 +285,11 @@ class PodRunner:
     def _set_condition(self, kind: str, ok: bool, reason: str | None = None) -> None:
         old = self.conditions.get(kind)
         status = "True" if ok else "False"
-        if old and old["status"] == status:
+        if old and old["status"] == status and old.get("reason") == reason:
             return
-        cond = {"type": kind, "status": status, "lastTransitionTime": now(), "lastProbeTime": None}
+        changed = not old or old["status"] != status
+        cond = {"type": kind, "status": status, "lastProbeTime": None,
+                "lastTransitionTime": now() if changed else old["lastTransitionTime"]}
         if reason:
             cond["reason"] = reason
         self.conditions[kind] = cond
