@@ -21,6 +21,7 @@ from podiq.kubernetes.resources import (
     TaskRun,
     label_value,
 )
+from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
 from podiq.runtime.environment import (
     ENV_ATTEMPT,
     ENV_POD_NAME,
@@ -37,7 +38,6 @@ __all__ = ["CONTAINER_NAME", "RUNTIME_COMMAND", "attempt_of", "build_job", "job_
 MAX_JOB_NAME = 63
 CONTAINER_NAME = "task"
 RUNTIME_COMMAND = ["python", "-m", "podiq.runtime"]
-RUNTIME_UID = 10001
 
 
 def job_name(taskrun_name: str, attempt: int) -> str:
@@ -91,15 +91,7 @@ def build_job(run: TaskRun, attempt: int, config: JobConfig) -> dict[str, Any]:
         "image": spec.image or config.runtime_image,
         "command": list(RUNTIME_COMMAND),
         "env": env,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUNTIME_UID,
-            "runAsGroup": RUNTIME_UID,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         # The runtime's last words (a crash before it could report) become the failure message.
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -122,12 +114,7 @@ def build_job(run: TaskRun, attempt: int, config: JobConfig) -> dict[str, Any]:
                 "serviceAccountName": spec.service_account_name or config.runtime_service_account,
                 # Saves the env vars of every Service in the namespace and their lookups at start.
                 "enableServiceLinks": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": RUNTIME_UID,
-                    "runAsGroup": RUNTIME_UID,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": pod_security_context(),
                 "containers": [container],
                 "volumes": [{"name": "tmp", "emptyDir": tmp}],
             },
