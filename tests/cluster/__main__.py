@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import building
+from . import building, procs
 from .cluster import client_env
 from .controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root
 
@@ -40,6 +40,11 @@ def _print_env(state_dir: Path) -> None:
     print(f"export PATH={shlex.quote(env['PATH'])}")
 
 
+def _running(state_dir: Path) -> bool:
+    entries = procs.PidFile(state_dir / "pids.json").entries()
+    return bool(entries) and all(procs.alive(e["pid"], e["exe"]) for e in entries)
+
+
 def cmd_build() -> int:
     try:
         print(building.build())
@@ -52,9 +57,12 @@ def cmd_build() -> int:
 def cmd_up() -> int:
     current = _current_state()
     if current is not None and (current / "state.json").exists():
-        print(f"a cluster is already up (state in {current}); `down` first to restart it", file=sys.stderr)
-        _print_env(current)
-        return 0
+        if _running(current):
+            print(f"a cluster is already up (state in {current}); `down` first to restart it", file=sys.stderr)
+            _print_env(current)
+            return 0
+        # Left over from a cluster that died (or a reboot): clean it up and start anew.
+        cmd_down()
     try:
         bin_dir = building.build()
     except building.BuildError as exc:

@@ -13,6 +13,7 @@ the release's own go.mod so it never drifts from upstream.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -240,6 +241,20 @@ def build(verbose: bool = True) -> Path:
         raise BuildError("the 'go' command is not on PATH; Go >= 1.26 is needed to build the test cluster")
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
+    # Two test sessions starting at once must not build into the same directories.
+    with (root / ".build.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if verbose:
+                print("another build is running; waiting for it ...", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built():
+            return bin_dir()
+        return _build_locked(root, verbose)
+
+
+def _build_locked(root: Path, verbose: bool) -> Path:
     log = root / "build.log"
     started = time.monotonic()
     comps = []

@@ -73,8 +73,6 @@ class Container:
     last_state: dict = field(default_factory=dict)
     proc: asyncio.subprocess.Process | None = None
     logs: list[Path] = field(default_factory=list)
-    # Set while the process runs or a restart is pending; log follows wait on it.
-    active: bool = True
 
     @property
     def name(self) -> str:
@@ -176,7 +174,6 @@ class PodRunner:
             if "terminated" not in c.state:
                 c.state = {"terminated": {"exitCode": 128, "reason": reason, "message": message,
                                           "startedAt": None, "finishedAt": now()}}
-            c.active = False
         self.reason, self.message = reason, message
         await self._finish(force_phase="Failed")
 
@@ -197,7 +194,6 @@ class PodRunner:
                 self.restart_policy == "Always" and not c.init
                 or self.restart_policy in ("Always", "OnFailure") and code != 0)
             if not restart:
-                c.active = False
                 await self._push_status()
                 return code == 0
             # Crash-loop backoff, short so tests do not wait: 1s, 2s, 4s ... 30s.
@@ -210,7 +206,6 @@ class PodRunner:
             backoff = min(backoff * 2, 30.0)
             if self.stopping:
                 c.state = c.last_state
-                c.active = False
                 return False
 
     async def _run_once(self, c: Container) -> int:
