@@ -27,6 +27,7 @@ from podiq.kubernetes.resources import (
     encode_result,
     to_api,
 )
+from podiq.kubernetes.schedules import KubernetesScheduleSource
 
 __all__ = [
     "API_VERSION",
@@ -40,6 +41,7 @@ __all__ = [
     "EnvVar",
     "ExitCode",
     "InfrastructureError",
+    "KubernetesScheduleSource",
     "Phase",
     "Progress",
     "Reason",

@@ -1,0 +1,571 @@
+"""Schedules on Kubernetes: a cron schedule is a CronJob, a one-shot time a TaskRun held back until then.
+
+Nothing else keeps running. Each firing of a schedule's CronJob runs a small podiq program
+(:mod:`podiq.kubernetes.firing`) that creates one TaskRun, so every firing is a TaskRun like any
+``kiq`` run, with its result in its status. ``schedule_by_time`` creates the TaskRun at once with
+``spec.notBefore``; the operator holds it back until then.
+
+The building and reading of the resources are plain functions (no API calls), tested on their own;
+:class:`KubernetesScheduleSource` adds the few API calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from podiq._labels import SCHEDULE_ID_LABEL
+from podiq._message import TaskiqMessage
+from podiq._schedules import ScheduledTask, ScheduleSource, validate_timezone
+from podiq.exceptions import InvalidScheduleError, SendTaskError
+from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
+from podiq.kubernetes.resources import GROUP, LABEL_TASK, PLURAL, VERSION, TaskRun, label_value
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client
+
+    from podiq.kubernetes.broker import KubernetesBroker
+
+__all__ = [
+    "DEFAULT_FIRING_IMAGE",
+    "DEFAULT_FIRING_RESOURCES",
+    "DEFAULT_TIMEZONE",
+    "FIRING_COMMAND",
+    "LABEL_SCHEDULE_ID",
+    "LABEL_TRIGGER",
+    "MAX_SCHEDULE_ID",
+    "SCHEDULER_SERVICE_ACCOUNT",
+    "CronJobOptions",
+    "KubernetesScheduleSource",
+    "ScheduleEntry",
+    "cron_for_interval",
+    "cronjob_body",
+    "entry_from_cronjob",
+    "entry_from_taskrun",
+    "one_shot_taskrun_body",
+    "taskrun_template",
+    "timezone_for",
+    "validate_schedule_id",
+]
+
+#: On CronJobs, their Jobs and pods, and on every TaskRun a schedule made.
+LABEL_SCHEDULE_ID = f"{GROUP}/schedule-id"
+#: On TaskRuns a schedule made: ``cron`` (a firing of a CronJob) or ``time`` (a one-shot run).
+LABEL_TRIGGER = f"{GROUP}/schedule-trigger"
+#: On CronJobs made from ``schedule_by_interval``: the interval in seconds, to list it back as one.
+ANNOTATION_INTERVAL = f"{GROUP}/interval-seconds"
+
+#: The CronJob controller appends ``-<minutes since the epoch>`` (11 characters) to name Jobs (≤63).
+MAX_SCHEDULE_ID = 52
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+SCHEDULER_SERVICE_ACCOUNT = "podiq-scheduler"
+#: The firing only needs podiq, not the task's code: the runtime image does.
+DEFAULT_FIRING_IMAGE = "ghcr.io/podiq/runtime:latest"
+DEFAULT_FIRING_RESOURCES: dict[str, Any] = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+FIRING_COMMAND = ["python", "-m", "podiq.kubernetes.firing"]
+FIRING_CONTAINER = "fire"
+#: Cron times without a zone are UTC, as with podiq's in-process scheduler.
+DEFAULT_TIMEZONE = "Etc/UTC"
+#: The firing's environment (read by podiq.kubernetes.firing): the TaskRun template as JSON (its
+#: metadata labels and spec), the concurrency policy, the firing Job's name and namespace.
+ENV_TEMPLATE = "PODIQ_SCHEDULE_TASKRUN"
+ENV_WAIT = "PODIQ_SCHEDULE_CONCURRENCY"
+ENV_JOB_NAME = "PODIQ_FIRING_JOB"
+ENV_NAMESPACE = "PODIQ_FIRING_NAMESPACE"
+#: Firing exit codes that fail the Job at once: the run ended without success; the API refused the TaskRun.
+EXIT_RUN_FAILED = 3
+EXIT_REFUSED = 4
+#: Retries of a firing pod that could not reach the API; the TaskRun is created at most once anyway.
+FIRING_BACKOFF_LIMIT = 3
+
+_COMMON_LABELS = {"app.kubernetes.io/managed-by": "podiq", "app.kubernetes.io/component": "schedule"}
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> str:
+    return "; ".join(f"{prefix}{'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in exc.errors(include_url=False))
+
+
+class CronJobOptions(BaseModel):
+    """CronJob settings a schedule takes from its task's and call's labels (``timezone`` also from ``CronSpec``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    timezone: str | None = None
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
+    starting_deadline_seconds: StrictInt | None = Field(default=None, ge=1)
+    successful_jobs_history_limit: StrictInt | None = Field(default=None, ge=0)
+    failed_jobs_history_limit: StrictInt | None = Field(default=None, ge=0)
+
+    @classmethod
+    def from_labels(cls, labels: dict[str, Any]) -> CronJobOptions:
+        try:
+            options = cls.model_validate(labels)
+            if options.timezone is not None:
+                validate_timezone(options.timezone)
+        except ValidationError as exc:
+            raise InvalidScheduleError(f"Invalid schedule options: {_problems(exc, 'label ')}.") from None
+        except ValueError as exc:
+            raise InvalidScheduleError(f"Invalid schedule options: label 'timezone': {exc}.") from None
+        return options
+
+
+def validate_schedule_id(schedule_id: str) -> str:
+    if not isinstance(schedule_id, str) or len(schedule_id) > MAX_SCHEDULE_ID or not _DNS_LABEL.match(schedule_id):
+        raise InvalidScheduleError(
+            f"schedule_id {schedule_id!r} cannot name a CronJob: use at most {MAX_SCHEDULE_ID} lowercase "
+            "letters, digits and '-', starting and ending with a letter or digit."
+        )
+    return schedule_id
+
+
+def timezone_for(schedule: ScheduledTask, options: CronJobOptions) -> str:
+    """The CronJob's ``timeZone``: the CronSpec's (``cron_offset``), else the ``timezone`` label, else UTC.
+
+    A ``timedelta`` offset of whole hours becomes the matching fixed ``Etc/GMT±h`` zone (whose sign
+    is inverted, by the tz database's convention); other offsets cannot be expressed.
+    """
+    offset = schedule.cron_offset
+    if isinstance(offset, str):
+        return offset
+    if isinstance(offset, timedelta):
+        seconds = int(offset.total_seconds())
+        hours, rest = divmod(abs(seconds), 3600)
+        if rest or offset != timedelta(seconds=seconds) or not (-12 * 3600 <= seconds <= 14 * 3600):
+            raise InvalidScheduleError(
+                f"cron_offset {offset!r} cannot be a CronJob time zone: use an IANA name such as "
+                "'Europe/Berlin', or a whole number of hours between -12 and +14."
+            )
+        if hours == 0:
+            return DEFAULT_TIMEZONE
+        return f"Etc/GMT{'-' if seconds > 0 else '+'}{hours}"
+    return options.timezone or DEFAULT_TIMEZONE
+
+
+_HOURLY_DIVISORS = {1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30}
+_DAILY_DIVISORS = {1, 2, 3, 4, 6, 8, 12}
+
+
+def cron_for_interval(interval: timedelta) -> str:
+    """The cron string firing exactly every ``interval``, for intervals that divide an hour or a day.
+
+    CronJobs fire on minute boundaries and restart their count each hour (for ``*/m``) or each day
+    (for ``*/h``), so only those intervals are exact; anything else is refused.
+    """
+    seconds = int(interval.total_seconds())
+    minutes, rest = divmod(seconds, 60)
+    if rest == 0 and minutes in _HOURLY_DIVISORS:
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if rest == 0 and minutes == 60:
+        return "0 * * * *"
+    hours, rest = divmod(minutes, 60)
+    if rest == 0 and hours in _DAILY_DIVISORS:
+        return f"0 */{hours} * * *"
+    if rest == 0 and hours == 24:
+        return "0 0 * * *"
+    raise InvalidScheduleError(
+        f"interval: {seconds} s cannot be a Kubernetes CronJob, which fires on minute boundaries: use an "
+        "interval that divides an hour or a day (60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, "
+        "3600 s; 2, 3, 4, 6, 8, 12, 24 h), or schedule_by_cron."
+    )
+
+
+def _check_cron_for_kubernetes(cron: str) -> str:
+    # croniter knows Quartz-style L, W and #; the CronJob controller's parser does not.
+    if any(mark in cron for mark in ("L", "W", "#")):
+        raise InvalidScheduleError(
+            f"cron: {cron!r} uses L, W or #, which Kubernetes CronJobs do not understand; use plain "
+            "five-field cron syntax."
+        )
+    return cron
+
+
+def taskrun_template(broker: KubernetesBroker, schedule: ScheduledTask) -> dict[str, Any]:
+    """The TaskRun a firing creates, without its name: ``{"labels": ..., "spec": ...}``.
+
+    Built by the broker exactly as a ``kiq`` of the same call, so task name, labels and options
+    are checked now, at the call.
+    """
+    body = broker.taskrun_body(_message(schedule, "template"))
+    labels = {**body["metadata"]["labels"], LABEL_SCHEDULE_ID: schedule.schedule_id, LABEL_TRIGGER: "cron"}
+    return {"labels": labels, "spec": body["spec"]}
+
+
+def _message(schedule: ScheduledTask, task_id: str) -> TaskiqMessage:
+    return TaskiqMessage(
+        task_id=task_id,
+        task_name=schedule.task_name,
+        labels={**schedule.labels, SCHEDULE_ID_LABEL: schedule.schedule_id},
+        args=schedule.args,
+        kwargs=schedule.kwargs,
+    )
+
+
+def cronjob_body(
+    schedule: ScheduledTask,
+    template: dict[str, Any],
+    *,
+    namespace: str,
+    image: str,
+    service_account: str = SCHEDULER_SERVICE_ACCOUNT,
+    resources: dict[str, Any] | None = None,
+    image_pull_policy: str | None = None,
+) -> dict[str, Any]:
+    """The batch/v1 CronJob for a cron (or interval) schedule; raises InvalidScheduleError naming the field."""
+    schedule_id = validate_schedule_id(schedule.schedule_id)
+    options = CronJobOptions.from_labels(schedule.labels)
+    annotations: dict[str, str] = {}
+    if schedule.interval is not None:
+        cron = cron_for_interval(schedule.interval)
+        annotations[ANNOTATION_INTERVAL] = str(int(schedule.interval.total_seconds()))
+    elif schedule.cron is not None:
+        cron = _check_cron_for_kubernetes(schedule.cron)
+    else:
+        raise InvalidScheduleError("a CronJob needs a cron or interval schedule; one-shot times are TaskRuns.")
+    zone = timezone_for(schedule, options)
+    labels = {LABEL_SCHEDULE_ID: schedule_id, LABEL_TASK: label_value(schedule.task_name), **_COMMON_LABELS}
+
+    container: dict[str, Any] = {
+        "name": FIRING_CONTAINER,
+        "image": image,
+        "command": list(FIRING_COMMAND),
+        "env": [
+            {"name": ENV_TEMPLATE, "value": json.dumps(template, separators=(",", ":"), sort_keys=True)},
+            {"name": ENV_WAIT, "value": options.concurrency_policy},
+            {"name": ENV_JOB_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}},
+            {"name": ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
+        "securityContext": container_security_context(),
+        "resources": resources if resources is not None else DEFAULT_FIRING_RESOURCES,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if image_pull_policy:
+        container["imagePullPolicy"] = image_pull_policy
+    spec: dict[str, Any] = {
+        "schedule": cron,
+        "timeZone": zone,
+        "concurrencyPolicy": options.concurrency_policy,
+        "jobTemplate": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "backoffLimit": FIRING_BACKOFF_LIMIT,
+                # The run ended without success, or the API refused the TaskRun: retrying cannot help.
+                "podFailurePolicy": {"rules": [{
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": FIRING_CONTAINER, "operator": "In",
+                                    "values": [EXIT_RUN_FAILED, EXIT_REFUSED]},
+                }]},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "serviceAccountName": service_account,
+                        "enableServiceLinks": False,
+                        "securityContext": pod_security_context(),
+                        "containers": [container],
+                    },
+                },
+            },
+        },
+    }
+    for field in ("starting_deadline_seconds", "successful_jobs_history_limit", "failed_jobs_history_limit"):
+        value = getattr(options, field)
+        if value is not None:
+            spec[_camel(field)] = value
+    metadata: dict[str, Any] = {"name": schedule_id, "namespace": namespace, "labels": labels}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata, "spec": spec}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def one_shot_taskrun_body(broker: KubernetesBroker, schedule: ScheduledTask, task_id: str) -> dict[str, Any]:
+    """The TaskRun for ``schedule_by_time``: held back by ``spec.notBefore`` until the schedule's time."""
+    assert schedule.time is not None
+    validate_schedule_id(schedule.schedule_id)
+    when = schedule.time if schedule.time.tzinfo else schedule.time.replace(tzinfo=UTC)
+    body = broker.taskrun_body(_message(schedule, task_id))
+    body["metadata"]["labels"].update({LABEL_SCHEDULE_ID: schedule.schedule_id, LABEL_TRIGGER: "time"})
+    body["spec"]["notBefore"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return body
+
+
+@dataclass
+class ScheduleEntry:
+    """A schedule as listed: the scheduled task plus what Kubernetes knows about it."""
+
+    schedule: ScheduledTask
+    kind: Literal["cron", "interval", "time"]
+    resource: str  # "cronjob/<name>" or "taskrun/<name>"
+    concurrency_policy: str | None = None
+    suspended: bool = False
+    last_fired: datetime | None = None
+    active: int = 0
+
+    @property
+    def when(self) -> str:
+        if self.schedule.time is not None:
+            return self.schedule.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        if self.schedule.interval is not None:
+            return f"every {int(self.schedule.interval.total_seconds())} s"
+        return f"{self.schedule.cron} ({self.schedule.cron_offset or DEFAULT_TIMEZONE})"
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def entry_from_cronjob(body: dict[str, Any]) -> ScheduleEntry | None:
+    """The schedule a podiq CronJob holds (a dict as the API returns it); None if it is not one of podiq's."""
+    metadata = body.get("metadata") or {}
+    schedule_id = (metadata.get("labels") or {}).get(LABEL_SCHEDULE_ID)
+    spec = body.get("spec") or {}
+    try:
+        container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        template = json.loads(env[ENV_TEMPLATE])
+        task_spec = template["spec"]
+    except (KeyError, IndexError, TypeError, json.JSONDecodeError):
+        return None
+    if not schedule_id:
+        return None
+    interval = (metadata.get("annotations") or {}).get(ANNOTATION_INTERVAL)
+    trigger: dict[str, Any] = (
+        {"interval": timedelta(seconds=int(interval))} if interval
+        else {"cron": spec.get("schedule"), "cron_offset": spec.get("timeZone")}
+    )
+    try:
+        scheduled = ScheduledTask(
+            task_name=task_spec["taskName"],
+            labels=task_spec.get("labels") or {},
+            args=task_spec.get("args") or [],
+            kwargs=task_spec.get("kwargs") or {},
+            schedule_id=schedule_id,
+            **trigger,
+        )
+    except (ValidationError, KeyError):
+        return None
+    status = body.get("status") or {}
+    return ScheduleEntry(
+        schedule=scheduled,
+        kind="interval" if interval else "cron",
+        resource=f"cronjob/{metadata.get('name')}",
+        concurrency_policy=spec.get("concurrencyPolicy", "Allow"),
+        suspended=bool(spec.get("suspend")),
+        last_fired=_time(status.get("lastScheduleTime")),
+        active=len(status.get("active") or []),
+    )
+
+
+def entry_from_taskrun(body: dict[str, Any]) -> ScheduleEntry | None:
+    """A one-shot schedule from its TaskRun, while that run has not started; None otherwise."""
+    run = TaskRun.from_api(body)
+    labels = run.metadata.labels or {}
+    schedule_id = labels.get(LABEL_SCHEDULE_ID)
+    if not schedule_id or labels.get(LABEL_TRIGGER) != "time" or run.spec.not_before is None:
+        return None
+    if run.is_done() or run.status.attempts > 0 or run.spec.cancelled:
+        return None
+    scheduled = ScheduledTask(
+        task_name=run.spec.task_name,
+        labels=run.spec.labels,
+        args=run.spec.args,
+        kwargs=run.spec.kwargs,
+        schedule_id=schedule_id,
+        time=run.spec.not_before,
+    )
+    return ScheduleEntry(schedule=scheduled, kind="time", resource=f"taskrun/{run.name}")
+
+
+class KubernetesScheduleSource(ScheduleSource):
+    """Schedules as Kubernetes resources: ``schedule_by_cron`` makes a CronJob, ``schedule_by_time``
+    a TaskRun held back until its time. Nothing else has to keep running.
+
+    Give it the :class:`KubernetesBroker` whose tasks it schedules (namespace, connection and task
+    defaults come from it), or only ``namespace``/``kubeconfig``/``context`` to list and delete.
+    Each firing runs ``image`` (default: the task's ``image`` label, the broker's image, else
+    podiq's runtime image) as ``service_account`` (the chart's ``podiq-scheduler``).
+    """
+
+    def __init__(
+        self,
+        broker: KubernetesBroker | None = None,
+        *,
+        namespace: str | None = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        image: str | None = None,
+        service_account: str = SCHEDULER_SERVICE_ACCOUNT,
+        resources: dict[str, Any] | None = None,
+        image_pull_policy: str | None = None,
+    ) -> None:
+        if broker is None:
+            from podiq.kubernetes.broker import KubernetesBroker
+
+            broker = KubernetesBroker(namespace=namespace, kubeconfig=kubeconfig, context=context)
+        self.broker = broker
+        self.namespace = namespace or broker.namespace
+        self.image = image
+        self.service_account = service_account
+        self.resources = resources
+        self.image_pull_policy = image_pull_policy
+        self._own_client: client.ApiClient | None = None
+
+    # --- connection ---
+
+    async def startup(self) -> None:
+        await self._client()
+
+    async def shutdown(self) -> None:
+        if self._own_client is not None:
+            await self._own_client.close()
+            self._own_client = None
+
+    async def __aenter__(self) -> KubernetesScheduleSource:
+        await self.startup()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def _client(self) -> client.ApiClient:
+        if self.broker.api_client is not None:
+            return self.broker.api_client
+        if self._own_client is None:
+            from podiq.kubernetes.connecting import api_client
+
+            self._own_client = await api_client(self.broker.kubeconfig, self.broker.context)
+        return self._own_client
+
+    # --- ScheduleSource ---
+
+    def build(self, schedule: ScheduledTask) -> dict[str, Any]:
+        """The resource ``add_schedule`` creates for ``schedule`` (CronJob or TaskRun); checks everything."""
+        try:
+            if schedule.time is not None:
+                return one_shot_taskrun_body(self.broker, schedule, self.broker.id_generator())
+            template = taskrun_template(self.broker, schedule)
+        except SendTaskError as exc:  # the task name, id or a Kubernetes option label
+            raise InvalidScheduleError(f"Invalid schedule for task {schedule.task_name!r}: {exc}") from None
+        image = self.image or schedule.labels.get("image") or self.broker.defaults.image or DEFAULT_FIRING_IMAGE
+        return cronjob_body(
+            schedule, template, namespace=self.namespace, image=image, service_account=self.service_account,
+            resources=self.resources, image_pull_policy=self.image_pull_policy,
+        )
+
+    async def add_schedule(self, schedule: ScheduledTask) -> None:
+        """Create the CronJob (replacing one with the same schedule id) or the held-back TaskRun."""
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        body = self.build(schedule)
+        connection = await self._client()
+        try:
+            if body["kind"] != "CronJob":
+                await client.CustomObjectsApi(connection).create_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, body)
+                return
+            batch = client.BatchV1Api(connection)
+            try:
+                await batch.create_namespaced_cron_job(self.namespace, body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                existing = await batch.read_namespaced_cron_job(schedule.schedule_id, self.namespace)
+                if (existing.metadata.labels or {}).get(LABEL_SCHEDULE_ID) != schedule.schedule_id:
+                    raise InvalidScheduleError(
+                        f"schedule_id {schedule.schedule_id!r}: a CronJob of that name exists in "
+                        f"{self.namespace} and is not a podiq schedule."
+                    ) from None
+                body["metadata"]["resourceVersion"] = existing.metadata.resource_version
+                await batch.replace_namespaced_cron_job(schedule.schedule_id, self.namespace, body)
+        except ApiException as exc:
+            if exc.status in (400, 422):
+                raise InvalidScheduleError(f"Kubernetes refused the schedule: {_api_message(exc)}") from None
+            raise
+
+    async def list_entries(self) -> list[ScheduleEntry]:
+        """Every schedule in the namespace, with what Kubernetes knows of it (last firing, active runs)."""
+        from kubernetes_asyncio import client
+
+        connection = await self._client()
+        cronjobs = await client.BatchV1Api(connection).list_namespaced_cron_job(
+            self.namespace, label_selector=LABEL_SCHEDULE_ID)
+        taskruns = await client.CustomObjectsApi(connection).list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, label_selector=f"{LABEL_TRIGGER}=time")
+        entries = [entry_from_cronjob(connection.sanitize_for_serialization(c)) for c in cronjobs.items]
+        entries += [entry_from_taskrun(t) for t in taskruns["items"]]
+        return [e for e in entries if e is not None]
+
+    async def get_schedules(self) -> list[ScheduledTask]:
+        return [entry.schedule for entry in await self.list_entries()]
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Remove the schedule's CronJob (its firing Jobs with it; the TaskRuns it made stay, with their
+        results) or its one-shot TaskRun if that has not started yet. An unknown id is not an error."""
+        await self.delete(schedule_id)
+
+    async def delete(self, schedule_id: str) -> list[str]:
+        """:meth:`delete_schedule`, returning what was deleted (``cronjob/<name>``, ``taskrun/<name>``)."""
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        if not isinstance(schedule_id, str) or not _DNS_LABEL.match(schedule_id) or len(schedule_id) > 63:
+            return []
+        connection = await self._client()
+        deleted: list[str] = []
+        batch = client.BatchV1Api(connection)
+        cronjobs = await batch.list_namespaced_cron_job(self.namespace, label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id}")
+        for cronjob in cronjobs.items:
+            try:
+                await batch.delete_namespaced_cron_job(
+                    cronjob.metadata.name, self.namespace,
+                    body=client.V1DeleteOptions(
+                        propagation_policy="Background",
+                        preconditions=client.V1Preconditions(uid=cronjob.metadata.uid),
+                    ),
+                )
+                deleted.append(f"cronjob/{cronjob.metadata.name}")
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+        custom = client.CustomObjectsApi(connection)
+        runs = await custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id},{LABEL_TRIGGER}=time")
+        for body in runs["items"]:
+            if entry_from_taskrun(body) is None:  # started or finished: no longer a schedule
+                continue
+            metadata = body["metadata"]
+            try:  # only as read: if the operator started it in between, it is a run now
+                await custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, metadata["name"],
+                    body=client.V1DeleteOptions(
+                        propagation_policy="Background",
+                        preconditions=client.V1Preconditions(uid=metadata["uid"], resource_version=metadata["resourceVersion"]),
+                    ),
+                )
+                deleted.append(f"taskrun/{metadata['name']}")
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+        return deleted
+
+
+def _api_message(exc: Any) -> str:
+    try:
+        return str(json.loads(exc.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"
