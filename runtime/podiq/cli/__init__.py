@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from podiq import __version__
-from podiq.cli import demo, operator, run, taskruns
+from podiq.cli import demo, operator, run, schedules, taskruns
 
 #: Modules with `add_parser(subparsers)`; the parser they add sets `handler(args) -> int`.
-COMMANDS = [demo, taskruns, run, operator]
+COMMANDS = [demo, taskruns, schedules, run, operator]
 
 
 def build_parser() -> argparse.ArgumentParser:
