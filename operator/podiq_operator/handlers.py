@@ -87,6 +87,12 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         apply_settings(settings, config)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # kopf logs in by itself only through the sync `kubernetes` client or pykube; podiq
+        # uses neither, so it reads the pod's service account or the kubeconfig directly.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
         await reconciler.close()

@@ -17,7 +17,7 @@ import pytest
 
 from . import building
 from .cluster import Cluster
-from .controlplane import ControlPlane, new_state_dir, remove_state_dir
+from .controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,7 +31,8 @@ def cluster() -> Iterator[Cluster]:
     except building.BuildError as exc:
         pytest.fail(f"cannot build the test cluster binaries: {exc}\n"
                     f"(run `python -m tests.cluster build` to see the whole output)", pytrace=False)
-    state = new_state_dir()
+    # Not under /tmp: pods mount an emptyDir there, which would hide the node's files from them.
+    state = new_state_dir(run_root())
     control_plane = ControlPlane(bin_dir=bin_dir, state_dir=state)
     try:
         control_plane.start()

@@ -34,7 +34,7 @@ def podiq_namespace(podiq_crd: Any) -> Iterator[str]:
     namespace = f"podiq-it-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", namespace)
     rendered = cluster.helm(
-        "template", "podiq", str(CHART), "--namespace", namespace,
+        "template", "podiq", str(CHART), "--namespace", namespace, "--kube-version", "1.37.2",
         "--set", f"watchNamespaces={{{namespace}}}",
         "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml",
     ).stdout
@@ -57,7 +57,7 @@ class OperatorProcess:
     def start(self) -> None:
         self.starts += 1
         log = open(self.log_dir / f"operator-{self.starts}.log", "wb")
-        env = {**os.environ, **self.cluster.env, "PODIQ_RUNTIME_IMAGE": "podiq-runtime:test", "PODIQ_METRICS_PORT": "0"}
+        env = {**os.environ, **self.cluster.env, "PODIQ_RUNTIME_IMAGE": "podiq-runtime:test", "PODIQ_METRICS_PORT": "0", "PODIQ_LIVENESS": ""}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "podiq_operator", "-n", self.namespace],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
