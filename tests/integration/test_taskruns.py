@@ -196,15 +196,15 @@ def test_malformed_taskrun_is_rejected_with_a_readable_message(cluster: Any, pod
 def test_runtime_service_account_has_only_taskrun_status_rights(cluster: Any, podiq_namespace: str) -> None:
     runtime = f"system:serviceaccount:{podiq_namespace}:podiq-runtime"
 
-    def can(verb: str, resource: str) -> bool:
-        out = cluster.kubectl("auth", "can-i", verb, resource, "-n", podiq_namespace, "--as", runtime, check=False)
+    def can(verb: str, resource: str, *extra: str) -> bool:
+        out = cluster.kubectl("auth", "can-i", verb, resource, *extra, "-n", podiq_namespace, "--as", runtime, check=False)
         return out.stdout.strip() == "yes"
 
-    assert can("get", "taskruns.podiq.io") and can("patch", "taskruns.podiq.io/status")
+    assert can("get", "taskruns.podiq.io") and can("patch", "taskruns.podiq.io", "--subresource=status")
     for verb, resource in [
         ("create", "taskruns.podiq.io"), ("delete", "taskruns.podiq.io"), ("patch", "taskruns.podiq.io"),
         ("create", "jobs.batch"), ("get", "pods"), ("get", "secrets"), ("list", "taskruns.podiq.io"),
     ]:
         assert not can(verb, resource), f"runtime may {verb} {resource}"
-    other = f"podiq-it-other"
+    other = "podiq-it-other"
     assert cluster.kubectl("auth", "can-i", "get", "taskruns.podiq.io", "-n", other, "--as", runtime, check=False).stdout.strip() == "no"
