@@ -13,10 +13,12 @@ the runtime writes the result. Events on the TaskRun are optional extras
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
 
+from podiq.kubernetes.connecting import SERVICE_ACCOUNT_DIR, in_cluster
 from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
 
 from podiq_operator.config import OperatorConfig
@@ -61,6 +63,27 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
         settings.peering.clusterwide = not config.namespaces
 
 
+def service_account_login() -> kopf.ConnectionInfo | None:
+    """The pod's service account, at the address the pod's environment gives.
+
+    kopf logs in by itself only through the sync `kubernetes` client or pykube, which podiq
+    does not use, and kopf's own service-account helper assumes the DNS name
+    kubernetes.default.svc; KUBERNETES_SERVICE_HOST/PORT is what every pod is given.
+    kopf calls this again when the (expiring, projected) token is refused.
+    """
+    if not in_cluster():
+        return None
+    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return kopf.ConnectionInfo(
+        server=f"https://{host}:{port}",
+        ca_path=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+        token=(SERVICE_ACCOUNT_DIR / "token").read_text().strip(),
+        default_namespace=(SERVICE_ACCOUNT_DIR / "namespace").read_text().strip(),
+    )
+
+
 def post_event(body: dict[str, Any], event: Event) -> None:
     """Post a Kubernetes Event on the TaskRun through kopf's batched, rate-limited poster."""
     try:
@@ -89,9 +112,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # kopf logs in by itself only through the sync `kubernetes` client or pykube; podiq
-        # uses neither, so it reads the pod's service account or the kubeconfig directly.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        return service_account_login() or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:

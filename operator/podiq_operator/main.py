@@ -9,8 +9,7 @@ import logging
 from collections.abc import Sequence
 
 import kopf
-from kubernetes_asyncio import client, config as kube_config
-from kubernetes_asyncio.config.config_exception import ConfigException
+from podiq.kubernetes.connecting import api_client
 
 from podiq_operator.clusters import KubernetesClusterApi
 from podiq_operator.config import OperatorConfig
@@ -23,15 +22,6 @@ __all__ = ["cli", "operate", "run"]
 logger = logging.getLogger(__name__)
 
 
-async def _api_client() -> client.ApiClient:
-    """In a pod, the service account; elsewhere, the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``)."""
-    try:
-        kube_config.load_incluster_config()
-    except ConfigException:
-        await kube_config.load_kube_config()
-    return client.ApiClient()
-
-
 async def operate(
     config: OperatorConfig,
     *,
@@ -42,9 +32,9 @@ async def operate(
     metrics = Metrics()
     if config.metrics_port:
         metrics.serve(config.metrics_port, config.metrics_address)
-    api_client = await _api_client()
+    connection = await api_client()
     try:
-        api = KubernetesClusterApi(api_client, request_timeout=config.api.request_timeout)
+        api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
         reconciler = Reconciler(api, config, metrics=metrics, events=post_event)
         registry = build_registry(reconciler, config)
         await kopf.operator(
@@ -58,7 +48,7 @@ async def operate(
             ready_flag=ready_flag,
         )
     finally:
-        await api_client.close()
+        await connection.close()
 
 
 def run(namespaces: Sequence[str] | None = None, *, config: OperatorConfig | None = None, verbose: bool = False) -> None:
