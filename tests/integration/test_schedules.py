@@ -120,6 +120,19 @@ async def test_cron_schedules_fire_taskruns_with_results_honour_forbid_and_stop_
         assert forbidden[0]["status"]["phase"] == "Running"
         forbid_cronjob = cronjob(cluster, podiq_namespace, forbid.schedule_id)
         assert forbid_cronjob is not None and len(forbid_cronjob["status"].get("active") or []) == 1
+
+        # The Forbid firing stays until its run ends; a run that ends without success fails the firing Job.
+        await k8s_broker.cancel(forbidden[0]["metadata"]["name"])
+        firing_job = forbidden[0]["metadata"]["name"]
+        deadline = time.monotonic() + 45
+        while True:
+            job = json.loads(cluster.kubectl("get", "job", firing_job, "-n", podiq_namespace, "-o", "json").stdout)
+            conditions = {c["type"]: c["status"] for c in job.get("status", {}).get("conditions") or []}
+            if conditions.get("Failed") == "True":
+                break
+            assert time.monotonic() < deadline, f"the Forbid firing did not end with its run: {job.get('status')}"
+            await asyncio.sleep(1)
+        assert job["status"].get("failed", 0) >= 1 and not job["status"].get("succeeded")
     finally:
         for created in (quick, forbid, allow):
             await source.delete_schedule(created.schedule_id)
