@@ -1,0 +1,253 @@
+"""TaskRuns through the operator on the local control plane; prints figures, asserts nothing.
+
+    python bench/kubernetes.py [--dispatch 1000] [--e2e 200] [--concurrency 20]
+
+- Ceiling: the same client creates Jobs directly (the operator's own Job bodies), as fast as
+  `--concurrency` requests at a time allow.
+- Dispatch: N TaskRuns are created while the operator is stopped; then it starts, and the
+  time until all N Jobs exist gives TaskRuns turned into Jobs per second. A ResourceQuota of
+  zero pods in both namespaces keeps pods out of these two measurements.
+- End to end: M no-op tasks through KubernetesBroker, pods and all: tasks per second, and the
+  kiq-to-result latency minus the pod's run time (process start to task end, from /proc).
+- API writes per task (from the API server's request counters) and the operator's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import ssl
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, watch
+from rich.console import Console
+from rich.table import Table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.cluster import building  # noqa: E402
+from tests.cluster.cluster import Cluster  # noqa: E402
+from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402
+
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Operator:
+    def __init__(self, cluster: Cluster, namespaces: list[str], log: Path) -> None:
+        self.cluster, self.namespaces, self.log = cluster, namespaces, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.cluster.env, "PODIQ_METRICS_PORT": "0", "PODIQ_LIVENESS": "", "PODIQ_EVENTS": "false",
+               "PODIQ_RUNTIME_IMAGE": "podiq-runtime:bench"}
+        args = [sys.executable, "-m", "podiq_operator"] + [a for ns in self.namespaces for a in ("-n", ns)]
+        self.process = subprocess.Popen(args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+    def peak_rss_mib(self) -> float:
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def api_writes(cluster: Cluster) -> dict[str, float]:
+    """Write requests served so far, by resource[/subresource], from the API server's metrics."""
+    body = cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    counts: dict[str, float] = {}
+    for line in body.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        if labels.get("verb") in WRITE_VERBS:
+            key = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+            counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+async def wait_for_jobs(api: client.ApiClient, namespace: str, count: int, timeout: float) -> float:
+    """Seconds until `count` Jobs exist in `namespace` (watching from now)."""
+    batch = client.BatchV1Api(api)
+    started = time.perf_counter()
+    listing = await batch.list_namespaced_job(namespace)
+    seen = {j.metadata.name for j in listing.items}
+    version = listing.metadata.resource_version
+    stream = watch.Watch()
+    try:
+        async with asyncio.timeout(timeout):
+            while len(seen) < count:
+                async for event in stream.stream(batch.list_namespaced_job, namespace, resource_version=version, timeout_seconds=60):
+                    version = event["object"].metadata.resource_version
+                    seen.add(event["object"].metadata.name)
+                    if len(seen) >= count:
+                        break
+    finally:
+        await stream.close()
+    return time.perf_counter() - started
+
+
+async def bounded(concurrency: int, calls: list[Any]) -> float:
+    """Run the coroutine factories with at most `concurrency` in flight; returns seconds taken."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(call: Any) -> None:
+        async with gate:
+            await call()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in calls))
+    return time.perf_counter() - started
+
+
+async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    from podiq.kubernetes.connecting import api_client
+    from podiq.kubernetes.resources import TaskRun
+    from podiq_operator.config import JobConfig
+    from podiq_operator.jobs import build_job
+
+    from bench import k8s_tasks
+
+    figures: dict[str, Any] = {}
+    api = await api_client(str(cluster.kubeconfig))
+    batch, custom = client.BatchV1Api(api), client.CustomObjectsApi(api)
+    broker = k8s_tasks.broker
+    broker.kubeconfig = str(cluster.kubeconfig)
+    await broker.connect()
+
+    # Ceiling: Jobs created directly by this client.
+    job_bodies = []
+    for i in range(args.dispatch):
+        message = broker.taskrun_body(_message(f"ceiling-{i}"))
+        run = TaskRun.from_api({**message, "metadata": {**message["metadata"], "uid": f"uid-{i}"}})
+        job = build_job(run, 1, JobConfig())
+        job["metadata"].pop("ownerReferences", None)  # no such TaskRun: keep the garbage collector out of it
+        job_bodies.append(job)
+    ceiling_s = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in job_bodies])
+    figures["ceiling"] = args.dispatch / ceiling_s
+
+    # Dispatch: TaskRuns made while no operator runs, then the operator turns them into Jobs.
+    operator = Operator(cluster, ["bench-dispatch", "bench-e2e"], log_dir / "operator.log")
+    broker.namespace = "bench-dispatch"
+    await bounded(args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)])
+    operator.start()
+    dispatch_s = await wait_for_jobs(api, "bench-dispatch", args.dispatch, timeout=600)
+    figures["dispatch"] = args.dispatch / dispatch_s
+
+    # End to end, with pods.
+    broker.namespace = "bench-e2e"
+    await broker.shutdown()
+    await broker.startup()
+    writes_before = api_writes(cluster)
+    started = time.perf_counter()
+
+    async def one() -> tuple[float, float]:
+        sent = time.time()
+        handle = await k8s_tasks.noop.kiq()
+        process_start, task_end = await handle.wait_result(timeout=600)
+        received = time.time()
+        return received - sent, received - sent - (task_end - process_start)
+
+    results = await asyncio.gather(*(one() for _ in range(args.e2e)))
+    e2e_s = time.perf_counter() - started
+    await asyncio.sleep(2)  # let the last status writes land in the counters
+    writes_after = api_writes(cluster)
+    await broker.shutdown()
+    overheads = sorted(r[1] for r in results)
+    latencies = sorted(r[0] for r in results)
+    figures["e2e_rate"] = args.e2e / e2e_s
+    figures["latency_median"] = statistics.median(latencies)
+    figures["overhead_median"] = statistics.median(overheads)
+    figures["overhead_p99"] = overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))]
+    figures["writes"] = {k: (writes_after.get(k, 0) - writes_before.get(k, 0)) / args.e2e
+                         for k in writes_after if writes_after.get(k, 0) != writes_before.get(k, 0)}
+    figures["operator_mib"] = operator.peak_rss_mib()
+    operator.stop()
+    await api.close()
+    return figures
+
+
+def _message(task_id: str) -> Any:
+    from podiq import TaskiqMessage
+
+    return TaskiqMessage(task_id=task_id, task_name="bench.k8s_tasks:noop", labels={}, args=[], kwargs={})
+
+
+def prepare(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds" / "taskrun.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/taskruns.podiq.io", "--timeout=60s")
+    for namespace in ("bench-ceiling", "bench-dispatch", "bench-e2e"):
+        cluster.kubectl("create", "namespace", namespace)
+    for namespace in ("bench-ceiling", "bench-dispatch"):
+        cluster.kubectl("create", "quota", "no-pods", "--hard=pods=0", "-n", namespace)
+    rendered = cluster.helm("template", "podiq", str(REPO_ROOT / "charts" / "podiq"), "--namespace", "bench-e2e",
+                            "--kube-version", "1.37.2", "--set", "watchNamespaces={bench-e2e}",
+                            "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml").stdout
+    cluster.apply(rendered, "-n", "bench-e2e")
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    table = Table(title=f"podiq on the local control plane: {args.dispatch:,} TaskRuns dispatched, {args.e2e:,} run end to end")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("goal", justify="right")
+    ratio = figures["dispatch"] / figures["ceiling"]
+    writes = figures["writes"]
+    podiq_writes = sum(v for k, v in writes.items() if k.startswith(("taskruns", "events")) or k == "jobs")
+    rows = [
+        ("ceiling: Jobs/s created directly by the client", f"{figures['ceiling']:,.1f}", ""),
+        ("operator dispatch: TaskRuns turned into Jobs per second", f"{figures['dispatch']:,.1f}", ""),
+        ("dispatch / ceiling", f"{ratio:.0%}", ">= 80%"),
+        ("end to end: tasks/s (pods included)", f"{figures['e2e_rate']:,.2f}", ""),
+        ("kiq-to-result latency, median", f"{figures['latency_median']:.2f} s", ""),
+        ("  minus pod run time, median", f"{figures['overhead_median']:.2f} s", ""),
+        ("  minus pod run time, p99", f"{figures['overhead_p99']:.2f} s", ""),
+        ("podiq's API writes per task (TaskRun, Job, status)", f"{podiq_writes:.2f}", "<= 4"),
+        ("operator peak memory (RSS)", f"{figures['operator_mib']:.0f} MiB", "< 150 MiB"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    detail = Table(title="API writes per task by resource (Kubernetes' own controllers included)")
+    detail.add_column("resource")
+    detail.add_column("writes per task", justify="right")
+    for key, value in sorted(writes.items()):
+        detail.add_row(key, f"{value:.2f}")
+    console.print(detail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dispatch", type=int, default=1000, help="TaskRuns for the dispatch and ceiling figures")
+    parser.add_argument("--e2e", type=int, default=200, help="tasks run end to end, each a pod")
+    parser.add_argument("--concurrency", type=int, default=20, help="requests in flight (the operator's default workers)")
+    args = parser.parse_args()
+
+    state = new_state_dir(run_root())
+    control_plane = ControlPlane(bin_dir=building.build(), state_dir=state)
+    control_plane.start()
+    cluster = Cluster(control_plane)
+    try:
+        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+        prepare(cluster)
+        figures = asyncio.run(measure(cluster, args, state))
+        report(figures, args)
+    finally:
+        control_plane.stop()
+        remove_state_dir(state)
+
+
+if __name__ == "__main__":
+    main()
