@@ -147,8 +147,8 @@ class PodRunner:
 
     async def _run(self) -> None:
         try:
+            # PodScheduled is the scheduler's; the node owns the conditions below.
             await self._push_status()
-            self._set_condition("PodScheduled", True)
             try:
                 await self._prepare()
             except PodSetupError as exc:
