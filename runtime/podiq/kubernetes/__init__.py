@@ -1,9 +1,7 @@
-"""podiq on Kubernetes: the TaskRun resource shared by the client, the operator and the runtime.
+"""podiq on Kubernetes: KubernetesBroker and KubernetesScheduleSource for clients, and the
+TaskRun resource models shared by the client, the operator and the runtime."""
 
-Importing this package needs only pydantic; the API client parts need the
-``kubernetes`` extra (kubernetes-asyncio).
-"""
-
+from podiq.kubernetes.broker import KubernetesBroker, KubernetesResultBackend
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.resources import (
     API_VERSION,
@@ -41,6 +39,8 @@ __all__ = [
     "EnvVar",
     "ExitCode",
     "InfrastructureError",
+    "KubernetesBroker",
+    "KubernetesResultBackend",
     "KubernetesScheduleSource",
     "Phase",
     "Progress",
