@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +31,10 @@ from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
 from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, label_value, to_api
 from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
 
+logger = logging.getLogger("podiq.kubernetes")
+
+#: Seconds after which a run that no operator has touched is reported in the log.
+UNATTENDED_AFTER = 30.0
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
@@ -193,13 +199,28 @@ class KubernetesResultBackend(AsyncResultBackend):
         watch = self.broker.watch
         if watch is None:
             raise BrokerError("KubernetesBroker is not started: call `await broker.startup()` or use `async with broker`.")
+        warner = asyncio.create_task(self._warn_if_unattended(task_id))
         try:
             taskrun = await watch.wait(task_id, timeout)
         except TimeoutError:
             raise TaskiqResultTimeoutError(f"TaskRun {task_id} did not finish within {timeout} s.") from None
         except TaskRunGone as exc:
             raise ResultGetError(str(exc)) from None
+        finally:
+            warner.cancel()
         return await self._record(taskrun, with_logs)
+
+    async def _warn_if_unattended(self, task_id: str) -> None:
+        """Say so when no operator has looked at the run: waiting would otherwise be silent."""
+        await asyncio.sleep(UNATTENDED_AFTER)
+        taskrun = await self._read(task_id)
+        if taskrun.status.phase is None:
+            logger.warning(
+                "TaskRun %s/%s has no status after %s s: no podiq operator seems to serve namespace %r. "
+                "Install it with `helm install podiq charts/podiq` (watchNamespaces must include it) "
+                "or check the operator's logs.",
+                taskrun.namespace, task_id, UNATTENDED_AFTER, taskrun.namespace,
+            )
 
     async def _record(self, taskrun: TaskRun, with_logs: bool) -> ResultRecord:
         if not taskrun.is_done() or taskrun.status.result is None:
