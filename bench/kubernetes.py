@@ -22,8 +22,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-import ssl
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +119,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
 
     figures: dict[str, Any] = {}
     api = await api_client(str(cluster.kubeconfig))
-    batch, custom = client.BatchV1Api(api), client.CustomObjectsApi(api)
+    batch = client.BatchV1Api(api)
     broker = k8s_tasks.broker
     broker.kubeconfig = str(cluster.kubeconfig)
     await broker.connect()

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kubernetes_asyncio.config.config_exception import ConfigException
-from rich.console import Console
 from rich.table import Table
 
-from podiq.kubernetes.connecting import default_namespace
+from podiq.cli._cluster import cluster_command, console
 from podiq.kubernetes.schedules import KubernetesScheduleSource, ScheduleEntry
-
-console = Console()
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("schedules", help="list or delete schedules (CronJobs and pending one-shot runs)")
     commands = parser.add_subparsers(dest="schedules_command", metavar="SUBCOMMAND")
 
-    def command(name: str, help: str, handler: Callable[[argparse.Namespace, KubernetesScheduleSource], Awaitable[int]]) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help)
-        sub.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
-        sub.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-        sub.set_defaults(handler=lambda args: asyncio.run(_connected(args, handler)))
-        return sub
+    def command(name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
+        return cluster_command(commands, name, help, lambda args: _connected(args, handler))
 
     command("list", "list the schedules in a namespace", list_schedules)
     delete = command("delete", "delete a schedule: its CronJob, or its one-shot run if not started yet", delete_schedule)
@@ -34,14 +25,12 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
 
 
-async def _connected(args: argparse.Namespace, handler: Callable[[argparse.Namespace, KubernetesScheduleSource], Awaitable[int]]) -> int:
-    args.namespace = args.namespace or default_namespace(args.kubeconfig)
+Handler = Callable[[argparse.Namespace, KubernetesScheduleSource], Awaitable[int]]
+
+
+async def _connected(args: argparse.Namespace, handler: Handler) -> int:
     source = KubernetesScheduleSource(namespace=args.namespace, kubeconfig=args.kubeconfig)
-    try:
-        await source.startup()
-    except ConfigException as exc:
-        console.print(f"[red]Cannot reach a cluster:[/] {exc}. Point KUBECONFIG or --kubeconfig at a kubeconfig file.")
-        return 2
+    await source.startup()
     try:
         return await handler(args, source)
     finally:

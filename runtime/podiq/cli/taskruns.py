@@ -7,26 +7,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kubernetes_asyncio.config.config_exception import ConfigException
-from rich.console import Console
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from podiq.kubernetes.api import TaskRunApi
-from podiq.kubernetes.connecting import api_client, default_namespace
+from podiq.cli._cluster import cluster_command, console
+from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.resources import GROUP, PLURAL, VERSION, TaskRun
-
-console = Console()
 
 
 def add_parser(subparsers: Any) -> None:
-    def command(name: str, help: str, handler: Callable[[argparse.Namespace, TaskRunApi], Awaitable[int]]) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help)
-        parser.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
-        parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-        parser.set_defaults(handler=lambda args: asyncio.run(_connected(args, handler)))
-        return parser
+    def command(name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
+        return cluster_command(subparsers, name, help, lambda args: _connected(args, handler))
 
     get = command("get", "show one TaskRun; --watch follows its progress until it finishes", get_taskrun)
     get.add_argument("name")
@@ -40,14 +33,11 @@ def add_parser(subparsers: Any) -> None:
     cancel.add_argument("name")
 
 
-async def _connected(args: argparse.Namespace, handler: Callable[[argparse.Namespace, TaskRunApi], Awaitable[int]]) -> int:
-    args.namespace = args.namespace or default_namespace(args.kubeconfig)
-    try:
-        connection = await api_client(args.kubeconfig)
-    except ConfigException as exc:
-        console.print(f"[red]Cannot reach a cluster:[/] {exc}. Point KUBECONFIG or --kubeconfig at a kubeconfig file.")
-        return 2
-    async with connection:
+Handler = Callable[[argparse.Namespace, TaskRunApi], Awaitable[int]]
+
+
+async def _connected(args: argparse.Namespace, handler: Handler) -> int:
+    async with await api_client(args.kubeconfig) as connection:
         args.connection = connection
         return await handler(args, TaskRunApi(connection))
 
