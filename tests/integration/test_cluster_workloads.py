@@ -170,6 +170,68 @@ def test_helm_chart_pod_uses_in_cluster_config(cluster, namespace):
                      lambda: cluster.get("pods", "-n", namespace)["items"] == [], timeout=40)
 
 
+def pod(name: str, namespace: str, script: str, **spec) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"restartPolicy": "Never", **spec, "containers": [{
+            "name": "main", "image": "python:3.11-slim", "command": ["python", "-u", "-c", script],
+            "volumeMounts": [{"name": "work", "mountPath": "/podiq-test-work"}]}],
+            "volumes": [{"name": "work", "emptyDir": {}}]},
+    })
+
+
+def test_deleted_pod_gets_sigterm_then_sigkill_after_grace(cluster, namespace):
+    script = ("import os, signal, time; signal.signal(signal.SIGTERM, lambda *a: print('got SIGTERM, ignoring', flush=True)); "
+              "print('pid', os.getpid(), flush=True); time.sleep(600)")
+    cluster.apply(pod("stubborn", namespace, script, terminationGracePeriodSeconds=3))
+
+    def pid():
+        m = re.search(r"pid (\d+)", cluster.kubectl("logs", "stubborn", "-n", namespace, check=False).stdout)
+        return int(m.group(1)) if m else None
+    process = cluster.wait_for("the pod's process", pid, timeout=30)
+    started = time.monotonic()
+    cluster.kubectl("delete", "pod", "stubborn", "-n", namespace, "--wait=false")
+    cluster.wait_for("SIGTERM to reach the process",
+                     lambda: "got SIGTERM" in cluster.kubectl("logs", "stubborn", "-n", namespace, check=False).stdout,
+                     timeout=10, interval=0.2)
+    os.kill(process, 0)  # still alive: it ignores SIGTERM
+
+    def gone():
+        try:
+            os.kill(process, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    cluster.wait_for("SIGKILL after the grace period", gone, timeout=20, interval=0.2)
+    assert time.monotonic() - started >= 2.5  # not before the grace period
+    cluster.wait_for("the pod to be deleted",
+                     lambda: cluster.kubectl("get", "pod", "stubborn", "-n", namespace, check=False).returncode != 0,
+                     timeout=20)
+
+
+def test_on_failure_restarts_keep_empty_dir_and_previous_logs(cluster, namespace):
+    # Fails on the first run, succeeds on the second: the emptyDir outlives a restart.
+    script = ("import os, sys, time; marker = '/podiq-test-work/ran-before'; again = os.path.exists(marker); "
+              "open(marker, 'w').close(); print('second run' if again else 'first run'); "
+              "[print('line', i) or time.sleep(0.3) for i in range(10)] if again else None; sys.exit(0 if again else 7)")
+    cluster.apply(pod("flaky", namespace, script, restartPolicy="OnFailure"))
+    cluster.wait_for("the second run to start",
+                     lambda: "second run" in cluster.kubectl("logs", "flaky", "-n", namespace, check=False).stdout,
+                     timeout=30, interval=0.2)
+    # Follow streams the rest and ends by itself when the container exits.
+    follow = cluster.kubectl("logs", "-f", "flaky", "-n", namespace, timeout=30).stdout
+    assert "second run" in follow and "line 9" in follow
+
+    status = cluster.wait_for("the pod to succeed", lambda: (s := cluster.get("pod", "flaky", "-n", namespace)
+                                                              ["status"])["phase"] == "Succeeded" and s, timeout=30)
+    [cs] = status["containerStatuses"]
+    assert cs["restartCount"] == 1
+    assert cs["lastState"]["terminated"]["exitCode"] == 7
+    assert cs["state"]["terminated"]["exitCode"] == 0
+    assert cluster.kubectl("logs", "flaky", "-n", namespace, "--previous").stdout.strip() == "first run"
+    assert not Path("/podiq-test-work/ran-before").exists()  # the bind mount stayed in the pod
+
+
 def test_cronjob_fires(cluster, cronjob):
     namespace, created = cronjob
     # `* * * * *` fires at the next minute boundary: at most 60s after creation.
