@@ -46,7 +46,12 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.watching.client_timeout = api.watch_server_timeout + 30
     settings.watching.connect_timeout = min(api.request_timeout, 10.0)
     settings.watching.chunk_size = api.list_chunk_size
-    settings.queueing.worker_limit = api.max_workers
+    # kopf keeps a worker per object alive for `idle_timeout` after its last event, and a
+    # worker_limit counts those idle workers too: 20 workers idling 5 s each capped dispatch at
+    # 4 TaskRuns a second. Workers are cheap coroutines, so kopf's are unbounded and short-lived;
+    # the reconciler bounds the concurrent API work itself (max_workers).
+    settings.queueing.worker_limit = None
+    settings.queueing.idle_timeout = 0.5
     settings.execution.max_workers = api.max_workers
     # Filter on the server, so the operator never receives unrelated Jobs, Pods or Events.
     settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_TASKRUN

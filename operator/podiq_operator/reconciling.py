@@ -75,13 +75,15 @@ class Reconciler:
         self._failures: dict[Key, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[Key] = set()
+        # Bounds concurrent reconciliations, and with them concurrent API writes.
+        self._workers = asyncio.Semaphore(config.api.max_workers)
 
     # --- entry points for the watch handlers ---
 
     async def reconcile(self, key: Key) -> None:
         """Bring one TaskRun forward; errors are logged and retried with backoff."""
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with lock, self._workers:
             self._cancel_wakeup(key)
             try:
                 await self._reconcile(key)

@@ -290,3 +290,31 @@ async def test_events_can_be_switched_off() -> None:
     await h.sync(key)
     assert h.events == []
     await h.reconciler.close()
+
+
+async def test_concurrent_reconciliations_are_bounded_by_max_workers() -> None:
+    import asyncio
+    import dataclasses
+
+    from podiq_operator.config import ApiConfig
+
+    config = OperatorConfig(metrics_port=None, api=dataclasses.replace(ApiConfig(), max_workers=3))
+    harness = Harness(config)
+    cluster = harness.cluster
+    running = peak = 0
+    create = cluster.create_job
+
+    async def slow_create(body: dict[str, Any]) -> dict[str, Any]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return await create(body)
+
+    cluster.create_job = slow_create  # type: ignore[method-assign]
+    keys = [cluster.create_taskrun(taskrun_body(name=f"run-{i}")) for i in range(12)]
+    await asyncio.gather(*(harness.sync(key) for key in keys))
+    await harness.reconciler.close()
+    assert len(cluster.jobs) == 12
+    assert peak == 3
