@@ -5,8 +5,9 @@
 - Ceiling: the same client creates Jobs directly (the operator's own Job bodies), as fast as
   `--concurrency` requests at a time allow.
 - Dispatch: N TaskRuns are created while the operator is stopped; then it starts, and the
-  time until all N Jobs exist gives TaskRuns turned into Jobs per second. A ResourceQuota of
-  zero pods in both namespaces keeps pods out of these two measurements.
+  time until all N Jobs exist gives TaskRuns turned into Jobs per second. The controller
+  manager is paused (SIGSTOP) for these two measurements, so no pods are made for their Jobs,
+  and those Jobs are deleted before it resumes.
 - End to end: M no-op tasks through KubernetesBroker, pods and all: tasks per second, and the
   kiq-to-result latency minus the pod's run time (process start to task end, from /proc).
 - API writes per task (from the API server's request counters) and the operator's peak RSS.
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -131,7 +133,10 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
         run = TaskRun.from_api({**message, "metadata": {**message["metadata"], "uid": f"uid-{i}"}})
         job = build_job(run, 1, JobConfig())
         job["metadata"].pop("ownerReferences", None)  # no such TaskRun: keep the garbage collector out of it
+        job["metadata"]["namespace"] = "bench-ceiling"
         job_bodies.append(job)
+    controllers = cluster.control_plane._procs["controller-manager"]
+    controllers.send_signal(signal.SIGSTOP)
     ceiling_s = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in job_bodies])
     figures["ceiling"] = args.dispatch / ceiling_s
 
@@ -142,6 +147,9 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     operator.start()
     dispatch_s = await wait_for_jobs(api, "bench-dispatch", args.dispatch, timeout=600)
     figures["dispatch"] = args.dispatch / dispatch_s
+    for namespace in ("bench-ceiling", "bench-dispatch"):
+        cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", namespace, "--cascade=background", "--wait=false", timeout=300)
+    controllers.send_signal(signal.SIGCONT)
 
     # End to end, with pods.
     broker.namespace = "bench-e2e"
@@ -187,8 +195,6 @@ def prepare(cluster: Cluster) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "crd/taskruns.podiq.io", "--timeout=60s")
     for namespace in ("bench-ceiling", "bench-dispatch", "bench-e2e"):
         cluster.kubectl("create", "namespace", namespace)
-    for namespace in ("bench-ceiling", "bench-dispatch"):
-        cluster.kubectl("create", "quota", "no-pods", "--hard=pods=0", "-n", namespace)
     rendered = cluster.helm("template", "podiq", str(REPO_ROOT / "charts" / "podiq"), "--namespace", "bench-e2e",
                             "--kube-version", "1.37.2", "--set", "watchNamespaces={bench-e2e}",
                             "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml").stdout
