@@ -15,7 +15,7 @@ from podiq.kubernetes.resources import KIND
 
 from podiq_operator.jobs import attempt_of
 
-__all__ = ["Cache", "Key", "newer"]
+__all__ = ["Cache", "Key", "newer", "slim"]
 
 Key = tuple[str, str]
 """(namespace, name)."""
@@ -27,6 +27,16 @@ JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 def _key(body: Mapping[str, Any]) -> Key:
     meta = body.get("metadata", {})
     return meta.get("namespace") or "default", meta.get("name") or ""
+
+
+def slim(body: Mapping[str, Any], *, spec: bool = True) -> dict[str, Any]:
+    """The parts of an object the operator reads: no managedFields, and no spec for Jobs and
+    Pods (their pod templates are most of their size). Keeps memory flat with many runs."""
+    kept = {k: v for k, v in body.items() if spec or k != "spec"}
+    metadata = body.get("metadata")
+    if isinstance(metadata, Mapping) and "managedFields" in metadata:
+        kept["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
+    return kept
 
 
 def newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
@@ -63,7 +73,7 @@ class Cache:
     def put_taskrun(self, body: Mapping[str, Any]) -> Key:
         key = _key(body)
         if newer(body, self.taskruns.get(key)):
-            self.taskruns[key] = dict(body)
+            self.taskruns[key] = slim(body)
         return key
 
     def forget_taskrun(self, key: Key) -> None:
@@ -86,7 +96,7 @@ class Cache:
         key = (job_key[0], owner)
         jobs = self.jobs.setdefault(key, {})
         if newer(body, jobs.get(attempt)):
-            jobs[attempt] = dict(body)
+            jobs[attempt] = slim(body, spec=False)
         self.job_owners[job_key] = key
         return key
 
@@ -122,7 +132,7 @@ class Cache:
                 self.pods[job_key] = {**current, "metadata": {**current["metadata"], "deleted": True}}
         elif current is None or _key(current) != _key(body) or newer(body, current):
             # A Job with backoffLimit 0 has one pod; a replacement (after eviction) is newer.
-            self.pods[job_key] = dict(body)
+            self.pods[job_key] = slim(body, spec=False)
         return self.job_owners.get(job_key)
 
     def pod(self, key: Key, attempt: int) -> dict[str, Any] | None:
