@@ -13,10 +13,13 @@ broker = KubernetesBroker(namespace="bench-e2e", env={"PYTHONPATH": REPO_ROOT}, 
 
 
 def process_started_at() -> float:
-    """When this process started (epoch seconds), from /proc: the pod's run begins here."""
+    """When this process started (epoch seconds), from /proc: the pod's run begins here.
+
+    The process's age (uptime minus its start in clock ticks since boot) is precise to a tick;
+    /proc/stat's boot time is whole seconds, too coarse to add to."""
     ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-    boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
 @broker.task

@@ -48,7 +48,7 @@ class ApiConfig:
     max_workers: int = 20
     """Objects handled concurrently; also bounds concurrent writes (``PODIQ_MAX_WORKERS``)."""
 
-    list_chunk_size: int | None = 500
+    list_chunk_size: int | None = 100
     """Objects per page when listing at start-up (``PODIQ_LIST_CHUNK``)."""
 
     error_backoff: tuple[float, ...] = (1, 2, 5, 10, 30)
