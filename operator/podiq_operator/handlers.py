@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 FAILED_CREATE_EVENTS = "involvedObject.kind=Job,reason=FailedCreate"
 
 
+#: kopf's per-object workers for each concurrent reconciliation: most of them only wait.
+WORKERS_PER_WRITER = 10
+
+
 def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Map podiq's settings onto kopf's: bounded concurrency, timeouts, filters, peering."""
     api = config.api
@@ -46,11 +50,12 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.watching.client_timeout = api.watch_server_timeout + 30
     settings.watching.connect_timeout = min(api.request_timeout, 10.0)
     settings.watching.chunk_size = api.list_chunk_size
-    # kopf keeps a worker per object alive for `idle_timeout` after its last event, and a
+    # kopf keeps a worker per object alive for `idle_timeout` after its last event, and its
     # worker_limit counts those idle workers too: 20 workers idling 5 s each capped dispatch at
-    # 4 TaskRuns a second. Workers are cheap coroutines, so kopf's are unbounded and short-lived;
-    # the reconciler bounds the concurrent API work itself (max_workers).
-    settings.queueing.worker_limit = None
+    # 4 TaskRuns a second. So kopf gets many short-lived workers (bounded, so that a burst of
+    # thousands of objects does not hold thousands of bodies at once), and the reconciler
+    # bounds the concurrent API work itself (max_workers).
+    settings.queueing.worker_limit = api.max_workers * WORKERS_PER_WRITER
     settings.queueing.idle_timeout = 0.5
     settings.execution.max_workers = api.max_workers
     # Filter on the server, so the operator never receives unrelated Jobs, Pods or Events.

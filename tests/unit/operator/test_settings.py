@@ -33,7 +33,7 @@ def test_kopf_settings() -> None:
     apply_settings(settings, OperatorConfig())
     assert settings.peering.standalone is True
     assert settings.scanning.disabled is True
-    assert settings.queueing.worker_limit is None and settings.queueing.idle_timeout <= 1  # bounded by the reconciler
+    assert settings.queueing.worker_limit == 200 and settings.queueing.idle_timeout <= 1  # writes are bounded by the reconciler
     assert settings.watching.server_timeout == 300
     assert list(settings.watching.label_selectors.values()) == ["podiq.io/taskrun", "podiq.io/taskrun"]
     assert list(settings.watching.field_selectors.values()) == [FAILED_CREATE_EVENTS]
