@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import signal
+import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,7 +64,11 @@ class NodeAgent:
         self.api_port = api_port
         self.ca_path = ca
         self.shim_dir = write_python_shim(state_dir / "python-shim")
-        self.mounter = Mounter()
+        self.mounter = Mounter(keep_visible=[
+            Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent,
+            Path(__file__).resolve().parents[2], Path.cwd(), state_dir,
+            *(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p),
+        ])
         self.logs = LogServer(self, port, serving_cert, serving_key, ca)
         self.runners: dict[str, PodRunner] = {}
         self.finalized: set[str] = set()

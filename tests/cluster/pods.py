@@ -227,7 +227,7 @@ class PodRunner:
         logfile = logdir / f"{c.restart_count}.log"
         cwd = spec.get("workingDir") or str(self.dir / "root")
         mounts = self._container_mounts(spec)
-        argv = self.agent.mounter.wrap(argv, mounts)
+        argv = self.agent.mounter.wrap(argv, mounts, self.dir / "kept")
         started = now()
         try:
             Path(cwd).mkdir(parents=True, exist_ok=True)
@@ -517,7 +517,11 @@ class Mounter:
     SCRIPT = ('set -e; while [ "$1" != -- ]; do mount --bind "$1" "$2"; '
               'if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi; shift 3; done; shift; exec "$@"')
 
-    def __init__(self) -> None:
+    def __init__(self, keep_visible: list[Path] | None = None) -> None:
+        # Paths the pods' processes run from (the interpreter, the repository, the node's
+        # state): a volume mounted over an ancestor of one (an emptyDir at /tmp, with the
+        # checkout under /tmp) must not hide it, so it is bound back inside the volume.
+        self.keep_visible = sorted({p.resolve() for p in keep_visible or [] if p.exists()})
         self.available = self._probe()
         if not self.available:
             log.warning("unshare --mount does not work here: volumes and the service-account "
@@ -532,7 +536,8 @@ class Mounter:
         except (OSError, subprocess.TimeoutExpired):
             return False
 
-    def wrap(self, argv: list[str], mounts: list[tuple[Path, str, bool]]) -> list[str]:
+    def wrap(self, argv: list[str], mounts: list[tuple[Path, str, bool]], stage: Path) -> list[str]:
+        """``stage``: a host directory of the pod's, outside every mount target."""
         if not mounts or not self.available:
             return argv
         args: list[str] = []
@@ -543,9 +548,23 @@ class Mounter:
             else:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 dst.touch(exist_ok=True)
+            kept = self._hidden_by(dst) if host.is_dir() else []
+            staged = [stage / str(len(args)) / str(i) for i in range(len(kept))]
+            for path, at in zip(kept, staged):  # held before the volume hides them ...
+                at.mkdir(parents=True, exist_ok=True)
+                args += [str(path), str(at), "rw"]
             args += [str(host), target, "ro" if ro else "rw"]
+            for path, at in zip(kept, staged):  # ... and bound back inside it
+                (host / path.relative_to(dst.resolve())).mkdir(parents=True, exist_ok=True)
+                args += [str(at), str(path), "rw"]
         return ["unshare", "--mount", "--propagation", "private", "--",
                 "sh", "-c", self.SCRIPT, "podiq-mount", *args, "--", *argv]
+
+    def _hidden_by(self, target: Path) -> list[Path]:
+        """The kept paths under ``target``, outermost only."""
+        target = target.resolve()
+        under = [p for p in self.keep_visible if target in p.parents]
+        return [p for p in under if not any(q in p.parents for q in under)]
 
 
 def write_python_shim(directory: Path) -> Path:
