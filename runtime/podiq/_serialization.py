@@ -139,9 +139,6 @@ class Signature:
     def encode_return(self, value: Any) -> Any:
         return to_json_compatible(value, what=f"The return value of task {self.task_name!r}")
 
-    def decode_return(self, value: Any) -> Any:
-        return from_json_compatible(value, self.return_type, what=f"The return value of task {self.task_name!r}")
-
     def _name_at(self, index: int) -> str:
         if index < len(self._positional):
             return self._positional[index]
