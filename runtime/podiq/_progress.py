@@ -25,6 +25,10 @@ class TaskProgress(BaseModel):
             raise ValueError(f"progress current={self.current} is larger than total={self.total}")
         return self
 
+    def __class_getitem__(cls, item: Any) -> Any:
+        """`TaskProgress[Any]`, as the spec's signatures write it, is TaskProgress itself."""
+        return cls
+
     @property
     def fraction(self) -> float:
         """Share done, from 0.0 to 1.0 (0.0 while the total is unknown)."""

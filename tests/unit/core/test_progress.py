@@ -51,3 +51,10 @@ def test_unknown_total() -> None:
 def test_validation(args, kwargs, problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         TaskProgress(*args, **kwargs)
+
+
+def test_progress_can_be_subscripted_as_the_spec_writes_it() -> None:
+    from typing import Any, Optional
+
+    assert TaskProgress[Any] is TaskProgress
+    assert Optional[TaskProgress[Any]] == Optional[TaskProgress]
