@@ -72,15 +72,26 @@ class Signature:
         self.param_types: dict[str, Any] = {}
         self.injected: set[str] = set()
         for name, param in self._signature.parameters.items():
-            if _is_dependency(param.default):
+            hint = hints.get(name, Any)
+            if _is_dependency(param.default) or _is_annotated_dependency(hint):
                 self.injected.add(name)
             else:
-                self.param_types[name] = hints.get(name, Any)
+                self.param_types[name] = hint
+        # What callers pass: the signature without the parameters the worker injects.
+        self._call_signature = self._signature.replace(
+            parameters=[p for p in self._signature.parameters.values() if p.name not in self.injected]
+        )
         self._positional = [
             name
-            for name, param in self._signature.parameters.items()
+            for name, param in self._call_signature.parameters.items()
             if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
         ]
+        # An injected parameter before a positional one would shift positional arguments,
+        # so such functions get their arguments by name.
+        ordered = list(self._signature.parameters)
+        self._by_name = any(
+            ordered.index(injected) < ordered.index(name) for injected in self.injected for name in self._positional
+        )
         # Whether a call binds depends only on how many positional arguments and which keyword
         # names it has, so each shape is checked against the signature once.
         self._valid_shapes: set[tuple[int, frozenset[str]]] = set()
@@ -108,19 +119,26 @@ class Signature:
         return encoded_args, encoded_kwargs
 
     def _check_shape(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        try:
-            bound = self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise InvalidArgumentsError(
-                f"Cannot send task {self.task_name!r}: {exc}. Call it with the arguments of its "
-                f"signature {self._signature}."
-            ) from None
-        injected = self.injected.intersection(bound.arguments)
+        injected = self.injected.intersection(kwargs)
+        if not injected:
+            try:
+                self._call_signature.bind(*args, **kwargs)
+                return
+            except TypeError as exc:
+                problem = exc
+            try:  # was it an injected parameter, passed by position?
+                injected = self.injected.intersection(self._signature.bind(*args, **kwargs).arguments)
+            except TypeError:
+                pass
         if injected:
             raise InvalidArgumentsError(
                 f"Cannot send task {self.task_name!r}: {sorted(injected)} are filled by dependency "
                 "injection in the worker; do not pass them."
             )
+        raise InvalidArgumentsError(
+            f"Cannot send task {self.task_name!r}: {problem}. Call it with the arguments of its "
+            f"signature {self._call_signature} (dependencies are injected in the worker)."
+        )
 
     def decode_call(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Convert JSON arguments back to the annotated parameter types."""
@@ -134,6 +152,10 @@ class Signature:
             name: from_json_compatible(value, self.param_types.get(name, Any), what=f"Argument {name!r}")
             for name, value in kwargs.items()
         }
+        if self._by_name:
+            named = min(len(decoded_args), len(self._positional))
+            decoded_kwargs.update(zip(self._positional[:named], decoded_args[:named]))
+            decoded_args = decoded_args[named:]
         return decoded_args, decoded_kwargs
 
     def encode_return(self, value: Any) -> Any:
@@ -148,6 +170,11 @@ class Signature:
         if index < len(self._positional):
             return self.param_types.get(self._positional[index], Any)
         return self.param_types.get(self._var_positional or "", Any)
+
+
+def _is_annotated_dependency(hint: Any) -> bool:
+    """`Annotated[Context, TaskiqDepends()]`, taskiq's other way to ask for a dependency."""
+    return typing.get_origin(hint) is typing.Annotated and any(_is_dependency(m) for m in hint.__metadata__)
 
 
 def _is_dependency(default: Any) -> bool:

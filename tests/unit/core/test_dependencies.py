@@ -162,3 +162,22 @@ async def test_dependencies_are_resolved_per_run(broker: InMemoryBroker) -> None
         return n
 
     assert [await (await number.kiq()) for _ in range(3)] == [0, 1, 2]
+
+
+async def test_annotated_dependencies_are_injected_even_before_positional_parameters(broker: InMemoryBroker) -> None:
+    from typing import Annotated
+
+    @broker.task
+    async def describe(
+        context: Annotated[Context, TaskiqDepends()], x: int, state: Annotated[TaskiqState, TaskiqDepends()]
+    ) -> str:
+        return f"{context.message.task_id}:{x + 1}:{type(state).__name__}"
+
+    by_position = await describe.kicker().with_task_id("t1").kiq(41)
+    by_name = await describe.kicker().with_task_id("t2").kiq(x=1)
+    assert (await by_position.wait_result()).return_value == "t1:42:TaskiqState"
+    assert (await by_name.wait_result()).return_value == "t2:2:TaskiqState"
+    with pytest.raises(InvalidArgumentsError, match="too many positional arguments"):
+        await describe.kiq(1, 2)
+    with pytest.raises(InvalidArgumentsError, match=r"\['context'\] are filled by dependency injection"):
+        await describe.kiq(x=1, context=None)
