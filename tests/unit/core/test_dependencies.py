@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
+from typing import Annotated
 import pytest
 
 from podiq import Context, InMemoryBroker, InvalidArgumentsError, TaskiqDepends, TaskiqState
@@ -165,8 +166,6 @@ async def test_dependencies_are_resolved_per_run(broker: InMemoryBroker) -> None
 
 
 async def test_annotated_dependencies_are_injected_even_before_positional_parameters(broker: InMemoryBroker) -> None:
-    from typing import Annotated
-
     @broker.task
     async def describe(
         context: Annotated[Context, TaskiqDepends()], x: int, state: Annotated[TaskiqState, TaskiqDepends()]
