@@ -57,6 +57,9 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Token requests tried while the Node authorizer catches up with a pod's binding.
+TOKEN_TRIES = 8
+
 class PodSetupError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -456,13 +459,19 @@ class PodRunner:
                      "expirationSeconds": int(src.get("expirationSeconds", 3607)),
                      "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}},
         }
-        try:
-            resp = await self.agent.api.request(
-                "POST", f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token", body=body)
-        except ApiException as exc:
-            raise PodSetupError("FailedMount", f"token request for service account {sa!r}: "
-                                               f"{exc.status} {exc.reason}") from exc
-        return resp["status"]["token"]
+        # The Node authorizer learns of a pod's binding from its own watch; under load a
+        # token request can arrive first and be refused, so retry briefly, as a kubelet does.
+        for attempt in range(TOKEN_TRIES):
+            try:
+                resp = await self.agent.api.request(
+                    "POST", f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token", body=body)
+                return resp["status"]["token"]
+            except ApiException as exc:
+                if exc.status != 403 or attempt == TOKEN_TRIES - 1:
+                    raise PodSetupError("FailedMount", f"token request for service account {sa!r}: "
+                                                       f"{exc.status} {exc.reason}") from exc
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _container_mounts(self, spec: dict) -> list[tuple[Path, str, bool]]:
         out = []
