@@ -159,17 +159,24 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     writes_before = api_writes(cluster)
     started = time.perf_counter()
 
-    async def one() -> tuple[float, float]:
+    failures: list[BaseException] = []
+
+    async def one() -> tuple[float, float] | None:
         sent = time.time()
         handle = await k8s_tasks.noop.kiq()
-        process_start, task_end = await handle.wait_result(timeout=600)
+        try:
+            process_start, task_end = await handle.wait_result(timeout=600)
+        except Exception as exc:  # counted and shown, not fatal to the other figures
+            failures.append(exc)
+            return None
         received = time.time()
         return received - sent, received - sent - (task_end - process_start)
 
     await asyncio.gather(*(one() for _ in range(args.e2e)))
     e2e_s = time.perf_counter() - started
     # Latency one task at a time, so that it is not queueing behind the batch on 2 cores.
-    results = [await one() for _ in range(args.latency)]
+    results = [r for r in [await one() for _ in range(args.latency)] if r is not None]
+    figures["failures"] = [f"{type(f).__name__}: {f}" for f in failures]
     await asyncio.sleep(2)  # let the last status writes land in the counters
     writes_after = api_writes(cluster)
     await broker.shutdown()
@@ -228,6 +235,8 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         table.add_row(*row)
     console = Console()
     console.print(table)
+    if figures["failures"]:
+        console.print(f"[red]{len(figures['failures'])} tasks failed:[/] {figures['failures'][:3]}")
     detail = Table(title="API writes per task by resource (Kubernetes' own controllers included)")
     detail.add_column("resource")
     detail.add_column("writes per task", justify="right")
