@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import uuid
+import os
 import weakref
 from abc import ABC, abstractmethod
 from collections import defaultdict
@@ -36,7 +36,8 @@ def find_registered_task(task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] |
 
 
 def default_task_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits, like taskiq's uuid4().hex (and valid TaskRun names)."""
+    return os.urandom(16).hex()
 
 
 class AsyncBroker(ABC):

@@ -144,12 +144,13 @@ class InMemoryBroker(AsyncBroker):
 
     async def _process(self, message: TaskiqMessage) -> None:
         try:
-            await self._store(message)
+            await self._store(await self._outcome(message), message)
         finally:
             if self._running.get(message.task_id) is asyncio.current_task():
                 del self._running[message.task_id]
 
-    async def _store(self, message: TaskiqMessage) -> None:
+    async def _outcome(self, message: TaskiqMessage) -> ResultRecord | None:
+        """The run's record (None when it was requeued); never raises, so no waiter hangs."""
         try:
             if message.task_id in self._cancel_at_start:
                 self._cancel_at_start.discard(message.task_id)
@@ -168,8 +169,11 @@ class InMemoryBroker(AsyncBroker):
                 labels=message.labels,
                 error=ExceptionData.from_exception(TaskCancelledError(f"Task {message.task_id} was cancelled.")),
             )
-        except Exception as exc:  # e.g. a middleware hook raised: store it, so no waiter hangs
+        except Exception as exc:  # e.g. a middleware hook raised
             record = ResultRecord(is_err=True, labels=message.labels, error=ExceptionData.from_exception(exc))
+        return record
+
+    async def _store(self, record: ResultRecord | None, message: TaskiqMessage) -> None:
         if record is None:  # requeued: the new run will store the result
             return
         await self.result_backend.set_result(message.task_id, record)
