@@ -58,6 +58,11 @@ class Operator:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -148,6 +153,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     operator.start()
     dispatch_s = await wait_for_jobs(api, "bench-dispatch", args.dispatch, timeout=600)
     figures["dispatch"] = args.dispatch / dispatch_s
+    figures["operator_cpu"] = operator.cpu_seconds() / dispatch_s
     for namespace in ("bench-ceiling", "bench-dispatch"):
         cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", namespace, "--cascade=background", "--wait=false", timeout=300)
     controllers.send_signal(signal.SIGCONT)
@@ -224,6 +230,7 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         ("ceiling: Jobs/s created directly by the client", f"{figures['ceiling']:,.1f}", ""),
         ("operator dispatch: TaskRuns turned into Jobs per second", f"{figures['dispatch']:,.1f}", ""),
         ("dispatch / ceiling", f"{ratio:.0%}", ">= 80%"),
+        ("operator CPU while dispatching (cores busy)", f"{figures['operator_cpu']:.2f}", ""),
         ("end to end: tasks/s (pods included)", f"{figures['e2e_rate']:,.2f}", ""),
         (f"kiq-to-result latency, median of {args.latency} one at a time", f"{figures['latency_median']:.2f} s", ""),
         ("  minus pod run time, median", f"{figures['overhead_median']:.2f} s", ""),

@@ -38,6 +38,20 @@ FAILED_CREATE_EVENTS = "involvedObject.kind=Job,reason=FailedCreate"
 WORKERS_PER_WRITER = 10
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf works out an object's "essence" (a deep copy) on every event to diff it for change
+    handlers; podiq has none, so there is nothing to keep and nothing to copy."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> None:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        pass
+
+
 def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Map podiq's settings onto kopf's: bounded concurrency, timeouts, filters, peering."""
     api = config.api
@@ -55,6 +69,7 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     # 4 TaskRuns a second. So kopf gets many short-lived workers (bounded, so that a burst of
     # thousands of objects does not hold thousands of bodies at once), and the reconciler
     # bounds the concurrent API work itself (max_workers).
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.queueing.worker_limit = api.max_workers * WORKERS_PER_WRITER
     settings.queueing.idle_timeout = 0.5
     settings.execution.max_workers = api.max_workers
