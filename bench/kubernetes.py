@@ -43,13 +43,13 @@ WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class Operator:
-    def __init__(self, cluster: Cluster, namespaces: list[str], log: Path) -> None:
-        self.cluster, self.namespaces, self.log = cluster, namespaces, log
+    def __init__(self, cluster: Cluster, namespaces: list[str], log: Path, workers: int) -> None:
+        self.cluster, self.namespaces, self.log, self.workers = cluster, namespaces, log, workers
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, **self.cluster.env, "PODIQ_METRICS_PORT": "0", "PODIQ_LIVENESS": "", "PODIQ_EVENTS": "false",
-               "PODIQ_RUNTIME_IMAGE": "podiq-runtime:bench"}
+               "PODIQ_RUNTIME_IMAGE": "podiq-runtime:bench", "PODIQ_MAX_WORKERS": str(self.workers)}
         args = [sys.executable, "-m", "podiq_operator"] + [a for ns in self.namespaces for a in ("-n", ns)]
         self.process = subprocess.Popen(args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
 
@@ -147,7 +147,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     figures["ceiling"] = args.dispatch / ceiling_s
 
     # Dispatch: TaskRuns made while no operator runs, then the operator turns them into Jobs.
-    operator = Operator(cluster, ["bench-dispatch", "bench-e2e"], log_dir / "operator.log")
+    operator = Operator(cluster, ["bench-dispatch", "bench-e2e"], log_dir / "operator.log", args.concurrency)
     broker.namespace = "bench-dispatch"
     await bounded(args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)])
     operator.start()
@@ -257,7 +257,8 @@ def main() -> None:
     parser.add_argument("--dispatch", type=int, default=1000, help="TaskRuns for the dispatch and ceiling figures")
     parser.add_argument("--e2e", type=int, default=200, help="tasks run end to end, each a pod")
     parser.add_argument("--latency", type=int, default=30, help="tasks run one at a time for the latency figures")
-    parser.add_argument("--concurrency", type=int, default=20, help="requests in flight (the operator's default workers)")
+    parser.add_argument("--concurrency", type=int, default=20,
+                        help="requests in flight: the client's for the ceiling, the operator's PODIQ_MAX_WORKERS")
     args = parser.parse_args()
 
     state = new_state_dir(run_root())
