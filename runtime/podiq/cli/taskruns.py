@@ -97,8 +97,9 @@ async def list_taskruns(args: argparse.Namespace, api: TaskRunApi) -> int:
     runs = [TaskRun.from_api(item) for item in listing["items"]]
     runs = [r for r in runs if (not args.task or r.spec.task_name == args.task) and (not args.phase or (r.status.phase and r.status.phase.value == args.phase))]
     table = Table(title=f"TaskRuns in {args.namespace}")
-    for column in ("name", "task", "phase", "progress", "attempts", "duration", "message"):
-        table.add_column(column)
+    for column in ("name", "task", "phase", "progress", "attempts", "duration"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
     for run in sorted(runs, key=lambda r: r.metadata.creation_timestamp or 0):
         status = run.status
         table.add_row(
