@@ -99,7 +99,7 @@ async def list_taskruns(args: argparse.Namespace, api: TaskRunApi) -> int:
     table = Table(title=f"TaskRuns in {args.namespace}")
     for column in ("name", "task", "phase", "progress", "attempts", "duration"):
         table.add_column(column, no_wrap=True)
-    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("message", overflow="ellipsis", no_wrap=True, max_width=48)
     for run in sorted(runs, key=lambda r: r.metadata.creation_timestamp or 0):
         status = run.status
         table.add_row(
