@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -130,7 +131,7 @@ def _failed_pod(
         message = (terminated.get("message") or "").strip()[-2000:]
         return AttemptObservation(
             AttemptState.FAILED, exit_code=code, failure=failure, pod_name=pod_name,
-            message=message or f"The runtime exited with code {code}.",
+            message=message or _exit_message(code),
         )
     if status.get("phase") == "Failed":
         # Evicted, node lost, ...: the container never terminated on its own.
@@ -139,3 +140,18 @@ def _failed_pod(
             message=status.get("message") or "The pod failed.",
         )
     return AttemptObservation(AttemptState.FAILED, failure=fallback[0], message=fallback[1], pod_name=pod_name)
+
+
+def _exit_message(code: int | None) -> str:
+    """What an exit code says, naming the signal for 128+N (how shells and runtimes report them)."""
+    if isinstance(code, int) and code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        hint = {
+            "SIGTERM": " (the pod was deleted, evicted or its Job's deadline passed)",
+            "SIGKILL": " (killed: out of memory, or it did not stop within its grace period)",
+        }.get(name, "")
+        return f"The runtime was stopped by {name}{hint}; exit code {code}."
+    return f"The runtime exited with code {code}."

@@ -208,3 +208,28 @@ def test_runtime_service_account_has_only_taskrun_status_rights(cluster: Any, po
         assert not can(verb, resource), f"runtime may {verb} {resource}"
     other = "podiq-it-other"
     assert cluster.kubectl("auth", "can-i", "get", "taskruns.podiq.io", "-n", other, "--as", runtime, check=False).stdout.strip() == "no"
+
+
+async def test_a_deleted_pod_ends_the_attempt_with_an_error_that_says_so(
+    k8s_broker: Any, cluster: Any, podiq_namespace: str
+) -> None:
+    from podiq.kubernetes.resources import InfrastructureError
+    from tests.integration import k8s_tasks as t
+
+    result = await t.slow_with_progress.kiq(120, 0.5)
+    pod = None
+    for _ in range(120):
+        pods = json.loads(cluster.kubectl(
+            "get", "pods", "-n", podiq_namespace, "-l", f"podiq.io/taskrun={result.task_id}", "-o", "json"
+        ).stdout)["items"]
+        if pods and pods[0]["status"].get("phase") == "Running":
+            pod = pods[0]["metadata"]["name"]
+            break
+        await asyncio.sleep(0.5)
+    assert pod is not None
+    cluster.kubectl("delete", "pod", pod, "-n", podiq_namespace, "--wait=false")
+    with pytest.raises(InfrastructureError) as raised:
+        await result.wait_result(timeout=WAIT)
+    status = taskrun(cluster, podiq_namespace, result.task_id)["status"]
+    assert status["phase"] == "Failed" and status["attempts"] == 1
+    assert "SIGTERM" in str(raised.value) and "deleted" in str(raised.value)

@@ -119,3 +119,11 @@ def test_suspended_job_is_queued() -> None:
 def test_false_conditions_do_not_count() -> None:
     obs = observe_attempt(job_body(conditions=[cond("Failed", "False"), cond("Suspended", "False")]))
     assert obs.state is AttemptState.ACTIVE
+
+
+def test_exit_codes_from_signals_are_named() -> None:
+    from podiq_operator.observations import _exit_message
+
+    assert "SIGTERM" in _exit_message(143) and "deleted" in _exit_message(143)
+    assert "SIGKILL" in _exit_message(137) and "memory" in _exit_message(137)
+    assert _exit_message(2) == "The runtime exited with code 2."
