@@ -8,7 +8,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from podiq._broker import AsyncBroker
-from podiq._exception_data import ExceptionData
 from podiq._labels import RETRIES_LABEL, TaskOptions
 from podiq._message import TaskiqMessage
 from podiq._middleware import maybe_await, overrides
@@ -164,13 +163,9 @@ class InMemoryBroker(AsyncBroker):
                 async with self._limit:
                     record = await self._run_with_retries(message)
         except asyncio.CancelledError:
-            record = ResultRecord(
-                is_err=True,
-                labels=message.labels,
-                error=ExceptionData.from_exception(TaskCancelledError(f"Task {message.task_id} was cancelled.")),
-            )
+            record = ResultRecord.failure(TaskCancelledError(f"Task {message.task_id} was cancelled."), message.labels)
         except Exception as exc:  # e.g. a middleware hook raised
-            record = ResultRecord(is_err=True, labels=message.labels, error=ExceptionData.from_exception(exc))
+            record = ResultRecord.failure(exc, message.labels)
         return record
 
     async def _store(self, record: ResultRecord | None, message: TaskiqMessage) -> None:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from taskiq_dependencies import DependencyGraph
 
 from podiq._context import Context
-from podiq._exception_data import ExceptionData
 from podiq._labels import TaskOptions
 from podiq._message import TaskiqMessage
 from podiq._middleware import maybe_await, overrides
@@ -39,7 +38,7 @@ class Receiver:
         broker = self.broker
         task = broker.find_task(message.task_name)
         if task is None:
-            return _error_record(UnknownTaskError(message.task_name, type(broker).__name__), message, 0.0)
+            return ResultRecord.failure(UnknownTaskError(message.task_name, type(broker).__name__), message.labels)
         for middleware in broker.middlewares:
             if overrides(middleware, "pre_execute"):
                 message = await maybe_await(middleware.pre_execute(message))
@@ -81,7 +80,7 @@ class Receiver:
         record = (
             ResultRecord(return_value=encoded, execution_time=execution_time, labels=message.labels)
             if error is None
-            else _error_record(error, message, execution_time)
+            else ResultRecord.failure(error, message.labels, execution_time)
         )
         await self._after_execute(message, returned, error, execution_time)
         return record
@@ -138,12 +137,3 @@ class Receiver:
         for middleware in reversed(middlewares):
             if overrides(middleware, "post_execute"):
                 await maybe_await(middleware.post_execute(message, result))
-
-
-def _error_record(error: BaseException, message: TaskiqMessage, execution_time: float) -> ResultRecord:
-    return ResultRecord(
-        is_err=True,
-        execution_time=execution_time,
-        labels=message.labels,
-        error=ExceptionData.from_exception(error),
-    )

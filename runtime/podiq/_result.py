@@ -26,6 +26,11 @@ class ResultRecord(BaseModel):
     error: ExceptionData | None = None
     log: str | None = None
 
+    @classmethod
+    def failure(cls, error: BaseException, labels: dict[str, Any], execution_time: float = 0.0) -> ResultRecord:
+        """The record of a run that ended in `error`."""
+        return cls(is_err=True, execution_time=execution_time, labels=labels, error=ExceptionData.from_exception(error))
+
 
 _UNSET: Any = object()
 

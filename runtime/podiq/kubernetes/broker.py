@@ -39,6 +39,10 @@ _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
 
+def _not_started() -> BrokerError:
+    return BrokerError("KubernetesBroker is not started: call `await broker.startup()` or use `async with broker`.")
+
+
 class KubernetesBroker(AsyncBroker):
     """Sends every task call as a TaskRun; the podiq operator runs it as a Job.
 
@@ -80,7 +84,7 @@ class KubernetesBroker(AsyncBroker):
     @property
     def taskruns(self) -> TaskRunApi:
         if self._taskruns is None:
-            raise BrokerError("KubernetesBroker is not started: call `await broker.startup()` or use `async with broker`.")
+            raise _not_started()
         return self._taskruns
 
     async def connect(self) -> None:
@@ -198,7 +202,7 @@ class KubernetesResultBackend(AsyncResultBackend):
     ) -> ResultRecord:
         watch = self.broker.watch
         if watch is None:
-            raise BrokerError("KubernetesBroker is not started: call `await broker.startup()` or use `async with broker`.")
+            raise _not_started()
         warner = asyncio.create_task(self._warn_if_unattended(task_id))
         try:
             taskrun = await watch.wait(task_id, timeout)

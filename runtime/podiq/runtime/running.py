@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podiq._broker import AsyncBroker, find_registered_task
-from podiq._exception_data import ExceptionData
 from podiq._labels import RETRIES_LABEL
 from podiq._message import TaskiqMessage
 from podiq._receiver import Receiver
@@ -101,7 +100,7 @@ async def execute(
         broker = load_broker(message.task_name, environment.imports)
     except Exception as exc:  # the task cannot even be found: an error result says why
         logger.exception("Cannot load task %s.", message.task_name)
-        return ExitCode.TASK_ERROR, _error(exc, message)
+        return ExitCode.TASK_ERROR, ResultRecord.failure(exc, message.labels)
     broker.is_worker_process = True
     broker.result_backend = backend
     with ThreadPoolExecutor(thread_name_prefix="podiq-sync") as executor:
@@ -145,7 +144,7 @@ async def report(
     try:
         result: dict[str, Any] = encode_result(record)
     except ResultTooLargeError as exc:
-        code, result = ExitCode.TASK_ERROR, encode_result(_error(exc, None, record.labels))
+        code, result = ExitCode.TASK_ERROR, encode_result(ResultRecord.failure(exc, record.labels))
     attempt = taskrun.status.attempts
     for _ in range(REPORT_TRIES):
         if taskrun.is_done() or taskrun.status.attempts != attempt:
@@ -170,11 +169,3 @@ async def report(
                 return
             taskrun = TaskRun.from_api(body)
     raise RuntimeError(f"TaskRun {taskrun.name} kept changing; attempt {attempt} could not report.")
-
-
-def _error(exc: BaseException, message: TaskiqMessage | None, labels: dict[str, Any] | None = None) -> ResultRecord:
-    return ResultRecord(
-        is_err=True,
-        labels=labels if labels is not None else (message.labels if message else {}),
-        error=ExceptionData.from_exception(exc),
-    )
