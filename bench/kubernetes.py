@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
 from rich.console import Console
 from rich.table import Table
 
@@ -43,8 +43,10 @@ WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class Operator:
-    def __init__(self, cluster: Cluster, namespaces: list[str], log: Path, workers: int) -> None:
+    def __init__(self, cluster: Cluster, namespaces: list[str], log: Path, workers: int, profile: Path | None) -> None:
         self.cluster, self.namespaces, self.log, self.workers = cluster, namespaces, log, workers
+        self.profile = profile
+        self.profiler: subprocess.Popen[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -52,6 +54,16 @@ class Operator:
                "PODIQ_RUNTIME_IMAGE": "podiq-runtime:bench", "PODIQ_MAX_WORKERS": str(self.workers)}
         args = [sys.executable, "-m", "podiq_operator"] + [a for ns in self.namespaces for a in ("-n", ns)]
         self.process = subprocess.Popen(args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
+        if self.profile is not None:  # a flame graph of dispatching, by py-spy (not pinned: pip install py-spy)
+            self.profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "250",
+                                              "--format", "flamegraph" if self.profile.suffix == ".svg" else "raw",
+                                              "-o", str(self.profile), "-p", str(self.process.pid)])
+
+    def stop_profiling(self) -> None:
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)
+            self.profiler.wait(timeout=60)
+            self.profiler = None
 
     def peak_rss_mib(self) -> float:
         assert self.process is not None
@@ -60,13 +72,37 @@ class Operator:
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by the control plane, this client and (when given) the operator, between start and stop."""
+
+    def __init__(self, cluster: Cluster, operator: Operator | None = None) -> None:
+        self.pids = {name: proc.pid for name, proc in cluster.control_plane._procs.items() if name in ("apiserver", "etcd")}
+        if operator is not None and operator.process is not None:
+            self.pids["operator"] = operator.process.pid
+        self.started = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        sample = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        times = os.times()
+        sample["client"] = times.user + times.system
+        return sample
+
+    def used(self) -> dict[str, float]:
+        now = self._sample()
+        return {name: now[name] - self.started[name] for name in now}
 
 
 def api_writes(cluster: Cluster) -> dict[str, float]:
@@ -83,25 +119,28 @@ def api_writes(cluster: Cluster) -> dict[str, float]:
     return counts
 
 
-async def wait_for_jobs(api: client.ApiClient, namespace: str, count: int, timeout: float) -> float:
-    """Seconds until `count` Jobs exist in `namespace` (watching from now)."""
+async def count_jobs(batch: client.BatchV1Api, namespace: str) -> int:
+    """How many Jobs exist, from a one-item page: far cheaper for the API server than a watch."""
+    page = await batch.list_namespaced_job(namespace, limit=1)
+    return len(page.items) + (page.metadata.remaining_item_count or 0)
+
+
+async def wait_for_jobs(api: client.ApiClient, namespace: str, count: int, timeout: float) -> tuple[float, float]:
+    """Seconds from now until the first Job exists in `namespace`, and from then until `count` do.
+
+    Polled every 20 ms rather than watched, so that measuring costs the API server next to nothing.
+    """
     batch = client.BatchV1Api(api)
     started = time.perf_counter()
-    listing = await batch.list_namespaced_job(namespace)
-    seen = {j.metadata.name for j in listing.items}
-    version = listing.metadata.resource_version
-    stream = watch.Watch()
-    try:
-        async with asyncio.timeout(timeout):
-            while len(seen) < count:
-                async for event in stream.stream(batch.list_namespaced_job, namespace, resource_version=version, timeout_seconds=60):
-                    version = event["object"].metadata.resource_version
-                    seen.add(event["object"].metadata.name)
-                    if len(seen) >= count:
-                        break
-    finally:
-        await stream.close()
-    return time.perf_counter() - started
+    first: float | None = None
+    async with asyncio.timeout(timeout):
+        while (seen := await count_jobs(batch, namespace)) < count:
+            if seen and first is None:
+                first = time.perf_counter()
+            await asyncio.sleep(0.02)
+    ended = time.perf_counter()
+    first = first or ended
+    return first - started, ended - first
 
 
 async def bounded(concurrency: int, calls: list[Any]) -> float:
@@ -132,28 +171,44 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     broker.kubeconfig = str(cluster.kubeconfig)
     await broker.connect()
 
-    # Ceiling: Jobs created directly by this client.
-    job_bodies = []
-    for i in range(args.dispatch):
-        message = broker.taskrun_body(_message(f"ceiling-{i}"))
-        run = TaskRun.from_api({**message, "metadata": {**message["metadata"], "uid": f"uid-{i}"}})
-        job = build_job(run, 1, JobConfig())
-        job["metadata"].pop("ownerReferences", None)  # no such TaskRun: keep the garbage collector out of it
-        job["metadata"]["namespace"] = "bench-ceiling"
-        job_bodies.append(job)
+    # Ceiling: Jobs created directly by this client; the better of two rounds, as the first
+    # round on a new control plane is often the slower.
+    def job_bodies(round_: int) -> list[dict[str, Any]]:
+        bodies = []
+        for i in range(args.dispatch):
+            message = broker.taskrun_body(_message(f"ceiling-{round_}-{i}"))
+            run = TaskRun.from_api({**message, "metadata": {**message["metadata"], "uid": f"uid-{round_}-{i}"}})
+            job = build_job(run, 1, JobConfig())
+            job["metadata"].pop("ownerReferences", None)  # no such TaskRun: keep the garbage collector out of it
+            job["metadata"]["namespace"] = "bench-ceiling"
+            bodies.append(job)
+        return bodies
+
     controllers = cluster.control_plane._procs["controller-manager"]
     controllers.send_signal(signal.SIGSTOP)
-    ceiling_s = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in job_bodies])
-    figures["ceiling"] = args.dispatch / ceiling_s
+    figures["ceiling"] = 0.0
+    for round_ in (1, 2):
+        bodies = job_bodies(round_)
+        meter = CpuMeter(cluster)
+        ceiling_s = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in bodies])
+        if args.dispatch / ceiling_s > figures["ceiling"]:
+            figures["ceiling"], figures["ceiling_cpu"] = args.dispatch / ceiling_s, meter.used()
 
     # Dispatch: TaskRuns made while no operator runs, then the operator turns them into Jobs.
-    operator = Operator(cluster, ["bench-dispatch", "bench-e2e"], log_dir / "operator.log", args.concurrency)
+    operator = Operator(cluster, ["bench-dispatch", "bench-e2e"], log_dir / "operator.log", args.concurrency, args.profile)
     broker.namespace = "bench-dispatch"
     await bounded(args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)])
     operator.start()
-    dispatch_s = await wait_for_jobs(api, "bench-dispatch", args.dispatch, timeout=600)
-    figures["dispatch"] = args.dispatch / dispatch_s
-    figures["operator_cpu"] = operator.cpu_seconds() / dispatch_s
+    meter = CpuMeter(cluster, operator)
+    startup_s, dispatch_s = await wait_for_jobs(api, "bench-dispatch", args.dispatch, timeout=600)
+    figures["operator_startup"] = startup_s
+    figures["dispatch"] = (args.dispatch - 1) / dispatch_s
+    figures["dispatch_with_startup"] = args.dispatch / (startup_s + dispatch_s)
+    figures["operator_cpu"] = operator.cpu_seconds() / (startup_s + dispatch_s)
+    figures["dispatch_cpu"] = meter.used()
+    print(f"ceiling {figures['ceiling']:.0f} Jobs/s, dispatch {figures['dispatch']:.0f} TaskRuns/s "
+          f"({figures['dispatch'] / figures['ceiling']:.0%}); now the end-to-end runs", flush=True)
+    operator.stop_profiling()
     for namespace in ("bench-ceiling", "bench-dispatch"):
         cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", namespace, "--cascade=background", "--wait=false", timeout=300)
     controllers.send_signal(signal.SIGCONT)
@@ -228,7 +283,9 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     podiq_writes = sum(v for k, v in writes.items() if k.startswith("taskruns") or k == "jobs")
     rows = [
         ("ceiling: Jobs/s created directly by the client", f"{figures['ceiling']:,.1f}", ""),
-        ("operator dispatch: TaskRuns turned into Jobs per second", f"{figures['dispatch']:,.1f}", ""),
+        ("operator start: process start to its first Job", f"{figures['operator_startup']:.2f} s", ""),
+        ("operator dispatch: TaskRuns turned into Jobs per second, first Job to last", f"{figures['dispatch']:,.1f}", ""),
+        ("  the same, counting from the process start", f"{figures['dispatch_with_startup']:,.1f}", ""),
         ("dispatch / ceiling", f"{ratio:.0%}", ">= 80%"),
         ("operator CPU while dispatching (cores busy)", f"{figures['operator_cpu']:.2f}", ""),
         ("end to end: tasks/s (pods included)", f"{figures['e2e_rate']:,.2f}", ""),
@@ -250,6 +307,14 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     for key, value in sorted(writes.items()):
         detail.add_row(key, f"{value:.2f}")
     console.print(detail)
+    cpu = Table(title="CPU milliseconds per Job created (2 cores shared by all)")
+    cpu.add_column("process")
+    cpu.add_column("ceiling", justify="right")
+    cpu.add_column("dispatch", justify="right")
+    for name in ("apiserver", "etcd", "client", "operator"):
+        cells = [f"{figures[k][name] * 1000 / args.dispatch:.2f}" if name in figures[k] else "" for k in ("ceiling_cpu", "dispatch_cpu")]
+        cpu.add_row(name, *cells)
+    console.print(cpu)
 
 
 def main() -> None:
@@ -259,6 +324,7 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=30, help="tasks run one at a time for the latency figures")
     parser.add_argument("--concurrency", type=int, default=20,
                         help="requests in flight: the client's for the ceiling, the operator's PODIQ_MAX_WORKERS")
+    parser.add_argument("--profile", type=Path, help="record the operator with py-spy: an SVG flame graph, or collapsed stacks for any other suffix")
     args = parser.parse_args()
 
     state = new_state_dir(run_root())

@@ -2,6 +2,12 @@
 
     done → cancelled → not before → first attempt → next attempt → unreported end → observe
 
+An attempt starts when its Job is created, and the Job (its name is derived from the
+TaskRun and the attempt) is the record of it: starting an attempt is one write. The status
+catches up afterwards, when there is something to tell: the pod appeared, the attempt is
+stuck or ended, or no pod came within :data:`RECORD_PODLESS_AFTER`. A fast task's runtime
+records its attempt together with its outcome, so the operator may never write at all.
+
 :func:`decide` is pure: it gets the TaskRun, the observation of its newest attempt and
 the time, and returns one :class:`Action`. The reconciler carries the action out and asks
 again, so every branch is a unit test and a restarted operator simply asks again.
@@ -73,10 +79,9 @@ class WriteStatus:
 
 @dataclasses.dataclass(frozen=True)
 class StartAttempt:
-    """Create the attempt's Job (409 Conflict means it exists: fine), then write the status."""
+    """Create the attempt's Job (409 Conflict means it exists: fine); the status catches up later."""
 
     attempt: int
-    status: TaskRunStatus
     event: Event
 
 
@@ -95,6 +100,11 @@ class DeleteTaskRun:
 
 
 Action = Idle | Wake | Refresh | WriteStatus | StartAttempt | Cancel | DeleteTaskRun
+
+
+#: The Job controller makes a Job's pod within milliseconds; when it has not after this many
+#: seconds, the status says the attempt is waiting for it.
+RECORD_PODLESS_AFTER = 5.0
 
 
 def _seconds(delta: timedelta) -> float:
@@ -127,6 +137,8 @@ def decide(
 
     new = status.model_copy(deep=True)
     new.observed_generation = run.metadata.generation
+    # The attempt's Job exists but the status does not record it yet (see the module's doc).
+    unrecorded = new.record_attempt(attempt, job_name(run.name, attempt), observation.started or now)
 
     # 2. Cancelled: stop the attempt, whatever it is doing.
     if run.is_cancelled():
@@ -146,18 +158,15 @@ def decide(
             return Wake(_seconds(wait))
         return WriteStatus(new, Event("Waiting", new.message), wake_after=_seconds(wait))
 
-    # 4. First attempt, or adopting a Job whose status write was lost (crash between the two).
-    if attempt == 0 or attempt > status.attempts:
-        start = max(attempt, 1)
-        new.mark_attempt_started(start, job_name(run.name, start), now)
-        return StartAttempt(start, new, Event("Started", new.message))
+    # 4. First attempt.
+    if attempt == 0:
+        return StartAttempt(1, Event("Started", f"Attempt 1 started as Job {job_name(run.name, 1)}."))
 
     # 5. The current attempt reported a retry or a requeue: start the next one.
-    if status.wants_next_attempt():
+    if not unrecorded and status.wants_next_attempt():
         start = attempt + 1
-        new.mark_attempt_started(start, job_name(run.name, start), now)
         why = "requeued" if status.reason is Reason.REQUEUED else "retrying"
-        return StartAttempt(start, new, Event("Started", f"{new.message} ({why})"))
+        return StartAttempt(start, Event("Started", f"Attempt {start} started as Job {job_name(run.name, start)} ({why})."))
 
     # 6. The attempt ended (or its Job vanished) without the runtime reporting.
     if (observation.finished or observation.state is AttemptState.MISSING) and not status.has_report_for(attempt):
@@ -172,13 +181,20 @@ def decide(
     # 7. Observe: running, or stuck and why.
     if observation.state is AttemptState.BLOCKED and observation.reason is not None:
         new.mark_blocked(observation.reason, observation.message, now)
-    elif observation.state is AttemptState.ACTIVE and status.reason is not Reason.RUNNING:
+    elif observation.state is AttemptState.ACTIVE and unrecorded and observation.pod_name is None:
+        waited = _seconds(now - (observation.started or now))
+        if waited < RECORD_PODLESS_AFTER:
+            return Wake(RECORD_PODLESS_AFTER - waited)
+        new.set_condition(Reason.PENDING, f"Attempt {attempt}: Job {new.job_name} has no pod yet.", now)
+    elif observation.state is AttemptState.ACTIVE and (unrecorded or status.reason is not Reason.RUNNING):
         new.mark_attempt_started(attempt, job_name(run.name, attempt), now)
         new.pod_name = observation.pod_name or status.pod_name
     if new == status or (new.model_copy(update={"observed_generation": status.observed_generation}) == status):
         # Only the observed generation moved: not worth a write on its own.
         return Idle()
     blocked = observation.state is AttemptState.BLOCKED
+    if unrecorded and new.reason is Reason.RUNNING:
+        return WriteStatus(new)  # the "Started" Event told it already
     return WriteStatus(new, Event(new.reason.value, new.message, warning=blocked))
 
 

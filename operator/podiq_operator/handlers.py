@@ -71,7 +71,7 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     # bounds the concurrent API work itself (max_workers).
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.queueing.worker_limit = api.max_workers * WORKERS_PER_WRITER
-    settings.queueing.idle_timeout = 0.5
+    settings.queueing.idle_timeout = 0.05
     settings.execution.max_workers = api.max_workers
     # Filter on the server, so the operator never receives unrelated Jobs, Pods or Events.
     settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_TASKRUN

@@ -24,6 +24,7 @@ from podiq.kubernetes.resources import (
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
 from podiq.runtime.environment import (
     ENV_ATTEMPT,
+    ENV_JOB_NAME,
     ENV_POD_NAME,
     ENV_TASKRUN_NAME,
     ENV_TASKRUN_NAMESPACE,
@@ -82,6 +83,7 @@ def build_job(run: TaskRun, attempt: int, config: JobConfig) -> dict[str, Any]:
         {"name": ENV_TASKRUN_NAME, "value": run.name},
         {"name": ENV_TASKRUN_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": ENV_ATTEMPT, "value": str(attempt)},
+        {"name": ENV_JOB_NAME, "value": job_name(run.name, attempt)},
         {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     env += [{"name": e.name, "value": e.value} for e in spec.env or [] if e.name not in RESERVED_ENV]

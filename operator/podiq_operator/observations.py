@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import signal
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from podiq.kubernetes.resources import Reason
@@ -48,6 +49,8 @@ class AttemptObservation:
     """For FAILED: Kubernetes' reason (OOMKilled, Error, DeadlineExceeded, Evicted, ...)."""
     timed_out: bool = False
     pod_name: str | None = None
+    started: datetime | None = None
+    """When the attempt's Job was created (None for a Job only this process has seen, just created)."""
 
     @property
     def finished(self) -> bool:
@@ -74,6 +77,18 @@ def observe_attempt(
     """The attempt's state from its Job, its (newest) Pod, and the last FailedCreate event message."""
     if job is None:
         return AttemptObservation(AttemptState.MISSING)
+    return dataclasses.replace(_observe(job, pod, failed_create), started=_created(job))
+
+
+def _created(job: Mapping[str, Any]) -> datetime | None:
+    value = job.get("metadata", {}).get("creationTimestamp")
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _observe(job: Mapping[str, Any], pod: Mapping[str, Any] | None, failed_create: str | None) -> AttemptObservation:
     pod_name = (pod or {}).get("metadata", {}).get("name")
     container = _container_status(pod)
     terminated = (container.get("state") or {}).get("terminated")

@@ -2,9 +2,9 @@
 
 For each TaskRun the reconciler asks :func:`~podiq_operator.decisions.decide` what to do,
 does it, and asks again until the answer is to wait. Writes per normal run: one Job
-create and one status patch; a status patch is skipped when it would change nothing,
-and every patch is conditional on the resourceVersion the decision was based on, so it
-never overwrites what the runtime wrote meanwhile.
+create, and at most one status patch once the pod shows up; a status patch is skipped
+when it would change nothing, and every patch is conditional on the resourceVersion the
+decision was based on, so it never overwrites what the runtime wrote meanwhile.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ __all__ = ["EventSink", "Reconciler"]
 
 logger = logging.getLogger(__name__)
 
-#: Actions per reconciliation before yielding; a normal start takes two, a retry three.
+#: Actions per reconciliation before yielding; a normal start takes one, a retry two.
 MAX_STEPS = 8
 
 
@@ -140,7 +140,7 @@ class Reconciler:
                 self.cache.job(key, attempt), self.cache.pod(key, attempt), self.cache.failed_create(key, attempt),
             )
             action = decide(run, attempt, observation, self.clock(), fresh=fresh)
-            self._count(key, run)
+            self._count(key, run, attempt)
             fresh = False
             match action:
                 case Idle():
@@ -158,11 +158,9 @@ class Reconciler:
                     if wake_after is not None:
                         self.wake(key, wake_after)
                         return
-                case StartAttempt(attempt=start, status=status, event=event):
+                case StartAttempt(attempt=start, event=event):
                     if not await self._create_job(key, run, start):
                         return
-                    if not await self._write_status(key, run, status):
-                        continue
                     self._started(run, start)
                     self._post(key, event)
                 case Cancel(job_name=job, status=status, event=event):
@@ -255,13 +253,13 @@ class Reconciler:
         if attempt == 1 and created is not None:
             self.metrics.dispatch_latency.observe(max((self.clock() - created).total_seconds(), 0.0))
 
-    def _count(self, key: Key, run: TaskRun) -> None:
+    def _count(self, key: Key, run: TaskRun, attempt: int) -> None:
         """Track in-flight runs, and count a finish once, when this process saw it running."""
         if run.is_done():
             if key in self._in_flight:
                 self._in_flight.discard(key)
                 phase = run.status.phase.value if run.status.phase else "Unknown"
                 self.metrics.taskruns_finished.labels(phase=phase).inc()
-        elif run.status.attempts:
+        elif attempt:
             self._in_flight.add(key)
         self.metrics.in_flight.set(len(self._in_flight))

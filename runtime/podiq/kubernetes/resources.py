@@ -367,7 +367,7 @@ class TaskRunStatus(_Model):
     def mark_waiting(self, not_before: datetime, now: datetime) -> None:
         self.set_condition(Reason.WAITING, f"Not starting before {_timestamp(not_before)}.", now)
 
-    def mark_attempt_started(self, attempt: int, job_name: str, now: datetime) -> None:
+    def mark_attempt_started(self, attempt: int, job_name: str | None, now: datetime) -> None:
         """The operator created the Job for ``attempt``."""
         self.attempts = attempt
         self.job_name = job_name
@@ -375,6 +375,17 @@ class TaskRunStatus(_Model):
         if self.start_time is None:
             self.start_time = now
         self.set_condition(Reason.RUNNING, f"Attempt {attempt} is running as Job {job_name}.", now)
+
+    def record_attempt(self, attempt: int, job_name: str | None, started: datetime) -> bool:
+        """Record ``attempt`` unless the status already does; True if it did.
+
+        The Job is the record that an attempt started, and the status catches up lazily:
+        the operator when the pod shows up, the runtime with its outcome, whichever is first.
+        """
+        if self.attempts >= attempt:
+            return False
+        self.mark_attempt_started(attempt, job_name, started)
+        return True
 
     def mark_blocked(self, reason: Reason, message: str, now: datetime) -> None:
         """The current attempt cannot make progress (Queued, Unschedulable, ImagePullBackOff, QuotaExceeded)."""

@@ -10,11 +10,12 @@ ENV_TASKRUN_NAME = "PODIQ_TASKRUN_NAME"
 ENV_TASKRUN_NAMESPACE = "PODIQ_TASKRUN_NAMESPACE"
 ENV_ATTEMPT = "PODIQ_ATTEMPT"
 ENV_POD_NAME = "PODIQ_POD_NAME"
+ENV_JOB_NAME = "PODIQ_JOB_NAME"
 ENV_IMPORTS = "PODIQ_IMPORTS"
 ENV_PROGRESS_INTERVAL = "PODIQ_PROGRESS_INTERVAL"
 
 #: Variables the operator sets; a TaskRun's own env cannot override them.
-RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_POD_NAME})
+RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME})
 
 
 class RuntimeEnvironment(BaseModel):
@@ -23,6 +24,7 @@ class RuntimeEnvironment(BaseModel):
     taskrun_name: str = Field(min_length=1)
     namespace: str = Field(min_length=1)
     attempt: int = Field(ge=1)
+    job_name: str | None = None
     pod_name: str | None = None
     imports: list[str] = Field(default_factory=list, description="Modules to import before looking up the task.")
     progress_interval: float = Field(default=1.0, ge=0, description="Seconds between progress writes at most.")
@@ -35,6 +37,7 @@ class RuntimeEnvironment(BaseModel):
                 taskrun_name=env.get(ENV_TASKRUN_NAME, ""),
                 namespace=env.get(ENV_TASKRUN_NAMESPACE, ""),
                 attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]
+                job_name=env.get(ENV_JOB_NAME) or None,
                 pod_name=env.get(ENV_POD_NAME) or env.get("HOSTNAME"),
                 imports=[m.strip() for m in env.get(ENV_IMPORTS, "").split(",") if m.strip()],
                 progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]

@@ -28,8 +28,6 @@ logger = logging.getLogger("podiq.runtime")
 #: Exit code for failures before the task could run (no TaskRun, no API): the operator
 #: treats any code outside ExitCode as an infrastructure failure.
 INFRASTRUCTURE_FAILURE = 70
-#: Reads, half a second apart, while waiting for the operator to record this attempt.
-STATUS_CATCH_UP_READS = 30
 #: Conditional status writes tried before giving up on reporting.
 REPORT_TRIES = 5
 
@@ -51,35 +49,30 @@ def main() -> int:
 async def run_attempt(environment: RuntimeEnvironment) -> ExitCode | int:
     async with await api_client() as connection:
         api = TaskRunApi(connection)
-        taskrun = await read_own_taskrun(api, environment)
-        if taskrun is None:
+        started = datetime.now(UTC)
+        body = await api.get(environment.namespace, environment.taskrun_name)
+        if body is None:
             logger.error("TaskRun %s/%s does not exist.", environment.namespace, environment.taskrun_name)
             return INFRASTRUCTURE_FAILURE
-        if taskrun.is_done() or taskrun.status.attempts != environment.attempt:
+        taskrun = TaskRun.from_api(body)
+        if moved_on(taskrun, environment.attempt) or taskrun.is_cancelled():
             # A pod of an attempt that is no longer current must not run the task again.
             logger.warning(
-                "TaskRun %s is at attempt %s (phase %s); attempt %s has nothing to do.",
-                taskrun.name, taskrun.status.attempts, taskrun.status.phase, environment.attempt,
+                "TaskRun %s is at attempt %s (phase %s%s); attempt %s has nothing to do.",
+                taskrun.name, taskrun.status.attempts, taskrun.status.phase,
+                ", cancelled" if taskrun.is_cancelled() else "", environment.attempt,
             )
             return INFRASTRUCTURE_FAILURE
         backend = TaskRunStatusBackend(api, taskrun.namespace, taskrun.name, environment.progress_interval)
         code, record = await execute(taskrun, environment, backend)
-        await report(api, taskrun, code, record, backend, environment.pod_name)
+        await report(api, taskrun, code, record, backend, environment, started)
         return code
 
 
-async def read_own_taskrun(api: TaskRunApi, environment: RuntimeEnvironment) -> TaskRun | None:
-    """The TaskRun, once its status shows this attempt: the operator records an attempt right
-    after creating its Job, so a fast pod may start before that write lands."""
-    for _ in range(STATUS_CATCH_UP_READS):
-        body = await api.get(environment.namespace, environment.taskrun_name)
-        if body is None:
-            return None
-        taskrun = TaskRun.from_api(body)
-        if taskrun.status.attempts >= environment.attempt or taskrun.is_done():
-            return taskrun
-        await asyncio.sleep(0.5)
-    return taskrun
+def moved_on(taskrun: TaskRun, attempt: int) -> bool:
+    """Whether the run is over or a newer attempt exists. An older ``status.attempts`` is fine:
+    the operator records an attempt lazily, and this pod's Job is the proof that it started."""
+    return taskrun.is_done() or taskrun.status.attempts > attempt
 
 
 async def execute(
@@ -133,9 +126,11 @@ async def report(
     code: ExitCode,
     record: ResultRecord,
     backend: TaskRunStatusBackend,
-    pod_name: str | None,
+    environment: RuntimeEnvironment,
+    started: datetime,
 ) -> None:
-    """Write the attempt's outcome, with the last progress, in one status write.
+    """Write the attempt's outcome, with the last progress, in one status write; it records
+    the attempt itself too when the operator has not yet.
 
     The write is conditional on the resourceVersion just read, so it never overwrites what
     the operator decided meanwhile (a cancellation, say); on a conflict it reads again.
@@ -145,17 +140,18 @@ async def report(
         result: dict[str, Any] = encode_result(record)
     except ResultTooLargeError as exc:
         code, result = ExitCode.TASK_ERROR, encode_result(ResultRecord.failure(exc, record.labels))
-    attempt = taskrun.status.attempts
+    attempt = environment.attempt
     for _ in range(REPORT_TRIES):
-        if taskrun.is_done() or taskrun.status.attempts != attempt:
+        if moved_on(taskrun, attempt):
             logger.warning("TaskRun %s moved on (%s) before attempt %s reported.", taskrun.name, taskrun.status.phase, attempt)
             return
         before = taskrun.status.model_copy(deep=True)
+        taskrun.status.record_attempt(attempt, environment.job_name, started)
         if backend.latest is not None:
             latest = backend.latest
             taskrun.status.set_progress(Progress(current=latest.current, total=latest.total, message=latest.message[:4096]))
         taskrun.finish_attempt(
-            code, datetime.now(UTC), result=None if code is ExitCode.REQUEUE else result, pod_name=pod_name
+            code, datetime.now(UTC), result=None if code is ExitCode.REQUEUE else result, pod_name=environment.pod_name
         )
         try:
             await api.patch_status(

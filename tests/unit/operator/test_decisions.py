@@ -10,7 +10,18 @@ from podiq._result import ResultRecord
 from podiq.kubernetes import ExitCode
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
 
-from podiq_operator.decisions import Cancel, DeleteTaskRun, Idle, Refresh, StartAttempt, Wake, WriteStatus, decide
+from podiq_operator.decisions import (
+    RECORD_PODLESS_AFTER,
+    Cancel,
+    DeleteTaskRun,
+    Event,
+    Idle,
+    Refresh,
+    StartAttempt,
+    Wake,
+    WriteStatus,
+    decide,
+)
 from podiq_operator.observations import AttemptObservation, AttemptState
 
 from .conftest import NOW, taskrun
@@ -85,33 +96,79 @@ class TestNotBefore:
 
 
 class TestStart:
-    def test_first_attempt(self) -> None:
+    def test_first_attempt_is_only_its_job(self) -> None:
         action = decide(taskrun(), 0, MISSING, NOW)
-        assert isinstance(action, StartAttempt) and action.attempt == 1
-        st = action.status
-        assert (st.attempts, st.job_name, st.start_time, st.phase, st.observed_generation) == (1, "add-1-a1", NOW, Phase.RUNNING, 1)
-        assert action.event.reason == "Started"
-
-    def test_adopts_a_job_whose_status_write_was_lost(self) -> None:
-        action = decide(taskrun(), 1, ACTIVE, NOW)
-        assert isinstance(action, StartAttempt) and action.attempt == 1
-        run = started(1, retryOnError=True)
-        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
-        action = decide(run, 2, ACTIVE, NOW)
-        assert isinstance(action, StartAttempt) and action.attempt == 2
+        assert action == StartAttempt(1, Event("Started", "Attempt 1 started as Job add-1-a1."))
 
     def test_retry_after_a_task_error(self) -> None:
         run = finished(ExitCode.TASK_ERROR, retryOnError=True, maxRetries=2)
         assert run.status.reason is Reason.RETRYING
         action = decide(run, 1, AttemptObservation(AttemptState.FAILED, exit_code=1), NOW)
-        assert isinstance(action, StartAttempt) and action.attempt == 2
-        assert (action.status.attempts, action.status.job_name, action.status.retries) == (2, "add-1-a2", 1)
-        assert action.status.start_time == NOW - timedelta(minutes=1), "start time stays the first attempt's"
+        assert isinstance(action, StartAttempt) and action.attempt == 2 and "retrying" in action.event.message
 
     def test_requeue_starts_the_next_attempt(self) -> None:
         run = finished(ExitCode.REQUEUE)
         action = decide(run, 1, AttemptObservation(AttemptState.FAILED, exit_code=4), NOW)
         assert isinstance(action, StartAttempt) and action.attempt == 2 and "requeued" in action.event.message
+
+    def test_an_existing_job_is_never_started_again(self) -> None:
+        run = finished(ExitCode.TASK_ERROR, retryOnError=True, maxRetries=2)
+        assert not isinstance(decide(run, 2, ACTIVE, NOW), StartAttempt)
+        assert not isinstance(decide(taskrun(), 1, JUST_CREATED, NOW), StartAttempt)
+
+
+#: The Job of an attempt the status does not record yet, created 2 s ago, with no pod so far.
+JUST_CREATED = AttemptObservation(AttemptState.ACTIVE, started=NOW - timedelta(seconds=2))
+
+
+class TestRecordingAnAttempt:
+    """The Job records an attempt; the status catches up when there is something to tell."""
+
+    def test_waits_for_the_pod(self) -> None:
+        assert decide(taskrun(), 1, JUST_CREATED, NOW) == Wake(RECORD_PODLESS_AFTER - 2)
+        assert decide(taskrun(), 1, AttemptObservation(AttemptState.ACTIVE), NOW) == Wake(RECORD_PODLESS_AFTER)
+
+    def test_records_when_the_pod_appears(self) -> None:
+        obs = AttemptObservation(AttemptState.ACTIVE, pod_name="p-1", started=NOW - timedelta(seconds=2))
+        action = decide(taskrun(), 1, obs, NOW)
+        assert isinstance(action, WriteStatus)
+        st = action.status
+        assert (st.attempts, st.job_name, st.pod_name, st.phase, st.reason) == (1, "add-1-a1", "p-1", Phase.RUNNING, Reason.RUNNING)
+        assert st.start_time == NOW - timedelta(seconds=2), "the attempt started when its Job was made"
+
+    def test_records_a_podless_job_as_pending(self) -> None:
+        obs = AttemptObservation(AttemptState.ACTIVE, started=NOW - timedelta(seconds=RECORD_PODLESS_AFTER))
+        action = decide(taskrun(), 1, obs, NOW)
+        assert isinstance(action, WriteStatus)
+        assert (action.status.attempts, action.status.phase, action.status.reason) == (1, Phase.PENDING, Reason.PENDING)
+        assert "add-1-a1 has no pod yet" in action.status.message
+
+    def test_records_a_stuck_attempt_at_once(self) -> None:
+        obs = AttemptObservation(AttemptState.BLOCKED, Reason.UNSCHEDULABLE, message="0/1 nodes", started=NOW)
+        action = decide(taskrun(), 1, obs, NOW)
+        assert isinstance(action, WriteStatus)
+        assert (action.status.attempts, action.status.reason) == (1, Reason.UNSCHEDULABLE)
+
+    def test_records_the_next_attempt_too(self) -> None:
+        run = finished(ExitCode.TASK_ERROR, retryOnError=True, maxRetries=2)
+        obs = AttemptObservation(AttemptState.ACTIVE, pod_name="p-2", started=NOW)
+        action = decide(run, 2, obs, NOW)
+        assert isinstance(action, WriteStatus)
+        st = action.status
+        assert (st.attempts, st.job_name, st.pod_name, st.retries) == (2, "add-1-a2", "p-2", 1)
+        assert st.start_time == NOW - timedelta(minutes=1), "start time stays the first attempt's"
+
+    def test_an_unrecorded_attempt_that_died_is_recorded_with_its_failure(self) -> None:
+        obs = AttemptObservation(AttemptState.FAILED, exit_code=137, failure="OOMKilled", pod_name="p", started=NOW)
+        assert decide(taskrun(), 1, obs, NOW) == Refresh()
+        action = decide(taskrun(), 1, obs, NOW, fresh=True)
+        assert isinstance(action, WriteStatus)
+        assert (action.status.attempts, action.status.reported_attempt, action.status.phase) == (1, 1, Phase.FAILED)
+
+    def test_cancelling_an_unrecorded_attempt_deletes_its_job(self) -> None:
+        action = decide(taskrun(cancelled=True), 1, JUST_CREATED, NOW)
+        assert isinstance(action, Cancel) and action.job_name == "add-1-a1"
+        assert (action.status.attempts, action.status.phase) == (1, Phase.CANCELLED)
 
 
 class TestUnreportedEnd:

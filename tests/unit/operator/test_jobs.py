@@ -112,8 +112,9 @@ class TestBuildJob:
         assert env["PODIQ_TASKRUN_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
         assert env["PODIQ_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
         assert env["PODIQ_ATTEMPT"]["value"] == "3", "users cannot override the runtime's variables"
+        assert env["PODIQ_JOB_NAME"]["value"] == job["metadata"]["name"]
         assert env["MODE"]["value"] == "x"
-        assert len(container["env"]) == 5
+        assert len(container["env"]) == 6
 
     def test_service_account(self) -> None:
         assert self.build()["spec"]["template"]["spec"]["serviceAccountName"] == "podiq-runtime"

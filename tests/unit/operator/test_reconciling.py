@@ -14,6 +14,7 @@ from podiq.kubernetes.resources import Phase, Reason, TaskRun, status_patch
 from podiq_operator.clusters import ConflictError, NotFoundError
 from podiq_operator.config import OperatorConfig
 from podiq_operator.decisions import Event
+from podiq_operator.jobs import attempt_of, job_name
 from podiq_operator.reconciling import Reconciler
 
 from .conftest import NOW, pod_body, taskrun_body, terminated
@@ -43,8 +44,11 @@ class FakeCluster:
         return key
 
     def runtime_finishes(self, key: tuple[str, str], code: ExitCode, result: dict[str, Any] | None = None) -> None:
+        """The runtime of the newest Job reports: it records its attempt too if the status does not yet."""
         run = TaskRun.from_api(self.taskruns[key])
         old = run.status.model_copy(deep=True)
+        attempt = max(attempt_of(job) or 0 for job in self.jobs.values())
+        run.status.record_attempt(attempt, job_name(run.name, attempt), NOW)
         run.finish_attempt(code, NOW + timedelta(seconds=5), result=result or {"is_err": code is not ExitCode.SUCCEEDED})
         self._patch(key, status_patch(old, run.status), None, "runtime status")
 
@@ -106,13 +110,15 @@ class Harness:
             events=lambda body, event: self.events.append(event), clock=lambda: self.now,
         )
 
-    async def sync(self, key: tuple[str, str]) -> None:
-        """Deliver the cluster's current objects to the caches (as the watches would), then reconcile."""
+    async def sync(self, key: tuple[str, str], *pods: dict[str, Any]) -> None:
+        """Deliver the cluster's current objects (and ``pods``) to the caches, as the watches would, then reconcile."""
         cache = self.reconciler.cache
         if key in self.cluster.taskruns:
             cache.put_taskrun(copy.deepcopy(self.cluster.taskruns[key]))
         for job in self.cluster.jobs.values():
             cache.put_job(copy.deepcopy(job))
+        for pod in pods:
+            cache.put_pod(pod)
         await self.reconciler.reconcile(key)
 
     def status(self, key: tuple[str, str]) -> TaskRun:
@@ -139,9 +145,13 @@ def failed(job: dict[str, Any]) -> None:
 async def test_a_successful_task_costs_four_writes(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
-    await h.sync(key)  # the watch delivers the operator's own writes: nothing more to do
+    await h.sync(key)  # the watch delivers the operator's own Job: nothing more to do yet
+    assert h.cluster.writes == ["create taskrun", "create job add-1-a1"], "starting an attempt is one write"
+    assert h.status(key).status.attempts == 0 and key in h.reconciler._wakeups
+    await h.sync(key, pod_body(state={"running": {}}))
     assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "operator status"]
-    assert h.status(key).status.phase is Phase.RUNNING
+    run = h.status(key)
+    assert (run.status.phase, run.status.attempts, run.status.pod_name) == (Phase.RUNNING, 1, "add-1-a1-xk2p9")
 
     h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED, {"is_err": False, "return_value": 3})
     complete(h.cluster.jobs[("jobs", "add-1-a1")])
@@ -156,16 +166,27 @@ async def test_a_successful_task_costs_four_writes(h: Harness) -> None:
     assert metrics.registry.get_sample_value("podiq_taskruns_in_flight") == 0
 
 
+async def test_a_fast_task_costs_three_writes(h: Harness) -> None:
+    """The runtime reported before the operator saw the pod: its write recorded the attempt too."""
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.sync(key, pod_body(phase="Succeeded", state=terminated(0, "Completed")))
+    assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "runtime status"]
+    run = h.status(key)
+    assert run.status.is_succeeded() and (run.status.attempts, run.status.job_name) == (1, "add-1-a1")
+
+
 async def test_job_seen_finished_before_the_result_is_rechecked_not_overwritten(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
-    # The Job's watch is ahead of the TaskRun's: the cache still has the Running status.
+    # The Job's watch is ahead of the TaskRun's: the cache still has the TaskRun without status.
     h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     complete(h.cluster.jobs[("jobs", "add-1-a1")])
     h.reconciler.cache.put_job(copy.deepcopy(h.cluster.jobs[("jobs", "add-1-a1")]))
     await h.reconciler.reconcile(key)
     assert h.status(key).status.is_succeeded()
-    assert h.cluster.writes.count("operator status") == 1
+    assert h.cluster.writes.count("operator status") == 0
     assert "get taskrun add-1" in h.cluster.reads
 
 
@@ -175,6 +196,7 @@ async def test_retry_after_a_task_error(h: Harness) -> None:
     h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
     await h.sync(key)
     assert ("jobs", "add-1-a2") in h.cluster.jobs
+    await h.sync(key, pod_body("add-1-a2"))
     run = h.status(key)
     assert (run.status.attempts, run.status.phase, run.status.retries) == (2, Phase.RUNNING, 1)
     h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
@@ -192,22 +214,22 @@ async def test_killed_pod_gets_an_error_result_and_a_retry(h: Harness) -> None:
     h.reconciler.cache.put_pod(pod_body(phase="Failed", state=terminated(137, "OOMKilled")))
     await h.reconciler.reconcile(key)
     run = h.status(key)
-    assert run.status.attempts == 2 and ("jobs", "add-1-a2") in h.cluster.jobs
-    assert run.status.retries == 1
+    assert (run.status.attempts, run.status.reported_attempt, run.status.reason) == (1, 1, Reason.RETRYING)
+    assert run.status.retries == 1 and ("jobs", "add-1-a2") in h.cluster.jobs
     assert any(e.warning and "OOMKilled" in e.message for e in h.events)
 
 
 async def test_restart_after_job_create_adopts_the_job(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
-    # The operator crashed after creating the Job, before writing the status.
-    h.cluster.taskruns[key]["status"] = {}
+    # The operator stopped after creating the Job, before its pod showed up.
     restarted = Harness()
     restarted.cluster = h.cluster
     restarted.reconciler.api = h.cluster
     restarted.reconciler.cache.put_taskrun(copy.deepcopy(h.cluster.taskruns[key]))  # TaskRun listed before Jobs
     await restarted.reconciler.reconcile(key)
     assert [w for w in h.cluster.writes if w.startswith("create job")] == ["create job add-1-a1"]
+    await restarted.sync(key, pod_body())
     assert restarted.status(key).status.attempts == 1
     await restarted.reconciler.close()
 
@@ -215,12 +237,13 @@ async def test_restart_after_job_create_adopts_the_job(h: Harness) -> None:
 async def test_runtime_write_during_decision_is_not_overwritten(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
-    stale = copy.deepcopy(h.cluster.taskruns[key])
-    stale["status"]["conditions"][0]["reason"] = "Unschedulable"  # an older view the operator holds
+    stale = copy.deepcopy(h.cluster.taskruns[key])  # an older view the operator holds
     h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     h.reconciler.cache.taskruns[key] = stale
+    h.reconciler.cache.put_pod(pod_body())  # the pod appears: the operator wants to record the attempt
     await h.reconciler.reconcile(key)
     assert h.status(key).status.is_succeeded()
+    assert "operator status" not in h.cluster.writes
 
 
 async def test_cancel_deletes_the_job(h: Harness) -> None:
