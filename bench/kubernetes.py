@@ -1,13 +1,17 @@
 """TaskRuns through the operator on the local control plane; prints figures, asserts nothing.
 
-    python bench/kubernetes.py [--dispatch 1000] [--e2e 200] [--concurrency 20]
+    python bench/kubernetes.py [--dispatch 1000] [--e2e 200] [--concurrency 20] [--rounds 3]
 
 - Ceiling: the same client creates Jobs directly (the operator's own Job bodies), as fast as
   `--concurrency` requests at a time allow.
-- Dispatch: N TaskRuns are created while the operator is stopped; then it starts, and the
-  time until all N Jobs exist gives TaskRuns turned into Jobs per second. The controller
-  manager is paused (SIGSTOP) for these two measurements, so no pods are made for their Jobs,
-  and those Jobs are deleted before it resumes.
+- Dispatch: N TaskRuns are created while no operator runs; then one starts, and the time
+  from its first Job to its N-th gives TaskRuns turned into Jobs per second (its start-up,
+  process start to first Job, is shown apart). The controller manager is paused (SIGSTOP)
+  for these measurements, so no pods are made for their Jobs, and those Jobs are deleted
+  before it resumes.
+- Ceiling and dispatch alternate for `--rounds` rounds, as the machine's speed drifts; the
+  round with the median ratio is reported, with every round's ratio. The CPU each process
+  spends per Job shows where the time goes (`--profile` records the operator with py-spy).
 - End to end: M no-op tasks through KubernetesBroker at once, pods and all: tasks per second;
   then tasks one at a time: kiq-to-result latency minus the pod's run time (process start to
   task end, from /proc).
@@ -171,8 +175,8 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     broker.kubeconfig = str(cluster.kubeconfig)
     await broker.connect()
 
-    # Ceiling: Jobs created directly by this client; the better of two rounds, as the first
-    # round on a new control plane is often the slower.
+    # Ceiling and dispatch alternate, round after round, so that both see the same machine
+    # (its speed drifts between minutes); the round with the median ratio is reported.
     def job_bodies(round_: int) -> list[dict[str, Any]]:
         bodies = []
         for i in range(args.dispatch):
@@ -184,36 +188,55 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
             bodies.append(job)
         return bodies
 
-    controllers = cluster.control_plane._procs["controller-manager"]
-    controllers.send_signal(signal.SIGSTOP)
-    figures["ceiling"] = 0.0
-    for round_ in (1, 2):
+    async def ceiling(round_: int) -> dict[str, Any]:
+        """Jobs created directly by this client."""
         bodies = job_bodies(round_)
         meter = CpuMeter(cluster)
-        ceiling_s = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in bodies])
-        if args.dispatch / ceiling_s > figures["ceiling"]:
-            figures["ceiling"], figures["ceiling_cpu"] = args.dispatch / ceiling_s, meter.used()
+        seconds = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in bodies])
+        return {"ceiling": args.dispatch / seconds, "ceiling_cpu": meter.used()}
 
-    # Dispatch: TaskRuns made while no operator runs, then the operator turns them into Jobs.
-    operator = Operator(cluster, ["bench-dispatch", "bench-e2e"], log_dir / "operator.log", args.concurrency, args.profile)
-    broker.namespace = "bench-dispatch"
-    await bounded(args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)])
-    operator.start()
-    meter = CpuMeter(cluster, operator)
-    startup_s, dispatch_s = await wait_for_jobs(api, "bench-dispatch", args.dispatch, timeout=600)
-    figures["operator_startup"] = startup_s
-    figures["dispatch"] = (args.dispatch - 1) / dispatch_s
-    figures["dispatch_with_startup"] = args.dispatch / (startup_s + dispatch_s)
-    figures["operator_cpu"] = operator.cpu_seconds() / (startup_s + dispatch_s)
-    figures["dispatch_cpu"] = meter.used()
-    print(f"ceiling {figures['ceiling']:.0f} Jobs/s, dispatch {figures['dispatch']:.0f} TaskRuns/s "
-          f"({figures['dispatch'] / figures['ceiling']:.0%}); now the end-to-end runs", flush=True)
-    operator.stop_profiling()
-    for namespace in ("bench-ceiling", "bench-dispatch"):
-        cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", namespace, "--cascade=background", "--wait=false", timeout=300)
+    async def dispatch(round_: int) -> dict[str, Any]:
+        """TaskRuns made while no operator runs; then one starts and turns them into Jobs."""
+        namespace = f"bench-dispatch-{round_}"
+        broker.namespace = namespace
+        await bounded(args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)])
+        profile = args.profile if round_ == args.rounds else None
+        operator = Operator(cluster, [namespace], log_dir / f"operator-{round_}.log", args.concurrency, profile)
+        operator.start()
+        meter = CpuMeter(cluster, operator)
+        startup_s, dispatch_s = await wait_for_jobs(api, namespace, args.dispatch, timeout=600)
+        figures = {
+            "operator_startup": startup_s,
+            "dispatch": (args.dispatch - 1) / dispatch_s,
+            "dispatch_with_startup": args.dispatch / (startup_s + dispatch_s),
+            "operator_cpu": operator.cpu_seconds() / (startup_s + dispatch_s),
+            "dispatch_cpu": meter.used(),
+            "dispatch_mib": operator.peak_rss_mib(),
+        }
+        operator.stop_profiling()
+        operator.stop()
+        return figures
+
+    controllers = cluster.control_plane._procs["controller-manager"]
+    controllers.send_signal(signal.SIGSTOP)
+    rounds = []
+    for round_ in range(1, args.rounds + 1):
+        result = await ceiling(round_) | await dispatch(round_)
+        result["ratio"] = result["dispatch"] / result["ceiling"]
+        rounds.append(result)
+        print(f"round {round_}: ceiling {result['ceiling']:.0f} Jobs/s, dispatch {result['dispatch']:.0f} TaskRuns/s "
+              f"({result['ratio']:.0%})", flush=True)
+        for namespace in ("bench-ceiling", f"bench-dispatch-{round_}"):
+            cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", namespace, "--wait=false", timeout=300)
+    rounds.sort(key=lambda r: r["ratio"])
+    figures.update(rounds[len(rounds) // 2])
+    figures["ratios"] = [r["ratio"] for r in rounds]
+    figures["dispatch_mib"] = max(r["dispatch_mib"] for r in rounds)
     controllers.send_signal(signal.SIGCONT)
 
     # End to end, with pods.
+    operator = Operator(cluster, ["bench-e2e"], log_dir / "operator-e2e.log", args.concurrency, None)
+    operator.start()
     broker.namespace = "bench-e2e"
     await broker.shutdown()
     await broker.startup()
@@ -261,10 +284,10 @@ def _message(task_id: str) -> Any:
     return TaskiqMessage(task_id=task_id, task_name="bench.k8s_tasks:noop", labels={}, args=[], kwargs={})
 
 
-def prepare(cluster: Cluster) -> None:
+def prepare(cluster: Cluster, rounds: int) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds" / "taskrun.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/taskruns.podiq.io", "--timeout=60s")
-    for namespace in ("bench-ceiling", "bench-dispatch", "bench-e2e"):
+    for namespace in ("bench-ceiling", "bench-e2e", *(f"bench-dispatch-{n}" for n in range(1, rounds + 1))):
         cluster.kubectl("create", "namespace", namespace)
     rendered = cluster.helm("template", "podiq", str(REPO_ROOT / "charts" / "podiq"), "--namespace", "bench-e2e",
                             "--kube-version", "1.37.2", "--set", "watchNamespaces={bench-e2e}",
@@ -286,14 +309,16 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         ("operator start: process start to its first Job", f"{figures['operator_startup']:.2f} s", ""),
         ("operator dispatch: TaskRuns turned into Jobs per second, first Job to last", f"{figures['dispatch']:,.1f}", ""),
         ("  the same, counting from the process start", f"{figures['dispatch_with_startup']:,.1f}", ""),
-        ("dispatch / ceiling", f"{ratio:.0%}", ">= 80%"),
+        (f"dispatch / ceiling (median of {args.rounds} rounds: {', '.join(f'{r:.0%}' for r in figures['ratios'])})",
+         f"{ratio:.0%}", ">= 80%"),
         ("operator CPU while dispatching (cores busy)", f"{figures['operator_cpu']:.2f}", ""),
         ("end to end: tasks/s (pods included)", f"{figures['e2e_rate']:,.2f}", ""),
         (f"kiq-to-result latency, median of {args.latency} one at a time", f"{figures['latency_median']:.2f} s", ""),
         ("  minus pod run time, median", f"{figures['overhead_median']:.2f} s", ""),
         ("  minus pod run time, p99", f"{figures['overhead_p99']:.2f} s", ""),
         ("podiq's API writes per task (TaskRun, Job, status)", f"{podiq_writes:.2f}", "<= 4"),
-        ("operator peak memory (RSS)", f"{figures['operator_mib']:.0f} MiB", "< 150 MiB"),
+        (f"operator peak memory (RSS), dispatching {args.dispatch:,} at once", f"{figures['dispatch_mib']:.0f} MiB", "< 150 MiB"),
+        ("operator peak memory (RSS), end to end", f"{figures['operator_mib']:.0f} MiB", "< 150 MiB"),
     ]
     for row in rows:
         table.add_row(*row)
@@ -324,6 +349,7 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=30, help="tasks run one at a time for the latency figures")
     parser.add_argument("--concurrency", type=int, default=20,
                         help="requests in flight: the client's for the ceiling, the operator's PODIQ_MAX_WORKERS")
+    parser.add_argument("--rounds", type=int, default=3, help="ceiling-then-dispatch rounds; the median is reported")
     parser.add_argument("--profile", type=Path, help="record the operator with py-spy: an SVG flame graph, or collapsed stacks for any other suffix")
     args = parser.parse_args()
 
@@ -333,7 +359,7 @@ def main() -> None:
     cluster = Cluster(control_plane)
     try:
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-        prepare(cluster)
+        prepare(cluster, args.rounds)
         figures = asyncio.run(measure(cluster, args, state))
         report(figures, args)
     finally:

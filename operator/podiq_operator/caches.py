@@ -87,7 +87,11 @@ class Cache:
     # --- Jobs ---
 
     def put_job(self, body: Mapping[str, Any]) -> Key | None:
-        """Remember a Job; returns its TaskRun's key, or None if no TaskRun controls it."""
+        """Remember a Job; returns its TaskRun's key when the Job tells something new.
+
+        None when no TaskRun controls it, or when only its metadata moved: the operator's
+        own create comes back from the watch like that, and needs no reconciliation.
+        """
         owner = _controller(body, KIND)
         attempt = attempt_of(dict(body))
         if owner is None or attempt is None:
@@ -95,9 +99,13 @@ class Cache:
         job_key = _key(body)
         key = (job_key[0], owner)
         jobs = self.jobs.setdefault(key, {})
-        if newer(body, jobs.get(attempt)):
-            jobs[attempt] = slim(body, spec=False)
+        current = jobs.get(attempt)
         self.job_owners[job_key] = key
+        if not newer(body, current):
+            return None
+        jobs[attempt] = slim(body, spec=False)
+        if current is not None and (current.get("status") or {}) == (body.get("status") or {}):
+            return None
         return key
 
     def forget_job(self, body: Mapping[str, Any]) -> Key | None:

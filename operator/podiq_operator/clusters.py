@@ -13,12 +13,13 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi, translated
+from podiq.kubernetes.connecting import JsonBody
 
 __all__ = ["ClusterApi", "ConflictError", "KubernetesClusterApi", "NotFoundError"]
 
 
 class ClusterApi(Protocol):
-    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def create_job(self, body: dict[str, Any]) -> None:
         """Create a Job; :class:`ConflictError` if one of that name exists."""
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
@@ -45,13 +46,17 @@ class KubernetesClusterApi:
         self._taskruns = TaskRunApi(api_client, request_timeout=request_timeout)
         self._timeout = request_timeout
 
-    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return await self._objects.create_namespaced_custom_object(  # type: ignore[no-any-return]
-                "batch", "v1", body["metadata"]["namespace"], "jobs", body, _request_timeout=self._timeout,
-            )
-        except ApiException as exc:
-            raise translated(exc) from exc
+    async def create_job(self, body: dict[str, Any]) -> None:
+        # The created Job is not decoded: the watch delivers it anyway.
+        response = await self._objects.create_namespaced_custom_object(
+            "batch", "v1", body["metadata"]["namespace"], "jobs", JsonBody(body),
+            _request_timeout=self._timeout, _preload_content=False,
+        )
+        data = await response.read()
+        if not 200 <= response.status <= 299:
+            exc = ApiException(status=response.status, reason=response.reason)
+            exc.body = data.decode(errors="replace")
+            raise translated(exc)
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

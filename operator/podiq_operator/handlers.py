@@ -5,8 +5,9 @@ on.update, ...) persist their progress and a diff base in annotations, and timer
 daemons add a finalizer: each of those is an API write per object that podiq does not
 need, since the reconciler is level-based and keeps no state in the objects. The
 resulting budget for a task that succeeds on its first attempt is four writes: the
-client creates the TaskRun, the operator creates the Job and writes the status once,
-the runtime writes the result. Events on the TaskRun are optional extras
+client creates the TaskRun, the operator creates the Job and (once its pod shows up)
+records the attempt in the status, the runtime writes the result. A task that finishes
+before the operator sees its pod costs three. Events on the TaskRun are optional extras
 (``PODIQ_EVENTS``).
 """
 
@@ -153,14 +154,15 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         cache.put_taskrun(raw)
         await reconciler.reconcile(key)
 
-    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_TASKRUN: kopf.PRESENT}, registry=registry)
+    # Jobs and Pods are filtered on the server (apply_settings), not again in every event.
+    @kopf.on.event("batch", "v1", "jobs", registry=registry)
     async def job_event(event: dict[str, Any], **_: Any) -> None:
         raw = event["object"]
         key = cache.forget_job(raw) if event.get("type") == "DELETED" else cache.put_job(raw)
         if key is not None and key in cache.taskruns:
             await reconciler.reconcile(key)
 
-    @kopf.on.event("v1", "pods", labels={LABEL_TASKRUN: kopf.PRESENT}, registry=registry)
+    @kopf.on.event("v1", "pods", registry=registry)
     async def pod_event(event: dict[str, Any], **_: Any) -> None:
         key = cache.put_pod(event["object"], deleted=event.get("type") == "DELETED")
         if key is not None and key in cache.taskruns:

@@ -213,7 +213,8 @@ class Reconciler:
         """Create the attempt's Job unless it exists; False if its name is taken by another owner."""
         body = build_job(run, attempt, self.config.jobs)
         try:
-            created = await self.api.create_job(body)
+            await self.api.create_job(body)
+            created = body
         except ConflictError:
             created = await self.api.get_job(run.namespace, body["metadata"]["name"])
             owners = [ref.get("uid") for ref in (created or {}).get("metadata", {}).get("ownerReferences") or []]

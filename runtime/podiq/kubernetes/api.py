@@ -12,6 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from podiq.exceptions import BrokerError
+from podiq.kubernetes.connecting import JsonBody
 from podiq.kubernetes.resources import GROUP, PLURAL, VERSION
 
 __all__ = ["MERGE_PATCH", "ConflictError", "NotFoundError", "TaskRunApi", "translated"]
@@ -46,7 +47,7 @@ class TaskRunApi:
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             return await self._api.create_namespaced_custom_object(  # type: ignore[no-any-return]
-                GROUP, VERSION, namespace, PLURAL, body, _request_timeout=self._timeout,
+                GROUP, VERSION, namespace, PLURAL, JsonBody(body), _request_timeout=self._timeout,
             )
         except ApiException as exc:
             raise translated(exc) from exc
@@ -65,7 +66,7 @@ class TaskRunApi:
         self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None,
     ) -> dict[str, Any]:
         """Merge-patch ``status``; with ``resource_version``, only if nobody wrote in between (else 409)."""
-        body: dict[str, Any] = {"status": status}
+        body = JsonBody(status=status)
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
         try:

@@ -35,6 +35,16 @@ def test_jobs_join_their_taskrun_by_owner() -> None:
     assert cache.put_job(stray) is None
 
 
+def test_a_job_event_that_tells_nothing_new_needs_no_reconciliation() -> None:
+    cache = Cache()
+    created = job_body(attempt=1)
+    assert cache.put_job(created) == ("jobs", "add-1")
+    echoed = {**created, "metadata": {**created["metadata"], "resourceVersion": "999", "managedFields": [{}]}}
+    assert cache.put_job(echoed) is None, "the watch echoing the operator's own create"
+    assert cache.job(("jobs", "add-1"), 1)["metadata"]["resourceVersion"] == "999"  # type: ignore[index]
+    assert cache.put_job({**echoed, "status": {"active": 1}}) == ("jobs", "add-1")
+
+
 def test_pods_and_failed_creates_join_through_their_job() -> None:
     cache = Cache()
     cache.put_job(job_body())

@@ -53,7 +53,7 @@ class FakeCluster:
         self._patch(key, status_patch(old, run.status), None, "runtime status")
 
     # ClusterApi
-    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def create_job(self, body: dict[str, Any]) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if key in self.jobs:
             raise ConflictError("AlreadyExists")
@@ -61,7 +61,6 @@ class FakeCluster:
         body["metadata"]["resourceVersion"] = self._next_rv()
         self.jobs[key] = body
         self.writes.append(f"create job {key[1]}")
-        return copy.deepcopy(body)
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.reads.append(f"get job {name}")
@@ -297,7 +296,7 @@ async def test_deleted_taskrun_is_forgotten(h: Harness) -> None:
 
 
 async def test_api_errors_are_retried_with_backoff(h: Harness) -> None:
-    async def broken(body: dict[str, Any]) -> dict[str, Any]:
+    async def broken(body: dict[str, Any]) -> None:
         raise RuntimeError("apiserver down")
 
     h.cluster.create_job = broken  # type: ignore[method-assign]
@@ -327,13 +326,13 @@ async def test_concurrent_reconciliations_are_bounded_by_max_workers() -> None:
     running = peak = 0
     create = cluster.create_job
 
-    async def slow_create(body: dict[str, Any]) -> dict[str, Any]:
+    async def slow_create(body: dict[str, Any]) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
         await asyncio.sleep(0.01)
         running -= 1
-        return await create(body)
+        await create(body)
 
     cluster.create_job = slow_create  # type: ignore[method-assign]
     keys = [cluster.create_taskrun(taskrun_body(name=f"run-{i}")) for i in range(12)]
