@@ -44,12 +44,15 @@ def newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bo
 
     resourceVersions are opaque by contract, but etcd-backed servers issue increasing
     integers; comparing them keeps a late watch event from undoing our own newer write.
-    When either is not an integer, the candidate wins (the watch is the authority).
+    A body without one (as the operator sent it) never replaces one the server returned.
+    Otherwise, when either is not an integer, the candidate wins (the watch is the authority).
     """
     if current is None:
         return True
     new_rv = candidate.get("metadata", {}).get("resourceVersion")
     old_rv = current.get("metadata", {}).get("resourceVersion")
+    if new_rv is None and old_rv is not None:
+        return False
     try:
         return int(new_rv) >= int(old_rv)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -104,7 +104,7 @@ Action = Idle | Wake | Refresh | WriteStatus | StartAttempt | Cancel | DeleteTas
 
 #: The Job controller makes a Job's pod within milliseconds; when it has not after this many
 #: seconds, the status says the attempt is waiting for it.
-RECORD_PODLESS_AFTER = 5.0
+RECORD_PODLESS_AFTER = 10.0
 
 
 def _seconds(delta: timedelta) -> float:
@@ -179,11 +179,12 @@ def decide(
         return WriteStatus(final, Event(final.reason.value, final.message, warning=not final.is_succeeded()))
 
     # 7. Observe: running, or stuck and why.
+    podless = observation.state is AttemptState.ACTIVE and observation.pod_name is None
     if observation.state is AttemptState.BLOCKED and observation.reason is not None:
         new.mark_blocked(observation.reason, observation.message, now)
-    elif observation.state is AttemptState.ACTIVE and unrecorded and observation.pod_name is None:
+    elif podless and (unrecorded or status.reason is Reason.PENDING):
         waited = _seconds(now - (observation.started or now))
-        if waited < RECORD_PODLESS_AFTER:
+        if unrecorded and waited < RECORD_PODLESS_AFTER:
             return Wake(RECORD_PODLESS_AFTER - waited)
         new.set_condition(Reason.PENDING, f"Attempt {attempt}: Job {new.job_name} has no pod yet.", now)
     elif observation.state is AttemptState.ACTIVE and (unrecorded or status.reason is not Reason.RUNNING):

@@ -70,9 +70,13 @@ async def run_attempt(environment: RuntimeEnvironment) -> ExitCode | int:
 
 
 def moved_on(taskrun: TaskRun, attempt: int) -> bool:
-    """Whether the run is over or a newer attempt exists. An older ``status.attempts`` is fine:
-    the operator records an attempt lazily, and this pod's Job is the proof that it started."""
-    return taskrun.is_done() or taskrun.status.attempts > attempt
+    """Whether the run is over, or ``attempt`` already reported, or a newer one exists.
+
+    An older ``status.attempts`` is fine: the operator records an attempt lazily, and this
+    pod's Job is the proof that it started.
+    """
+    status = taskrun.status
+    return taskrun.is_done() or status.attempts > attempt or status.has_report_for(attempt)
 
 
 async def execute(

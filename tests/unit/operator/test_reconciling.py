@@ -340,3 +340,33 @@ async def test_concurrent_reconciliations_are_bounded_by_max_workers() -> None:
     await harness.reconciler.close()
     assert len(cluster.jobs) == 12
     assert peak == 3
+
+
+async def test_a_job_without_a_pod_is_recorded_as_pending_after_a_while(h: Harness) -> None:
+    import asyncio
+
+    from podiq_operator import decisions
+
+    key = h.cluster.create_taskrun(taskrun_body())
+    h.reconciler.cache.put_taskrun(copy.deepcopy(h.cluster.taskruns[key]))
+    created = h.cluster.create_job
+
+    async def create_seen_by_the_watch_first(body: dict[str, Any]) -> None:
+        await created(body)
+        job = copy.deepcopy(h.cluster.jobs[("jobs", "add-1-a1")])
+        job["metadata"]["creationTimestamp"] = NOW.isoformat()
+        job["status"] = {}
+        h.reconciler.cache.put_job(job)
+
+    h.cluster.create_job = create_seen_by_the_watch_first  # type: ignore[method-assign]
+    await h.reconciler.reconcile(key)  # creates the Job; no pod yet: wakes up later
+    assert "operator status" not in h.cluster.writes
+    assert h.reconciler.cache.job(key, 1)["metadata"]["creationTimestamp"] == NOW.isoformat()  # type: ignore[index]
+    h.now = NOW + timedelta(seconds=decisions.RECORD_PODLESS_AFTER + 1)
+    h.reconciler.wake(key, 0)
+    await asyncio.sleep(0.05)
+    run = h.status(key)
+    assert (run.status.attempts, run.status.reason) == (1, Reason.PENDING)
+    assert h.cluster.writes.count("operator status") == 1
+    await h.sync(key, pod_body())
+    assert h.status(key).status.reason is Reason.RUNNING
