@@ -102,8 +102,8 @@ class DeleteTaskRun:
 Action = Idle | Wake | Refresh | WriteStatus | StartAttempt | Cancel | DeleteTaskRun
 
 
-#: The Job controller makes a Job's pod within milliseconds; when it has not after this many
-#: seconds, the status says the attempt is waiting for it.
+#: The Job controller makes a Job's pod within milliseconds, but a busy one (it writes at a
+#: limited rate) can take seconds; after this many, the attempt is recorded without its pod.
 RECORD_PODLESS_AFTER = 10.0
 
 
@@ -160,13 +160,11 @@ def decide(
 
     # 4. First attempt.
     if attempt == 0:
-        return StartAttempt(1, Event("Started", f"Attempt 1 started as Job {job_name(run.name, 1)}."))
+        return _start(run, 1)
 
     # 5. The current attempt reported a retry or a requeue: start the next one.
     if not unrecorded and status.wants_next_attempt():
-        start = attempt + 1
-        why = "requeued" if status.reason is Reason.REQUEUED else "retrying"
-        return StartAttempt(start, Event("Started", f"Attempt {start} started as Job {job_name(run.name, start)} ({why})."))
+        return _start(run, attempt + 1, "requeued" if status.reason is Reason.REQUEUED else "retrying")
 
     # 6. The attempt ended (or its Job vanished) without the runtime reporting.
     if (observation.finished or observation.state is AttemptState.MISSING) and not status.has_report_for(attempt):
@@ -179,15 +177,12 @@ def decide(
         return WriteStatus(final, Event(final.reason.value, final.message, warning=not final.is_succeeded()))
 
     # 7. Observe: running, or stuck and why.
-    podless = observation.state is AttemptState.ACTIVE and observation.pod_name is None
     if observation.state is AttemptState.BLOCKED and observation.reason is not None:
         new.mark_blocked(observation.reason, observation.message, now)
-    elif podless and (unrecorded or status.reason is Reason.PENDING):
-        waited = _seconds(now - (observation.started or now))
-        if unrecorded and waited < RECORD_PODLESS_AFTER:
-            return Wake(RECORD_PODLESS_AFTER - waited)
-        new.set_condition(Reason.PENDING, f"Attempt {attempt}: Job {new.job_name} has no pod yet.", now)
     elif observation.state is AttemptState.ACTIVE and (unrecorded or status.reason is not Reason.RUNNING):
+        waited = _seconds(now - (observation.started or now))
+        if unrecorded and observation.pod_name is None and waited < RECORD_PODLESS_AFTER:
+            return Wake(RECORD_PODLESS_AFTER - waited)
         new.mark_attempt_started(attempt, job_name(run.name, attempt), now)
         new.pod_name = observation.pod_name or status.pod_name
     if new == status or (new.model_copy(update={"observed_generation": status.observed_generation}) == status):
@@ -197,6 +192,11 @@ def decide(
     if unrecorded and new.reason is Reason.RUNNING:
         return WriteStatus(new)  # the "Started" Event told it already
     return WriteStatus(new, Event(new.reason.value, new.message, warning=blocked))
+
+
+def _start(run: TaskRun, attempt: int, why: str = "") -> StartAttempt:
+    message = f"Attempt {attempt} started as Job {job_name(run.name, attempt)}{f' ({why})' if why else ''}."
+    return StartAttempt(attempt, Event("Started", message))
 
 
 def _record_unreported_end(run: TaskRun, observation: AttemptObservation, now: datetime) -> None:

@@ -136,12 +136,14 @@ class TestRecordingAnAttempt:
         assert (st.attempts, st.job_name, st.pod_name, st.phase, st.reason) == (1, "add-1-a1", "p-1", Phase.RUNNING, Reason.RUNNING)
         assert st.start_time == NOW - timedelta(seconds=2), "the attempt started when its Job was made"
 
-    def test_records_a_podless_job_as_pending(self) -> None:
+    def test_records_a_podless_job_after_a_while_and_only_once(self) -> None:
         obs = AttemptObservation(AttemptState.ACTIVE, started=NOW - timedelta(seconds=RECORD_PODLESS_AFTER))
         action = decide(taskrun(), 1, obs, NOW)
         assert isinstance(action, WriteStatus)
-        assert (action.status.attempts, action.status.phase, action.status.reason) == (1, Phase.PENDING, Reason.PENDING)
-        assert "add-1-a1 has no pod yet" in action.status.message
+        assert (action.status.attempts, action.status.reason, action.status.pod_name) == (1, Reason.RUNNING, None)
+        run = taskrun()
+        run.status = action.status
+        assert decide(run, 1, AttemptObservation(AttemptState.ACTIVE, pod_name="p-1"), NOW) == Idle(), "the pod adds no write"
 
     def test_records_a_stuck_attempt_at_once(self) -> None:
         obs = AttemptObservation(AttemptState.BLOCKED, Reason.UNSCHEDULABLE, message="0/1 nodes", started=NOW)
