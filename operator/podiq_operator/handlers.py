@@ -53,6 +53,26 @@ class NoDiffBase(kopf.DiffBaseStorage):
         pass
 
 
+class NoProgress(kopf.ProgressStorage):
+    """kopf keeps change handlers' progress in annotations, and scrubs them from the essence of
+    every event; event handlers have no progress, so there is nothing to keep or scrub."""
+
+    def fetch(self, *, key: Any, body: Any) -> None:
+        return None
+
+    def store(self, *, key: Any, record: Any, body: Any, patch: Any) -> None:
+        pass
+
+    def purge(self, *, key: Any, body: Any, patch: Any) -> None:
+        pass
+
+    def touch(self, *, body: Any, patch: Any, value: Any) -> None:
+        pass
+
+    def clear(self, *, essence: Any) -> Any:
+        return essence
+
+
 def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Map podiq's settings onto kopf's: bounded concurrency, timeouts, filters, peering."""
     api = config.api
@@ -71,6 +91,7 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     # thousands of objects does not hold thousands of bodies at once), and the reconciler
     # bounds the concurrent API work itself (max_workers).
     settings.persistence.diffbase_storage = NoDiffBase()
+    settings.persistence.progress_storage = NoProgress()
     settings.queueing.worker_limit = api.max_workers * WORKERS_PER_WRITER
     settings.queueing.idle_timeout = 0.05
     settings.execution.max_workers = api.max_workers
