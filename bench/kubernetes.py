@@ -353,7 +353,7 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=30, help="tasks run one at a time for the latency figures")
     parser.add_argument("--concurrency", type=int, default=20,
                         help="requests in flight: the client's for the ceiling, the operator's PODIQ_MAX_WORKERS")
-    parser.add_argument("--rounds", type=int, default=3, help="ceiling-then-dispatch rounds; the median is reported")
+    parser.add_argument("--rounds", type=int, default=5, help="ceiling-then-dispatch rounds; the median is reported")
     parser.add_argument("--profile", type=Path, help="record the operator with py-spy: an SVG flame graph, or collapsed stacks for any other suffix")
     args = parser.parse_args()
 
