@@ -217,16 +217,16 @@ class Reconciler:
         body = build_job(run, attempt, self.config.jobs)
         try:
             await self.api.create_job(body)
-            created = body
         except ConflictError:
-            created = await self.api.get_job(run.namespace, body["metadata"]["name"])
-            owners = [ref.get("uid") for ref in (created or {}).get("metadata", {}).get("ownerReferences") or []]
-            if created is None or run.metadata.uid not in owners:
+            existing = await self.api.get_job(run.namespace, body["metadata"]["name"])
+            owners = [ref.get("uid") for ref in (existing or {}).get("metadata", {}).get("ownerReferences") or []]
+            if existing is None or run.metadata.uid not in owners:
                 # A Job of a deleted TaskRun with the same name, not collected yet: wait for the GC.
                 logger.info("Job %s belongs to another TaskRun; waiting for it to go.", body["metadata"]["name"])
                 self.wake(key, 5.0)
                 return False
-        self.cache.put_job(created)
+            body = existing
+        self.cache.put_job(body)
         return True
 
     # --- bookkeeping ---

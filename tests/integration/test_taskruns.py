@@ -44,6 +44,8 @@ async def test_spec_examples_run_as_taskruns(k8s_broker: Any, cluster: Any, podi
     assert requeued.labels["X-Taskiq-requeue"] == "2"
     status = taskrun(cluster, podiq_namespace, requeued.task_id)["status"]
     assert status["phase"] == "Succeeded" and status["attempts"] == 3 and status["requeues"] == 2
+    # Each attempt is recorded, by the operator or by the runtime's own report, with its Job and pod.
+    assert status["jobName"] == f"{requeued.task_id}-a3" and status["podName"].startswith(status["jobName"])
 
     rejected = await t.context_aware_task.kiq("invalid")
     with pytest.raises(TaskRejectedError):
