@@ -220,9 +220,10 @@ class KubernetesResultBackend(AsyncResultBackend):
         taskrun = await self._read(task_id)
         if taskrun.status.phase is None:
             logger.warning(
-                "TaskRun %s/%s has no status after %s s: no podiq operator seems to serve namespace %r. "
-                "Install it with `helm install podiq charts/podiq` (watchNamespaces must include it) "
-                "or check the operator's logs.",
+                "TaskRun %s/%s has no status after %s s: either no podiq operator serves namespace %r "
+                "(install it with `helm install podiq charts/podiq`; watchNamespaces must include it), or the "
+                "operator and the cluster are busy (`kubectl get jobs -l podiq.io/taskrun` shows whether its "
+                "Job exists; the status follows once the pod shows up). The operator's logs tell which.",
                 taskrun.namespace, task_id, UNATTENDED_AFTER, taskrun.namespace,
             )
 
