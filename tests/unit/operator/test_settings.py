@@ -5,7 +5,7 @@ from __future__ import annotations
 import kopf
 
 from podiq_operator.config import OperatorConfig
-from podiq_operator.handlers import FAILED_CREATE_EVENTS, apply_settings, build_registry
+from podiq_operator.handlers import FAILED_CREATE_EVENTS, NoDiffBase, NoProgress, apply_settings, build_registry
 from podiq_operator.reconciling import Reconciler
 
 
@@ -34,6 +34,9 @@ def test_kopf_settings() -> None:
     assert settings.peering.standalone is True
     assert settings.scanning.disabled is True
     assert settings.queueing.worker_limit == 200 and settings.queueing.idle_timeout <= 1  # writes are bounded by the reconciler
+    # Event handlers keep nothing in the objects: kopf has no diff base to copy or progress to scrub.
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+    assert isinstance(settings.persistence.progress_storage, NoProgress)
     assert settings.watching.server_timeout == 300
     assert list(settings.watching.label_selectors.values()) == ["podiq.io/taskrun", "podiq.io/taskrun"]
     assert list(settings.watching.field_selectors.values()) == [FAILED_CREATE_EVENTS]
