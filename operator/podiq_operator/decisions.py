@@ -180,9 +180,10 @@ def decide(
     if observation.state is AttemptState.BLOCKED and observation.reason is not None:
         new.mark_blocked(observation.reason, observation.message, now)
     elif observation.state is AttemptState.ACTIVE and (unrecorded or status.reason is not Reason.RUNNING):
-        waited = _seconds(now - (observation.started or now))
-        if unrecorded and observation.pod_name is None and waited < RECORD_PODLESS_AFTER:
-            return Wake(RECORD_PODLESS_AFTER - waited)
+        if unrecorded and observation.pod_name is None:
+            waited = _seconds(now - (observation.started or now))
+            if waited < RECORD_PODLESS_AFTER:
+                return Wake(RECORD_PODLESS_AFTER - waited)
         new.mark_attempt_started(attempt, job_name(run.name, attempt), now)
         new.pod_name = observation.pod_name or status.pod_name
     if new == status or (new.model_copy(update={"observed_generation": status.observed_generation}) == status):

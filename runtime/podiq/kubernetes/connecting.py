@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
-
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes_asyncio import client, config
 
