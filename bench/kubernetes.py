@@ -123,10 +123,10 @@ def api_writes(cluster: Cluster) -> dict[str, float]:
     return counts
 
 
-async def count_jobs(batch: client.BatchV1Api, namespace: str) -> int:
-    """How many Jobs exist, from a one-item page: far cheaper for the API server than a watch."""
-    page = await batch.list_namespaced_job(namespace, limit=1)
-    return len(page.items) + (page.metadata.remaining_item_count or 0)
+async def count_jobs(objects: client.CustomObjectsApi, namespace: str) -> int:
+    """How many Jobs exist, from a one-item page (as a plain dict): far cheaper than a watch."""
+    page = await objects.list_namespaced_custom_object("batch", "v1", namespace, "jobs", limit=1)
+    return len(page["items"]) + (page["metadata"].get("remainingItemCount") or 0)
 
 
 async def wait_for_jobs(api: client.ApiClient, namespace: str, count: int, timeout: float) -> tuple[float, float]:
@@ -134,11 +134,11 @@ async def wait_for_jobs(api: client.ApiClient, namespace: str, count: int, timeo
 
     Polled every 20 ms rather than watched, so that measuring costs the API server next to nothing.
     """
-    batch = client.BatchV1Api(api)
+    objects = client.CustomObjectsApi(api)
     started = time.perf_counter()
     first: float | None = None
     async with asyncio.timeout(timeout):
-        while (seen := await count_jobs(batch, namespace)) < count:
+        while (seen := await count_jobs(objects, namespace)) < count:
             if seen and first is None:
                 first = time.perf_counter()
             await asyncio.sleep(0.02)

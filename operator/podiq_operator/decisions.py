@@ -135,12 +135,16 @@ def decide(
         expires = status.completion_time + timedelta(seconds=ttl)
         return DeleteTaskRun() if expires <= now else Wake(_seconds(expires - now))
 
+    # 2. Never started, and neither cancelled nor held back: start (the Job records it, no write).
+    if attempt == 0 and not run.is_cancelled() and run.not_started_before(now) is None:
+        return _start(run, 1)
+
     new = status.model_copy(deep=True)
     new.observed_generation = run.metadata.generation
     # The attempt's Job exists but the status does not record it yet (see the module's doc).
     unrecorded = new.record_attempt(attempt, job_name(run.name, attempt), observation.started or now)
 
-    # 2. Cancelled: stop the attempt, whatever it is doing.
+    # 3. Cancelled: stop the attempt, whatever it is doing.
     if run.is_cancelled():
         new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
         running = observation.state is not AttemptState.MISSING and not observation.finished
@@ -150,17 +154,13 @@ def decide(
             Event("Cancelled", f"Cancelled; attempt {attempt} stopped." if running else "Cancelled."),
         )
 
-    # 3. Not before: hold the first attempt back.
+    # 4. Not before: hold the first attempt back.
     if attempt == 0 and (wait := run.not_started_before(now)) is not None:
         assert run.spec.not_before is not None
         new.mark_waiting(run.spec.not_before, now)
         if new == status:
             return Wake(_seconds(wait))
         return WriteStatus(new, Event("Waiting", new.message), wake_after=_seconds(wait))
-
-    # 4. First attempt.
-    if attempt == 0:
-        return _start(run, 1)
 
     # 5. The current attempt reported a retry or a requeue: start the next one.
     if not unrecorded and status.wants_next_attempt():

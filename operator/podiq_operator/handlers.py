@@ -15,24 +15,33 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
+from kubernetes_asyncio import client
 
 from podiq.kubernetes.connecting import SERVICE_ACCOUNT_DIR, in_cluster
 from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
 
 from podiq_operator.config import OperatorConfig
 from podiq_operator.decisions import Event
+from podiq_operator.informers import Handler, Informer, Source
 from podiq_operator.reconciling import Reconciler
 
-__all__ = ["apply_settings", "build_registry", "post_event"]
+__all__ = ["Secondaries", "apply_settings", "build_informers", "build_registry", "post_event"]
 
 logger = logging.getLogger(__name__)
 
 #: Server-side filter for the only Events the operator reads: the Job controller failing
 #: to create a pod (quota exceeded, limit range, admission denied).
 FAILED_CREATE_EVENTS = "involvedObject.kind=Job,reason=FailedCreate"
+
+#: The objects the operator only reads, filtered on the server to podiq's own.
+JOBS = Source("batch", "v1", "jobs", label_selector=LABEL_TASKRUN)
+PODS = Source("", "v1", "pods", label_selector=LABEL_TASKRUN)
+FAILED_CREATES = Source("", "v1", "events", field_selector=FAILED_CREATE_EVENTS)
+SECONDARY_SOURCES = (JOBS, PODS, FAILED_CREATES)
 
 
 #: kopf's per-object workers for each concurrent reconciliation: most of them only wait.
@@ -96,9 +105,12 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.queueing.idle_timeout = 0.05
     settings.execution.max_workers = api.max_workers
     # Filter on the server, so the operator never receives unrelated Jobs, Pods or Events.
-    settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_TASKRUN
-    settings.watching.label_selectors["v1", "pods"] = LABEL_TASKRUN
-    settings.watching.field_selectors["v1", "events"] = FAILED_CREATE_EVENTS
+    for source in SECONDARY_SOURCES:
+        kind = (source.group, source.version, source.plural) if source.group else (source.version, source.plural)
+        if source.label_selector:
+            settings.watching.label_selectors[kind] = source.label_selector
+        if source.field_selector:
+            settings.watching.field_selectors[kind] = source.field_selector
     # The CRD is installed before the operator starts (Helm's crds/): no need to watch
     # CRDs and namespaces, and no RBAC for it.
     settings.scanning.disabled = True
@@ -148,8 +160,55 @@ def _key(raw: dict[str, Any]) -> tuple[str, str]:
     return meta.get("namespace") or "default", meta.get("name") or ""
 
 
-def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:
-    """A registry with podiq's handlers (a fresh one, so importing this module registers nothing)."""
+class Secondaries:
+    """What the operator does with the objects it only reads: fill the caches, and reconcile
+    a TaskRun when its Job, Pod or FailedCreate Event tells something new.
+
+    Each method takes the watch event's type and object; none waits for the reconciliation,
+    so one slow TaskRun never holds up the stream.
+    """
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+        self.cache = reconciler.cache
+
+    async def job(self, kind: str | None, raw: dict[str, Any]) -> None:
+        self._changed(self.cache.forget_job(raw) if kind == "DELETED" else self.cache.put_job(raw))
+
+    async def pod(self, kind: str | None, raw: dict[str, Any]) -> None:
+        self._changed(self.cache.put_pod(raw, deleted=kind == "DELETED"))
+
+    async def failed_create(self, kind: str | None, raw: dict[str, Any]) -> None:
+        involved = raw.get("involvedObject") or {}
+        if kind == "DELETED" or involved.get("kind") != "Job" or raw.get("reason") != "FailedCreate":
+            return
+        self._changed(self.cache.put_failed_create(involved.get("namespace") or "default", involved.get("name", ""), raw.get("message", "")))
+
+    def _changed(self, key: tuple[str, str] | None) -> None:
+        if key is not None and key in self.cache.taskruns:
+            self.reconciler.trigger(key)
+
+    def sources(self) -> list[tuple[Source, Handler]]:
+        return [(JOBS, self.job), (PODS, self.pod), (FAILED_CREATES, self.failed_create)]
+
+
+def build_informers(api: client.ApiClient, secondaries: Secondaries, config: OperatorConfig) -> list[Informer]:
+    """One list-and-watch per kind and watched namespace (or one per kind, cluster-wide)."""
+    return [
+        Informer(api, source, namespace, handler, page_size=config.api.list_chunk_size,
+                 watch_seconds=config.api.watch_server_timeout, request_timeout=config.api.request_timeout)
+        for source, handler in secondaries.sources()
+        for namespace in (config.namespaces or (None,))
+    ]
+
+
+def build_registry(reconciler: Reconciler, config: OperatorConfig, secondaries: Secondaries | None = None) -> kopf.OperatorRegistry:
+    """A registry with podiq's handlers (a fresh one, so importing this module registers nothing).
+
+    With ``secondaries``, kopf also watches Jobs, Pods and Events: with peering, kopf must own
+    every watch, since pausing in favour of another replica stops only kopf's. Standalone,
+    :func:`build_informers` watches them at a fraction of the cost.
+    """
     registry = kopf.OperatorRegistry()
     cache = reconciler.cache
 
@@ -175,28 +234,15 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         cache.put_taskrun(raw)
         await reconciler.reconcile(key)
 
-    # Jobs and Pods are filtered on the server (apply_settings), not again in every event.
-    @kopf.on.event("batch", "v1", "jobs", registry=registry)
-    async def job_event(event: dict[str, Any], **_: Any) -> None:
-        raw = event["object"]
-        key = cache.forget_job(raw) if event.get("type") == "DELETED" else cache.put_job(raw)
-        if key is not None and key in cache.taskruns:
-            await reconciler.reconcile(key)
-
-    @kopf.on.event("v1", "pods", registry=registry)
-    async def pod_event(event: dict[str, Any], **_: Any) -> None:
-        key = cache.put_pod(event["object"], deleted=event.get("type") == "DELETED")
-        if key is not None and key in cache.taskruns:
-            await reconciler.reconcile(key)
-
-    @kopf.on.event("v1", "events", registry=registry)
-    async def failed_create_event(event: dict[str, Any], **_: Any) -> None:
-        raw = event["object"]
-        involved = raw.get("involvedObject") or {}
-        if event.get("type") == "DELETED" or involved.get("kind") != "Job" or raw.get("reason") != "FailedCreate":
-            return
-        key = cache.put_failed_create(involved.get("namespace") or "default", involved.get("name", ""), raw.get("message", ""))
-        if key is not None and key in cache.taskruns:
-            await reconciler.reconcile(key)
+    for source, handler in secondaries.sources() if secondaries is not None else ():
+        kopf.on.event(source.group, source.version, source.plural, registry=registry)(_kopf_adapter(handler))
 
     return registry
+
+
+def _kopf_adapter(handler: Handler) -> Callable[..., Awaitable[None]]:
+    async def on_event(event: dict[str, Any], **_: Any) -> None:
+        await handler(event.get("type"), event["object"])
+
+    on_event.__name__ = on_event.__qualname__ = getattr(handler, "__name__", "on_event")  # kopf's handler id
+    return on_event

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import kopf
 import uvloop
@@ -14,7 +15,8 @@ from podiq.kubernetes.connecting import api_client
 
 from podiq_operator.clusters import KubernetesClusterApi
 from podiq_operator.config import OperatorConfig
-from podiq_operator.handlers import build_registry, post_event
+from podiq_operator.handlers import Secondaries, build_informers, build_registry, post_event
+from podiq_operator.informers import Informer
 from podiq_operator.metrics import Metrics
 from podiq_operator.reconciling import Reconciler
 
@@ -37,19 +39,43 @@ async def operate(
     try:
         api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
         reconciler = Reconciler(api, config, metrics=metrics, events=post_event)
-        registry = build_registry(reconciler, config)
-        await kopf.operator(
-            registry=registry,
-            clusterwide=not config.namespaces,
-            namespaces=list(config.namespaces),
-            standalone=config.peering is None,
-            peering_name=config.peering,
-            liveness_endpoint=config.liveness_endpoint,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-        )
+        secondaries = Secondaries(reconciler)
+        if config.peering is None:
+            registry = build_registry(reconciler, config)
+            informers = build_informers(connection, secondaries, config)
+        else:
+            registry, informers = build_registry(reconciler, config, secondaries), []
+        async with running(informers, sync_timeout=config.api.request_timeout):
+            await kopf.operator(
+                registry=registry,
+                clusterwide=not config.namespaces,
+                namespaces=list(config.namespaces),
+                standalone=config.peering is None,
+                peering_name=config.peering,
+                liveness_endpoint=config.liveness_endpoint,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
     finally:
         await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def running(informers: Sequence[Informer], *, sync_timeout: float) -> AsyncIterator[None]:
+    """Run the informers around the body, after their first lists are in (or ``sync_timeout``
+    passed): TaskRuns are then not decided on while their Jobs are still unknown."""
+    tasks = [asyncio.create_task(informer.run(), name=repr(informer)) for informer in informers]
+    try:
+        try:
+            async with asyncio.timeout(sync_timeout):
+                await asyncio.gather(*(informer.synced.wait() for informer in informers))
+        except TimeoutError:
+            logger.warning("Not all of %s listed in %.0f s; starting anyway.", informers, sync_timeout)
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run(namespaces: Sequence[str] | None = None, *, config: OperatorConfig | None = None, verbose: bool = False) -> None:

@@ -75,6 +75,7 @@ class Reconciler:
         self._failures: dict[Key, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[Key] = set()
+        self._queued: set[Key] = set()
         # Bounds concurrent reconciliations, and with them concurrent API writes.
         self._workers = asyncio.Semaphore(config.api.max_workers)
 
@@ -84,6 +85,7 @@ class Reconciler:
         """Bring one TaskRun forward; errors are logged and retried with backoff."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock, self._workers:
+            self._queued.discard(key)
             self._cancel_wakeup(key)
             try:
                 await self._reconcile(key)
@@ -107,11 +109,22 @@ class Reconciler:
             self._in_flight.discard(key)
             self.metrics.in_flight.set(len(self._in_flight))
 
+    def trigger(self, key: Key) -> None:
+        """Reconcile ``key`` soon, without waiting for it; a trigger while one waits its turn
+        joins that one (it reads the caches when it runs)."""
+        self._cancel_wakeup(key)
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        task = asyncio.get_running_loop().create_task(self.reconcile(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def wake(self, key: Key, after: float) -> None:
         """Reconcile ``key`` again after ``after`` seconds (one pending wake-up per TaskRun)."""
         self._cancel_wakeup(key)
         loop = asyncio.get_running_loop()
-        self._wakeups[key] = loop.call_later(max(after, 0.0), self._spawn, key)
+        self._wakeups[key] = loop.call_later(max(after, 0.0), self.trigger, key)
 
     async def close(self) -> None:
         for handle in self._wakeups.values():
@@ -230,12 +243,6 @@ class Reconciler:
         return True
 
     # --- bookkeeping ---
-
-    def _spawn(self, key: Key) -> None:
-        self._wakeups.pop(key, None)
-        task = asyncio.get_running_loop().create_task(self.reconcile(key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _cancel_wakeup(self, key: Key) -> None:
         handle = self._wakeups.pop(key, None)

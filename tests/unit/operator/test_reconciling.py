@@ -369,3 +369,27 @@ async def test_a_job_without_a_pod_is_recorded_after_a_while(h: Harness) -> None
     assert (run.status.attempts, run.status.reason) == (1, Reason.RUNNING)
     await h.sync(key, pod_body())
     assert h.cluster.writes.count("operator status") == 1, "one record, whenever the pod comes"
+
+
+async def test_triggers_while_one_waits_its_turn_join_it(h: Harness) -> None:
+    """Watch streams trigger without waiting; a burst of events for one run costs one reconciliation."""
+    import asyncio
+
+    key = h.cluster.create_taskrun(taskrun_body())
+    h.reconciler.cache.put_taskrun(copy.deepcopy(h.cluster.taskruns[key]))
+    calls = 0
+    reconcile = h.reconciler._reconcile
+
+    async def counted(k: tuple[str, str]) -> None:
+        nonlocal calls
+        calls += 1
+        await reconcile(k)
+
+    h.reconciler._reconcile = counted  # type: ignore[method-assign]
+    for _ in range(5):
+        h.reconciler.trigger(key)
+    await asyncio.sleep(0.05)
+    assert calls == 1 and len(h.cluster.jobs) == 1
+    h.reconciler.trigger(key)  # after it ran, a new trigger reconciles again
+    await asyncio.sleep(0.05)
+    assert calls == 2 and len(h.cluster.jobs) == 1

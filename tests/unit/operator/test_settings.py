@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import kopf
+import pytest
 
 from podiq_operator.config import OperatorConfig
-from podiq_operator.handlers import FAILED_CREATE_EVENTS, NoDiffBase, NoProgress, apply_settings, build_registry
+from podiq_operator.handlers import FAILED_CREATE_EVENTS, NoDiffBase, NoProgress, Secondaries, apply_settings, build_registry
 from podiq_operator.reconciling import Reconciler
 
 
@@ -48,11 +49,17 @@ def test_kopf_settings_with_peering() -> None:
     assert (settings.peering.standalone, settings.peering.name, settings.peering.clusterwide) == (False, "podiq", False)
 
 
-def test_only_event_handlers_so_kopf_writes_nothing_to_objects() -> None:
-    """Change handlers persist progress annotations, timers/daemons add finalizers: none here."""
-    registry = build_registry(Reconciler(api=None, config=OperatorConfig()), OperatorConfig())  # type: ignore[arg-type]
+@pytest.mark.parametrize("peering", [False, True])
+def test_only_event_handlers_so_kopf_writes_nothing_to_objects(peering: bool) -> None:
+    """Change handlers persist progress annotations, timers/daemons add finalizers: none here.
+
+    Standalone, kopf watches only TaskRuns (informers read the rest); with peering, all four."""
+    config = OperatorConfig(peering="podiq" if peering else None)
+    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]
+    registry = build_registry(reconciler, config, Secondaries(reconciler) if peering else None)
     watching = list(registry._watching.get_all_handlers())
-    assert sorted(h.selector.any_name for h in watching) == ["events", "jobs", "pods", "taskruns"]  # type: ignore[union-attr]
+    expected = ["events", "jobs", "pods", "taskruns"] if peering else ["taskruns"]
+    assert sorted(h.selector.any_name for h in watching) == expected  # type: ignore[union-attr]
     assert not list(registry._changing.get_all_handlers())
     assert not list(registry._spawning.get_all_handlers())
     assert not list(registry._webhooks.get_all_handlers())
