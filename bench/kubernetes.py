@@ -1,6 +1,6 @@
 """TaskRuns through the operator on the local control plane; prints figures, asserts nothing.
 
-    python bench/kubernetes.py [--dispatch 1000] [--e2e 200] [--concurrency 20] [--rounds 3]
+    python bench/kubernetes.py [--dispatch 1000] [--e2e 200] [--concurrency 20] [--rounds 5]
 
 - Ceiling: the same client creates Jobs directly (the operator's own Job bodies), as fast as
   `--concurrency` requests at a time allow.
@@ -9,8 +9,9 @@
   process start to first Job, is shown apart). The controller manager is paused (SIGSTOP)
   for these measurements, so no pods are made for their Jobs, and those Jobs are deleted
   before it resumes.
-- Ceiling and dispatch alternate for `--rounds` rounds, as the machine's speed drifts; the
-  round with the median ratio is reported, with every round's ratio. The CPU each process
+- Each of `--rounds` rounds measures the ceiling right before and right after its dispatch
+  and compares the dispatch with their mean, as the machine's speed drifts; the round with
+  the median ratio is reported, with every round's ratio. The CPU each process
   spends per Job shows where the time goes (`--profile` records the operator with py-spy).
 - End to end: M no-op tasks through KubernetesBroker at once, pods and all: tasks per second;
   then tasks one at a time: kiq-to-result latency minus the pod's run time (process start to
@@ -175,31 +176,34 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     broker.kubeconfig = str(cluster.kubeconfig)
     await broker.connect()
 
-    # Ceiling and dispatch alternate, round after round, so that both see the same machine
-    # (its speed drifts between minutes); the round with the median ratio is reported.
-    def job_bodies(round_: int) -> list[dict[str, Any]]:
+    # The machine's speed drifts by a quarter within a minute, so each round measures the
+    # ceiling right before and right after its dispatch, and compares with their mean.
+    def job_bodies(label: str) -> list[dict[str, Any]]:
         bodies = []
         for i in range(args.dispatch):
-            message = broker.taskrun_body(_message(f"ceiling-{round_}-{i}"))
-            run = TaskRun.from_api({**message, "metadata": {**message["metadata"], "uid": f"uid-{round_}-{i}"}})
+            message = broker.taskrun_body(_message(f"ceiling-{label}-{i}"))
+            run = TaskRun.from_api({**message, "metadata": {**message["metadata"], "uid": f"uid-{label}-{i}"}})
             job = build_job(run, 1, JobConfig())
             job["metadata"].pop("ownerReferences", None)  # no such TaskRun: keep the garbage collector out of it
             job["metadata"]["namespace"] = "bench-ceiling"
             bodies.append(job)
         return bodies
 
-    async def ceiling(round_: int) -> dict[str, Any]:
-        """Jobs created directly by this client."""
-        bodies = job_bodies(round_)
+    async def ceiling(label: str) -> tuple[float, dict[str, float]]:
+        """Jobs created directly by this client: Jobs per second, and the CPU it took."""
+        bodies = job_bodies(label)
         meter = CpuMeter(cluster)
         seconds = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in bodies])
-        return {"ceiling": args.dispatch / seconds, "ceiling_cpu": meter.used()}
+        return args.dispatch / seconds, meter.used()
 
-    async def dispatch(round_: int) -> dict[str, Any]:
-        """TaskRuns made while no operator runs; then one starts and turns them into Jobs."""
-        namespace = f"bench-dispatch-{round_}"
-        broker.namespace = namespace
+    async def make_taskruns(round_: int) -> str:
+        """TaskRuns made while no operator runs, in a namespace of their own."""
+        broker.namespace = f"bench-dispatch-{round_}"
         await bounded(args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)])
+        return broker.namespace
+
+    async def dispatch(round_: int, namespace: str) -> dict[str, Any]:
+        """An operator starts and turns the namespace's TaskRuns into Jobs."""
         profile = args.profile if round_ == args.rounds else None
         operator = Operator(cluster, [namespace], log_dir / f"operator-{round_}.log", args.concurrency, profile)
         operator.start()
@@ -221,12 +225,17 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     controllers.send_signal(signal.SIGSTOP)
     rounds = []
     for round_ in range(1, args.rounds + 1):
-        result = await ceiling(round_) | await dispatch(round_)
+        namespace = await make_taskruns(round_)
+        before, cpu_before = await ceiling(f"{round_}a")
+        result = await dispatch(round_, namespace)
+        after, cpu_after = await ceiling(f"{round_}b")
+        result["ceiling"] = (before + after) / 2
+        result["ceiling_cpu"] = {name: (cpu_before[name] + cpu_after[name]) / 2 for name in cpu_before}
         result["ratio"] = result["dispatch"] / result["ceiling"]
         rounds.append(result)
-        print(f"round {round_}: ceiling {result['ceiling']:.0f} Jobs/s, dispatch {result['dispatch']:.0f} TaskRuns/s "
-              f"({result['ratio']:.0%})", flush=True)
-        for namespace in ("bench-ceiling", f"bench-dispatch-{round_}"):
+        print(f"round {round_}: ceiling {before:.0f} then {after:.0f} Jobs/s, dispatch {result['dispatch']:.0f} TaskRuns/s "
+              f"({result['ratio']:.0%} of their mean)", flush=True)
+        for namespace in ("bench-ceiling", namespace):
             cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", namespace, "--wait=false", timeout=300)
     rounds.sort(key=lambda r: r["ratio"])
     figures.update(rounds[len(rounds) // 2])
@@ -309,7 +318,7 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     # podiq's own: the TaskRun, its status, the Job. Events are Kubernetes' controllers' (podiq's are off).
     podiq_writes = sum(v for k, v in writes.items() if k.startswith("taskruns") or k == "jobs")
     rows = [
-        ("ceiling: Jobs/s created directly by the client", f"{figures['ceiling']:,.1f}", ""),
+        ("ceiling: Jobs/s created directly by the client, before and after (mean)", f"{figures['ceiling']:,.1f}", ""),
         ("operator start: process start to its first Job", f"{figures['operator_startup']:.2f} s", ""),
         ("operator dispatch: TaskRuns turned into Jobs per second, first Job to last", f"{figures['dispatch']:,.1f}", ""),
         ("  the same, counting from the process start", f"{figures['dispatch_with_startup']:,.1f}", ""),

@@ -1,5 +1,9 @@
 """kopf registrations: thin functions that feed the caches and call the reconciler.
 
+kopf handles the TaskRuns. The Jobs, Pods and FailedCreate Events that the operator only
+reads come through plain informers (:mod:`podiq_operator.informers`); with peering, through
+kopf instead, since its pausing in favour of another replica must cover every watch.
+
 Only *event* handlers are registered, on purpose. kopf's change handlers (on.create,
 on.update, ...) persist their progress and a diff base in annotations, and timers and
 daemons add a finalizer: each of those is an API write per object that podiq does not

@@ -47,17 +47,18 @@ def podiq_namespace(podiq_crd: Any) -> Iterator[str]:
 class OperatorProcess:
     """`podiq operator` for one namespace, as a local process with the admin kubeconfig."""
 
-    def __init__(self, cluster: Any, namespace: str, log_dir: Path) -> None:
+    def __init__(self, cluster: Any, namespace: str, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.cluster = cluster
         self.namespace = namespace
         self.log_dir = log_dir
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
         log = open(self.log_dir / f"operator-{self.starts}.log", "wb")
-        env = {**os.environ, **self.cluster.env, "PODIQ_RUNTIME_IMAGE": "podiq-runtime:test", "PODIQ_METRICS_PORT": "0", "PODIQ_LIVENESS": ""}
+        env = {**os.environ, **self.cluster.env, "PODIQ_RUNTIME_IMAGE": "podiq-runtime:test", "PODIQ_METRICS_PORT": "0", "PODIQ_LIVENESS": "", **self.env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "podiq_operator", "-n", self.namespace],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -101,3 +102,18 @@ async def k8s_broker(cluster: Any, podiq_operator: OperatorProcess, podiq_namesp
     k8s_tasks.broker.kubeconfig = str(cluster.kubeconfig)
     async with k8s_tasks.broker:
         yield k8s_tasks.broker
+
+
+def recorded_running_from_its_pod(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    """Wait until the operator records the running attempt with its pod; returns the status.
+
+    The runtime writes nothing until the task ends, and without its pod the operator records
+    an attempt only after 10 s: seeing it sooner shows the operator saw the pod appear.
+    """
+    def running() -> dict[str, Any] | None:
+        status = cluster.get("taskrun", name, "-n", namespace).get("status", {})
+        return status if status.get("phase") == "Running" and status.get("podName") else None
+
+    status = cluster.wait_for("the attempt recorded as Running with its pod", running, timeout=6)
+    assert status["podName"].startswith(status["jobName"]) and "completionTime" not in status
+    return status

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from podiq import TaskCancelledError, TaskRejectedError, TaskTimeoutError, gather
+from tests.integration.conftest import recorded_running_from_its_pod
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -119,6 +120,14 @@ async def test_progress_is_seen_while_running_and_cancel_stops_the_run(
             break
         await asyncio.sleep(0.5)
     assert not jobs_of(cluster, podiq_namespace, result.task_id)
+
+
+async def test_a_running_attempt_is_recorded_when_its_pod_appears(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+    from tests.integration import k8s_tasks as t
+
+    slow = await t.slow_with_progress.kiq(16, 0.5)
+    recorded_running_from_its_pod(cluster, podiq_namespace, slow.task_id)
+    assert await slow.wait_result(timeout=WAIT) == 16
 
 
 async def test_not_before_holds_the_job_back(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
