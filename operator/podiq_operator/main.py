@@ -40,17 +40,16 @@ async def operate(
         api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
         reconciler = Reconciler(api, config, metrics=metrics, events=post_event)
         secondaries = Secondaries(reconciler)
-        if config.peering is None:
-            registry = build_registry(reconciler, config)
-            informers = build_informers(connection, secondaries, config)
-        else:
-            registry, informers = build_registry(reconciler, config, secondaries), []
+        # With peering, kopf must own every watch: pausing in favour of another replica stops only kopf's.
+        standalone = config.peering is None
+        registry = build_registry(reconciler, config, None if standalone else secondaries)
+        informers = build_informers(connection, secondaries, config) if standalone else []
         async with running(informers, sync_timeout=config.api.request_timeout):
             await kopf.operator(
                 registry=registry,
                 clusterwide=not config.namespaces,
                 namespaces=list(config.namespaces),
-                standalone=config.peering is None,
+                standalone=standalone,
                 peering_name=config.peering,
                 liveness_endpoint=config.liveness_endpoint,
                 stop_flag=stop_flag,

@@ -27,21 +27,34 @@ def podiq_crd(cluster: Any) -> Any:
     return cluster
 
 
+def namespace_with_chart(cluster: Any, prefix: str, *, peering: bool = False) -> str:
+    """A new namespace with the chart's service accounts and RBAC for the operator and task
+    pods; with ``peering``, also kopf's peering CRDs and the namespace's KopfPeering."""
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    sets = ["--set", f"watchNamespaces={{{namespace}}}"]
+    templates = ["serviceaccounts.yaml", "rbac.yaml"]
+    if peering:
+        sets += ["--set", "peering.enabled=true", "--set", f"peering.name={namespace}"]
+        templates.append("peering.yaml")
+    rendered = cluster.helm(
+        "template", "podiq", str(CHART), "--namespace", namespace, "--kube-version", "1.37.2", *sets,
+        *(arg for template in templates for arg in ("--show-only", f"templates/{template}")),
+    ).stdout
+    if peering:
+        # The KopfPeering kind exists only once its CRD is established: apply, wait, apply again.
+        cluster.kubectl("apply", "-f", "-", "-n", namespace, input=rendered, check=False)
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev")
+    cluster.apply(rendered, "-n", namespace)
+    return namespace
+
+
 @pytest.fixture(scope="session")
 def podiq_namespace(podiq_crd: Any) -> Iterator[str]:
-    """A namespace with the chart's service accounts and RBAC for the operator and task pods."""
-    cluster = podiq_crd
-    namespace = f"podiq-it-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", namespace)
-    rendered = cluster.helm(
-        "template", "podiq", str(CHART), "--namespace", namespace, "--kube-version", "1.37.2",
-        "--set", f"watchNamespaces={{{namespace}}}",
-        "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml",
-    ).stdout
-    cluster.apply(rendered, "-n", namespace)
+    namespace = namespace_with_chart(podiq_crd, "podiq-it")
     os.environ["PODIQ_TEST_NAMESPACE"] = namespace
     yield namespace
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 class OperatorProcess:

@@ -3,13 +3,12 @@ Events too, so that pausing in favour of another replica stops every watch."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CHART, OperatorProcess, recorded_running_from_its_pod
+from tests.integration.conftest import OperatorProcess, namespace_with_chart, recorded_running_from_its_pod
 
 pytestmark = pytest.mark.integration
 
@@ -18,21 +17,9 @@ WAIT = 120
 
 @pytest.fixture(scope="module")
 def peering_namespace(podiq_crd: Any) -> Iterator[str]:
-    """A namespace with the chart's RBAC, kopf's peering CRDs and the namespace's KopfPeering."""
-    cluster = podiq_crd
-    namespace = f"podiq-peer-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", namespace)
-    rendered = cluster.helm(
-        "template", "podiq", str(CHART), "--namespace", namespace, "--kube-version", "1.37.2",
-        "--set", f"watchNamespaces={{{namespace}}}", "--set", "peering.enabled=true", "--set", f"peering.name={namespace}",
-        "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml", "--show-only", "templates/peering.yaml",
-    ).stdout
-    # The KopfPeering kind exists only once its CRD is established: apply, wait, apply again.
-    cluster.kubectl("apply", "-f", "-", "-n", namespace, input=rendered, check=False)
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev")
-    cluster.apply(rendered, "-n", namespace)
+    namespace = namespace_with_chart(podiq_crd, "podiq-peer", peering=True)
     yield namespace
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The operator's settings, and what it registers with kopf."""
+"""The operator's settings, what it registers with kopf, and what the watches of Jobs, Pods and Events do."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 from podiq_operator.config import OperatorConfig
 from podiq_operator.handlers import FAILED_CREATE_EVENTS, NoDiffBase, NoProgress, Secondaries, apply_settings, build_registry
 from podiq_operator.reconciling import Reconciler
+
+from .conftest import job_body, pod_body, taskrun_body
 
 
 def test_defaults_from_an_empty_environment() -> None:
@@ -64,3 +66,22 @@ def test_only_event_handlers_so_kopf_writes_nothing_to_objects(peering: bool) ->
     assert not list(registry._spawning.get_all_handlers())
     assert not list(registry._webhooks.get_all_handlers())
     assert not list(registry._indexing.get_all_handlers())
+
+
+async def test_secondary_objects_trigger_their_taskrun_only_when_they_tell_something_new() -> None:
+    config = OperatorConfig()
+    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]
+    triggered: list[tuple[str, str]] = []
+    reconciler.trigger = triggered.append  # type: ignore[method-assign]
+    secondaries = Secondaries(reconciler)
+    reconciler.cache.put_taskrun(taskrun_body())
+    job = job_body()
+    await secondaries.job("ADDED", job)
+    await secondaries.job("MODIFIED", {**job, "metadata": {**job["metadata"], "resourceVersion": "999"}})  # an echo
+    await secondaries.pod("ADDED", pod_body())
+    event = {"involvedObject": {"kind": "Job", "namespace": "jobs", "name": "add-1-a1"}, "reason": "FailedCreate", "message": "quota"}
+    await secondaries.failed_create("ADDED", event)
+    await secondaries.failed_create("ADDED", {**event, "reason": "SuccessfulCreate"})
+    await secondaries.job("DELETED", job)
+    assert triggered == [("jobs", "add-1")] * 4  # the Job, its pod, the FailedCreate, the deletion
+    assert reconciler.cache.failed_creates == {}  # forgotten with the Job
