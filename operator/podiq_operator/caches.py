@@ -24,7 +24,8 @@ Key = tuple[str, str]
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 
 
-def _key(body: Mapping[str, Any]) -> Key:
+def key_of(body: Mapping[str, Any]) -> Key:
+    """An object's (namespace, name)."""
     meta = body.get("metadata", {})
     return meta.get("namespace") or "default", meta.get("name") or ""
 
@@ -74,7 +75,7 @@ class Cache:
     # --- TaskRuns ---
 
     def put_taskrun(self, body: Mapping[str, Any]) -> Key:
-        key = _key(body)
+        key = key_of(body)
         if newer(body, self.taskruns.get(key)):
             self.taskruns[key] = slim(body)
         return key
@@ -82,7 +83,7 @@ class Cache:
     def forget_taskrun(self, key: Key) -> None:
         self.taskruns.pop(key, None)
         for job in self.jobs.pop(key, {}).values():
-            job_key = _key(job)
+            job_key = key_of(job)
             self.job_owners.pop(job_key, None)
             self.pods.pop(job_key, None)
             self.failed_creates.pop(job_key, None)
@@ -99,7 +100,7 @@ class Cache:
         attempt = attempt_of(dict(body))
         if owner is None or attempt is None:
             return None
-        job_key = _key(body)
+        job_key = key_of(body)
         key = (job_key[0], owner)
         jobs = self.jobs.setdefault(key, {})
         current = jobs.get(attempt)
@@ -112,7 +113,7 @@ class Cache:
         return key
 
     def forget_job(self, body: Mapping[str, Any]) -> Key | None:
-        job_key = _key(body)
+        job_key = key_of(body)
         key = self.job_owners.pop(job_key, None)
         attempt = attempt_of(dict(body))
         if key is not None and attempt is not None:
@@ -135,20 +136,20 @@ class Cache:
         job = next((labels[name] for name in JOB_NAME_LABELS if name in labels), None)
         if job is None:
             return None
-        job_key = (_key(body)[0], job)
+        job_key = (key_of(body)[0], job)
         current = self.pods.get(job_key)
         if deleted:
-            if current is not None and _key(current) == _key(body):
+            if current is not None and key_of(current) == key_of(body):
                 # Keep the last state: a deleted pod's exit code still tells how the attempt ended.
                 self.pods[job_key] = {**current, "metadata": {**current["metadata"], "deleted": True}}
-        elif current is None or _key(current) != _key(body) or newer(body, current):
+        elif current is None or key_of(current) != key_of(body) or newer(body, current):
             # A Job with backoffLimit 0 has one pod; a replacement (after eviction) is newer.
             self.pods[job_key] = slim(body, spec=False)
         return self.job_owners.get(job_key)
 
     def pod(self, key: Key, attempt: int) -> dict[str, Any] | None:
         job = self.job(key, attempt)
-        return self.pods.get(_key(job)) if job is not None else None
+        return self.pods.get(key_of(job)) if job is not None else None
 
     def put_failed_create(self, namespace: str, job: str, message: str) -> Key | None:
         job_key = (namespace, job)
@@ -157,7 +158,7 @@ class Cache:
 
     def failed_create(self, key: Key, attempt: int) -> str | None:
         job = self.job(key, attempt)
-        return self.failed_creates.get(_key(job)) if job is not None else None
+        return self.failed_creates.get(key_of(job)) if job is not None else None
 
 
 def _controller(body: Mapping[str, Any], kind: str) -> str | None:

@@ -1,6 +1,6 @@
 """What to do next for a TaskRun: one straight chain of guards, like Tekton's reconciler.
 
-    done → cancelled → not before → first attempt → next attempt → unreported end → observe
+    done → first attempt → cancelled → not before → next attempt → unreported end → observe
 
 An attempt starts when its Job is created, and the Job (its name is derived from the
 TaskRun and the attempt) is the record of it: starting an attempt is one write. The status

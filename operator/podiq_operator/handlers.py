@@ -28,6 +28,7 @@ from kubernetes_asyncio import client
 from podiq.kubernetes.connecting import SERVICE_ACCOUNT_DIR, in_cluster
 from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
 
+from podiq_operator.caches import Key, key_of
 from podiq_operator.config import OperatorConfig
 from podiq_operator.decisions import Event
 from podiq_operator.informers import Handler, Informer, Source
@@ -159,11 +160,6 @@ def post_event(body: dict[str, Any], event: Event) -> None:
         logger.debug("No event queue here; skipped event %s.", event.reason)
 
 
-def _key(raw: dict[str, Any]) -> tuple[str, str]:
-    meta = raw.get("metadata", {})
-    return meta.get("namespace") or "default", meta.get("name") or ""
-
-
 class Secondaries:
     """What the operator does with the objects it only reads: fill the caches, and reconcile
     a TaskRun when its Job, Pod or FailedCreate Event tells something new.
@@ -188,7 +184,7 @@ class Secondaries:
             return
         self._changed(self.cache.put_failed_create(involved.get("namespace") or "default", involved.get("name", ""), raw.get("message", "")))
 
-    def _changed(self, key: tuple[str, str] | None) -> None:
+    def _changed(self, key: Key | None) -> None:
         if key is not None and key in self.cache.taskruns:
             self.reconciler.trigger(key)
 
@@ -231,7 +227,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig, secondaries: 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def taskrun_event(event: dict[str, Any], **_: Any) -> None:
         raw = event["object"]
-        key = _key(raw)
+        key = key_of(raw)
         if event.get("type") == "DELETED":
             reconciler.forget(key)
             return

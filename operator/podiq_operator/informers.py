@@ -19,6 +19,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from podiq_operator.caches import Key, key_of
+
 __all__ = ["Handler", "Informer", "Source"]
 
 logger = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class Informer:
         self.page_size, self.watch_seconds, self.request_timeout = page_size, watch_seconds, request_timeout
         self.synced = asyncio.Event()
         """Set once the first list has been delivered."""
-        self._known: dict[tuple[str, str], dict[str, Any]] = {}
+        self._known: dict[Key, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Informer {self.source.path(self.namespace)}>"
@@ -99,7 +101,7 @@ class Informer:
             delay = min(delay * 2, BACKOFF[1])
 
     async def _relist(self) -> str:
-        seen: set[tuple[str, str]] = set()
+        seen: set[Key] = set()
         token: str | None = None
         while True:
             query = {"limit": self.page_size, "continue": token}
@@ -130,7 +132,7 @@ class Informer:
                     raise RuntimeError(f"watch error {body.get('code')}: {body.get('message')}")
                 version = body.get("metadata", {}).get("resourceVersion") or version
                 if kind == "DELETED":
-                    self._known.pop(_key(body), None)
+                    self._known.pop(key_of(body), None)
                 elif kind in ("ADDED", "MODIFIED"):
                     self._remember(body)
                 else:  # BOOKMARK: only moves the resourceVersion
@@ -154,10 +156,10 @@ class Informer:
             raise RuntimeError(f"HTTP {response.status}: {text}")
         return response
 
-    def _remember(self, body: dict[str, Any]) -> tuple[str, str]:
+    def _remember(self, body: dict[str, Any]) -> Key:
         # Enough of the object to tell the caches which one is gone, should it vanish unseen.
         metadata = body.get("metadata", {})
-        key = _key(body)
+        key = key_of(body)
         self._known[key] = {"metadata": {k: metadata[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in metadata}}
         return key
 
@@ -165,12 +167,7 @@ class Informer:
         try:
             await self.handler(kind, body)
         except Exception:  # one bad object must not stop the stream
-            logger.exception("%r: handling %s %s failed.", self, kind, _key(body))
-
-
-def _key(body: dict[str, Any]) -> tuple[str, str]:
-    metadata = body.get("metadata", {})
-    return metadata.get("namespace") or "", metadata.get("name") or ""
+            logger.exception("%r: handling %s %s failed.", self, kind, key_of(body))
 
 
 async def _lines(stream: Any) -> AsyncIterator[bytes]:
