@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -298,13 +298,18 @@ class RedisStore:
         except Exception as exc:
             raise self._translated(exc, "answering a ping") from None
 
-    async def put(self, key: str, data: bytes, ttl: int) -> StoredValue:
-        """Store ``data`` at ``key`` for ``ttl`` seconds, replacing what was there."""
+    @overload
+    async def put(self, key: str, data: bytes, ttl: int) -> StoredValue: ...
+    @overload
+    async def put(self, key: str, data: bytes, ttl: int, *, replace: bool) -> StoredValue | None: ...
+
+    async def put(self, key: str, data: bytes, ttl: int, *, replace: bool = True) -> StoredValue | None:
+        """Store ``data`` at ``key`` for ``ttl`` seconds; without ``replace``, None if the key exists."""
         try:
-            await self.redis.set(key, data, ex=max(int(ttl), 1))
+            written = await self.redis.set(key, data, ex=max(int(ttl), 1), nx=not replace)
         except Exception as exc:
             raise self._translated(exc, f"storing {format_size(len(data))} at {key}") from None
-        return StoredValue.of(key, data)
+        return StoredValue.of(key, data) if written else None
 
     async def put_json(self, key: str, value: Any, ttl: int) -> StoredValue:
         return await self.put(key, dump_json(value), ttl)
@@ -312,7 +317,7 @@ class RedisStore:
     async def get(self, ref: StoredValue) -> bytes:
         """The bytes ``ref`` points at, checked against its size and sha256."""
         try:
-            data = await self.redis.get(ref.key)
+            data: bytes | None = await self.redis.get(ref.key)  # type: ignore[assignment]  # no decode_responses
         except Exception as exc:
             raise self._translated(exc, f"reading {ref.key}") from None
         if data is None:
@@ -326,7 +331,7 @@ class RedisStore:
                 f"{hashlib.sha256(data).hexdigest()[:12]}…, expected {ref.size} bytes with {ref.sha256[:12]}…. "
                 "Something else wrote that key."
             )
-        return bytes(data)
+        return data
 
     async def get_json(self, ref: StoredValue) -> Any:
         data = await self.get(ref)
@@ -362,15 +367,16 @@ class RedisStore:
         except Exception as exc:
             raise self._translated(exc, f"deleting {', '.join(keys)}") from None
 
-    async def put_tail(self, key: str, text: bytes, ttl: int) -> StoredValue | None:
-        """Store the last :attr:`StoreSettings.log_tail` bytes of ``text``; None when nothing is kept."""
+    async def put_tail(self, key: str, text: bytes, ttl: int, *, dropped: int = 0) -> StoredValue | None:
+        """Store the last :attr:`StoreSettings.log_tail` bytes of ``text`` (after ``dropped``
+        bytes not given), marking the cut; None when nothing is kept."""
         limit = self.settings.log_tail
         if limit <= 0:
             return None
-        tail = text[-limit:]
-        if len(text) > limit:  # start at a character, and say that the head was cut
-            tail = tail.decode(errors="ignore").encode()
-            tail = f"[podiq: the first {len(text) - len(tail)} bytes of output are not kept]\n".encode() + tail
+        tail = text[-limit:].decode(errors="ignore").encode()  # starts at a character
+        cut = dropped + len(text) - len(tail)
+        if cut:
+            tail = f"[podiq: the first {cut} bytes of output are not kept]\n".encode() + tail
         return await self.put(key, tail, ttl)
 
     async def set_namespace_user(self, namespace: str, password: str) -> None:
