@@ -25,6 +25,11 @@ async def measure(text: str, *, factor: int = 1) -> int:
 
 
 @broker.task
+async def echo(text: str) -> str:
+    return text
+
+
+@broker.task
 async def make_text(size: int, delay: float = 0.0) -> str:
     await asyncio.sleep(delay)
     return "x" * size
