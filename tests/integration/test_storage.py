@@ -211,3 +211,11 @@ async def test_redis_killed_mid_run_ends_the_attempt_with_a_clear_error(
     finally:
         operator.stop()
         podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+async def test_without_redis_a_3_mb_argument_is_refused_at_kiq_by_name(k8s_broker: Any) -> None:
+    from podiq.exceptions import ArgumentsTooLargeError
+    from tests.integration import k8s_tasks as t
+
+    with pytest.raises(ArgumentsTooLargeError, match=r"3\.0 MB.*over the 1\.0 MB.*the largest is 'data', 3\.0 MB.*redis_url="):
+        await t.context_aware_task.kiq("d" * 3_000_000)

@@ -97,7 +97,7 @@ async def offload_arguments(
         largest, size = max(_argument_sizes(spec["taskName"], spec.get("args", []), spec.get("kwargs", {})), key=lambda a: a[1])
         raise ArgumentsTooLargeError(
             f"The arguments of {spec['taskName']!r} are {format_size(len(data))} as JSON, over the "
-            f"{format_size(limit)} a TaskRun carries inline; the largest is {largest!r} ({format_size(size)}). "
+            f"{format_size(limit)} a TaskRun carries inline; the largest is {largest!r}, {format_size(size)}. "
             + ENABLE_REDIS
         )
     ttl = settings.ttl
