@@ -29,6 +29,7 @@ from podiq.exceptions import (
 )
 from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
+from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.offloading import offload_arguments, read_result, read_stored_log
 from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
 from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, label_value, to_api
@@ -56,6 +57,9 @@ class KubernetesBroker(AsyncBroker):
 
     `redis_url` (default: `PODIQ_REDIS_URL`) is where arguments and results too large for a
     TaskRun are kept, and pods' output after they are gone (see :mod:`podiq.kubernetes.storage`).
+
+    `pool` (or a task's or call's `pool` label) names a TaskPool: such runs go to the pool's
+    warm workers through its Redis stream instead of starting a Job (:mod:`podiq.kubernetes.dispatch`).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class KubernetesBroker(AsyncBroker):
         kubeconfig: str | None = None,
         context: str | None = None,
         redis_url: str | None = None,
+        pool: str | None = None,
         result_backend: AsyncResultBackend | None = None,
         task_id_generator: Callable[[], str] | None = None,
     ) -> None:
@@ -79,7 +84,7 @@ class KubernetesBroker(AsyncBroker):
         self.context = context
         self.defaults = KubernetesOptions.model_validate(
             {"image": image, "resources": resources, "env": env, "service_account": service_account,
-             "queue_name": queue_name, "ttl": ttl}
+             "queue_name": queue_name, "ttl": ttl, "pool": pool}
         )
         self.store_settings = StoreSettings.from_env(url=redis_url)
         self.store: RedisStore | None = None
@@ -126,8 +131,15 @@ class KubernetesBroker(AsyncBroker):
             self.store = None
 
     async def kick(self, message: TaskiqMessage) -> None:
-        """Create the TaskRun: one API write (and one Redis write for large arguments)."""
+        """Create the TaskRun: one API write (and one Redis write for large arguments);
+        a pool run is then added to its pool's stream."""
         body = self.taskrun_body(message)
+        pool = body["spec"].get("pool")
+        if pool and self.store is None:
+            raise SendTaskError(
+                f"Task {message.task_name!r} runs on TaskPool {pool!r}, which needs Redis: pass "
+                "KubernetesBroker(redis_url=...) or set PODIQ_REDIS_URL (the chart's redis values say where it is)."
+            )
         offloaded = await self._offload(message, body)
         try:
             await self._create(message, body)
@@ -138,6 +150,19 @@ class KubernetesBroker(AsyncBroker):
             raise
         if self.watch is not None:
             self.watch.track(message.task_id)
+        if pool:
+            await self._enqueue(message, pool)
+
+    async def _enqueue(self, message: TaskiqMessage, pool: str) -> None:
+        """The TaskRun exists, so a failure here is not lost: the operator enqueues what nobody did."""
+        assert self.store is not None
+        try:
+            await PoolQueue(self.store, self.namespace, pool).enqueue(message.task_id)
+        except StoreError as exc:
+            logger.warning(
+                "TaskRun %s/%s was created but not added to pool %r (%s); the operator will enqueue it.",
+                self.namespace, message.task_id, pool, exc,
+            )
 
     async def _create(self, message: TaskiqMessage, body: dict[str, Any]) -> None:
         try:

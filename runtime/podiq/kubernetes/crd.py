@@ -19,13 +19,14 @@ import yaml
 
 from podiq.kubernetes import resources as r
 
-__all__ = ["render_crd", "render_crd_yaml", "structural_schema"]
+__all__ = ["render_crd", "render_crd_yaml", "render_pool_crd", "structural_schema"]
 
 HEADER = (
-    "# Generated from runtime/podiq/kubernetes/resources.py by\n"
-    "#   python -m podiq.kubernetes.crd > crds/taskrun.yaml\n"
-    "# Do not edit by hand; charts/podiq/crds/taskrun.yaml is an identical copy.\n"
+    "# Generated from runtime/podiq/kubernetes/{source} by\n"
+    "#   python -m podiq.kubernetes.crd{arg} > crds/{kind}.yaml\n"
+    "# Do not edit by hand; charts/podiq/crds/{kind}.yaml is an identical copy.\n"
 )
+_SOURCES = {"taskrun": "resources.py", "taskpool": "taskpools.py"}
 
 _DROPPED = {"title", "default"}
 _NULL = {"type": "null"}
@@ -40,6 +41,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Reason", "type": "string", "priority": 1,
      "jsonPath": f'.status.conditions[?(@.type=="{r.SUCCEEDED}")].reason'},
     {"name": "Job", "type": "string", "priority": 1, "jsonPath": ".status.jobName"},
+    {"name": "Pool", "type": "string", "priority": 1, "jsonPath": ".spec.pool"},
+    {"name": "Pod", "type": "string", "priority": 1, "jsonPath": ".status.podName"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
@@ -91,38 +94,68 @@ def _model_schema(model: type[r.BaseModel]) -> dict[str, Any]:
     return structural_schema(model.model_json_schema(by_alias=True, mode="validation"))
 
 
+POOL_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Min", "type": "integer", "jsonPath": ".spec.minReplicas"},
+    {"name": "Max", "type": "integer", "jsonPath": ".spec.maxReplicas"},
+    {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+    {"name": "Backlog", "type": "integer", "jsonPath": ".status.backlog"},
+    {"name": "Busy", "type": "integer", "jsonPath": ".status.busy"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
 def render_crd() -> dict[str, Any]:
-    """The CustomResourceDefinition as a dict."""
-    spec = _model_schema(r.TaskRunSpec)
-    status = _model_schema(r.TaskRunStatus)
+    """The TaskRun CustomResourceDefinition as a dict."""
+    return _render(
+        r.KIND, r.PLURAL, r.SINGULAR, r.SHORT_NAMES, r.TaskRunSpec, r.TaskRunStatus, PRINTER_COLUMNS,
+        "One call of a podiq task. Each attempt runs as a Job owned by the TaskRun, or on a TaskPool's worker.",
+    )
+
+
+def render_pool_crd() -> dict[str, Any]:
+    """The TaskPool CustomResourceDefinition as a dict."""
+    from podiq.kubernetes import taskpools as p
+
+    crd = _render(
+        p.POOL_KIND, p.POOL_PLURAL, p.POOL_SINGULAR, p.POOL_SHORT_NAMES, p.TaskPoolSpec, p.TaskPoolStatus,
+        POOL_PRINTER_COLUMNS, "A pool of warm podiq runtime workers; TaskRuns with spec.pool run on them.",
+    )
+    del crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["required"]  # an empty spec is a valid pool
+    return crd
+
+
+def _render(
+    kind: str, plural: str, singular: str, short_names: tuple[str, ...], spec_model: type[r.BaseModel],
+    status_model: type[r.BaseModel], columns: list[dict[str, Any]], description: str,
+) -> dict[str, Any]:
     root = {
         "type": "object",
-        "description": "One call of a podiq task. Each attempt runs as a Job owned by the TaskRun.",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
+            "spec": _model_schema(spec_model),
+            "status": _model_schema(status_model),
         },
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{r.PLURAL}.{r.GROUP}",
+            "name": f"{plural}.{r.GROUP}",
             "labels": {"app.kubernetes.io/part-of": "podiq"},
         },
         "spec": {
             "group": r.GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": r.KIND,
-                "listKind": f"{r.KIND}List",
-                "plural": r.PLURAL,
-                "singular": r.SINGULAR,
-                "shortNames": list(r.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(r.CATEGORIES),
             },
             "versions": [
@@ -131,7 +164,7 @@ def render_crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": columns,
                     "schema": {"openAPIV3Schema": root},
                 }
             ],
@@ -139,13 +172,15 @@ def render_crd() -> dict[str, Any]:
     }
 
 
-def render_crd_yaml() -> str:
-    body = yaml.safe_dump(render_crd(), sort_keys=False, width=100, allow_unicode=True)
-    return HEADER + body
+def render_crd_yaml(kind: str = "taskrun") -> str:
+    """The CRD file of ``kind`` (``taskrun`` or ``taskpool``), as written to crds/."""
+    crd = render_pool_crd() if kind == "taskpool" else render_crd()
+    body = yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
+    return HEADER.format(source=_SOURCES[kind], kind=kind, arg="" if kind == "taskrun" else f" {kind}") + body
 
 
 def main() -> None:
-    sys.stdout.write(render_crd_yaml())
+    sys.stdout.write(render_crd_yaml(sys.argv[1] if len(sys.argv) > 1 else "taskrun"))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ class KubernetesOptions(BaseModel):
     queue_name: str | None = None
     ttl: int | None = None
     not_before: datetime | None = None
+    pool: str | None = None
 
     def merged_over(self, defaults: KubernetesOptions) -> KubernetesOptions:
         merged = defaults.model_copy(update=self.model_dump(exclude_none=True))
@@ -55,6 +56,7 @@ def taskrun_spec(
             timeout_seconds=execution.timeout,
             retry_on_error=execution.retry_on_error,
             max_retries=execution.max_retries,
+            pool=options.pool,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))

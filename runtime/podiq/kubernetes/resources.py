@@ -282,6 +282,10 @@ class TaskRunSpec(_Model):
         default=None, strict=True, ge=0, description="Delete the TaskRun this long after it finished.",
     )
     queue_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253, description="Kueue LocalQueue.")
+    pool: str | None = Field(
+        default=None, pattern=_DNS_LABEL, max_length=40,
+        description="Run on the warm workers of this TaskPool (through its Redis stream) instead of as a Job.",
+    )
 
 
 class TaskRunStatus(_Model):
@@ -299,7 +303,7 @@ class TaskRunStatus(_Model):
         default=None, ge=1, description="The attempt whose outcome is recorded here (written with the outcome).",
     )
     job_name: str | None = Field(default=None, max_length=63)
-    pod_name: str | None = Field(default=None, max_length=253)
+    pod_name: str | None = Field(default=None, max_length=253, description="The attempt's pod: its Job's, or the pool worker's.")
     progress: Progress | None = None
     progress_text: str | None = Field(default=None, max_length=64, description="progress as `current/total`.")
     result: dict[str, Any] | None = Field(
@@ -383,7 +387,8 @@ class TaskRunStatus(_Model):
         self.pod_name = None
         if self.start_time is None:
             self.start_time = now
-        self.set_condition(Reason.RUNNING, f"Attempt {attempt} is running as Job {job_name}.", now)
+        where = f"as Job {job_name}" if job_name else "on a pool worker"
+        self.set_condition(Reason.RUNNING, f"Attempt {attempt} is running {where}.", now)
 
     def record_attempt(self, attempt: int, job_name: str | None, started: datetime) -> bool:
         """Record ``attempt`` unless the status already does; True if it did.

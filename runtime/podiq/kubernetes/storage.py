@@ -179,6 +179,9 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE_COMMANDS = (
     "+get", "+set", "+getrange", "+strlen", "+exists", "+expire", "+ttl", "+del", "+unlink",
     "+ping", "+hello",
+    # pool dispatch (podiq.kubernetes.dispatch): the enqueue script and the workers' stream commands
+    "+eval", "+evalsha", "+xadd", "+xreadgroup", "+xack", "+xdel", "+xautoclaim", "+xclaim", "+xpending",
+    "+xlen", "+xinfo|groups", "+xgroup|create",
 )
 
 

@@ -106,21 +106,9 @@ async def execute(
     taskrun: TaskRun, environment: RuntimeEnvironment, backend: TaskRunStatusBackend, store: RedisStore | None = None,
 ) -> tuple[ExitCode, ResultRecord]:
     """Run the task as any worker would; the exit code says what the operator does next."""
-    labels = taskrun.message_labels()
-    if taskrun.status.retries:  # as taskiq's retry middleware counts them
-        labels[RETRIES_LABEL] = taskrun.status.retries
-    try:
-        args, kwargs = await load_arguments(store, taskrun)
-    except StoreError as exc:  # retried by the policy: Redis may be back, or the arguments are gone for good
-        logger.error("Cannot read the arguments: %s", exc)
-        return ExitCode.TASK_ERROR, ResultRecord.failure(exc, labels)
-    message = TaskiqMessage(
-        task_id=taskrun.task_id,
-        task_name=taskrun.spec.task_name,
-        labels=labels,
-        args=args,
-        kwargs=kwargs,
-    )
+    message = await task_message(taskrun, store)
+    if isinstance(message, ResultRecord):
+        return ExitCode.TASK_ERROR, message
     try:
         broker = load_broker(message.task_name, environment.imports)
     except Exception as exc:  # the task cannot even be found: an error result says why
@@ -134,6 +122,24 @@ async def execute(
             record = await Receiver(broker, executor).run(message)
         finally:
             await broker.shutdown()
+    return exit_code(record, message)
+
+
+async def task_message(taskrun: TaskRun, store: RedisStore | None) -> TaskiqMessage | ResultRecord:
+    """The message the task receives, or the error result when its arguments cannot be read."""
+    labels = taskrun.message_labels()
+    if taskrun.status.retries:  # as taskiq's retry middleware counts them
+        labels[RETRIES_LABEL] = taskrun.status.retries
+    try:
+        args, kwargs = await load_arguments(store, taskrun)
+    except StoreError as exc:  # retried by the policy: Redis may be back, or the arguments are gone for good
+        logger.error("Cannot read the arguments: %s", exc)
+        return ResultRecord.failure(exc, labels)
+    return TaskiqMessage(task_id=taskrun.task_id, task_name=taskrun.spec.task_name, labels=labels, args=args, kwargs=kwargs)
+
+
+def exit_code(record: ResultRecord | None, message: TaskiqMessage) -> tuple[ExitCode, ResultRecord]:
+    """What a run's record means for the attempt: requeued (no record), rejected, failed or succeeded."""
     if record is None:
         return ExitCode.REQUEUE, ResultRecord(labels=message.labels)
     if record.is_err and record.error is not None and record.error.type == "TaskRejectedError":

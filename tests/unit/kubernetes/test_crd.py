@@ -206,3 +206,32 @@ def test_malformed_runs_are_rejected(case: str) -> None:
 
 def test_render_is_deterministic() -> None:
     assert render_crd() == render_crd()
+
+
+def test_pool_crd_file_is_what_the_models_generate_and_the_chart_ships_it() -> None:
+    pool_file = ROOT / "crds" / "taskpool.yaml"
+    assert pool_file.read_text() == render_crd_yaml("taskpool"), (
+        "crds/taskpool.yaml is stale: run `python -m podiq.kubernetes.crd taskpool > crds/taskpool.yaml` "
+        "and copy it to charts/podiq/crds/"
+    )
+    assert (ROOT / "charts" / "podiq" / "crds" / "taskpool.yaml").read_bytes() == pool_file.read_bytes()
+
+
+def test_pool_crd_validates_pools_like_the_models() -> None:
+    from podiq.kubernetes.taskpools import TaskPoolSpec
+
+    schema = _as_json_schema(yaml.safe_load((ROOT / "crds" / "taskpool.yaml").read_text()))
+    check = jsonschema.Draft4Validator(schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    good = {"spec": {"minReplicas": 0, "maxReplicas": 2, "concurrency": 4, "imports": ["app.tasks"]}}
+    assert not list(check.iter_errors(good))
+    TaskPoolSpec.model_validate(good["spec"])
+    assert list(check.iter_errors({"spec": {"maxReplicas": 0}}))
+    assert list(check.iter_errors({"spec": {"concurrency": "8"}}))
+    with pytest.raises(ValueError, match="minReplicas"):
+        TaskPoolSpec.model_validate({"minReplicas": 3, "maxReplicas": 2})
+
+
+def test_taskruns_show_their_pool_and_pod() -> None:
+    columns = {c["name"]: c["jsonPath"] for c in crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["Pool"] == ".spec.pool" and columns["Pod"] == ".status.podName"
+    assert openapi_schema()["properties"]["spec"]["properties"]["pool"]["maxLength"] == 40
