@@ -30,7 +30,8 @@ from podiq.kubernetes.storage import (
     run_keys,
     with_credentials,
 )
-from tests.redisserver import RedisServer, _free_port
+from tests.cluster.procs import free_port
+from tests.redisserver import RedisServer
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ async def test_the_log_tail_keeps_the_last_bytes(store: RedisStore) -> None:
 
 
 async def test_redis_down_fails_fast_and_clearly() -> None:
-    url = f"redis://:pw@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:pw@127.0.0.1:{free_port()}/0"
     async with RedisStore(StoreSettings(url=url, timeout=2)) as store:
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError, match=r"redis://:\*\*\*@127.0.0.1:\d+/0 cannot be reached"):
