@@ -130,6 +130,9 @@ async def test_the_log_tail_keeps_the_last_bytes(store: RedisStore) -> None:
     kept = (await store.get(ref)).decode()
     assert kept.startswith("[podiq: the first ") and kept.endswith("line 99\n") and "line 0\n" not in kept
     assert kept.split("]\n", 1)[1] == long[-64:].decode()
+    accents = await store.put_tail("podiq:unit:logs:log:4", ("é" * 100).encode() + b"\xff end", ttl=60)
+    assert accents is not None  # cut at a character; other bytes are kept as they are
+    assert (await store.get(accents)).split(b"]\n", 1)[1] == ("é" * 29).encode() + b"\xff end"
     async with RedisStore(StoreSettings(url=store.url, log_tail=0)) as none_kept:
         assert await none_kept.put_tail("podiq:unit:logs:log:3", long, ttl=60) is None
 
