@@ -17,7 +17,6 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from tests.cluster import building  # noqa: E402
 from tests.cluster.cluster import Cluster  # noqa: E402
 from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402
-from tests.redisserver import RedisServer  # noqa: E402
+from tests.redisserver import RedisServer, running_redis  # noqa: E402
 
 #: Inline up to this many bytes of JSON, so that the `--inline` run stays in the TaskRun.
 INLINE_LIMIT = 200 * 1024
@@ -111,17 +110,14 @@ def main() -> None:
     control_plane = ControlPlane(bin_dir=building.build(), state_dir=state)
     control_plane.start()
     cluster = Cluster(control_plane)
-    with tempfile.TemporaryDirectory(prefix="podiq-bench-redis-") as directory:
-        server = RedisServer(Path(directory))
-        server.start()
-        try:
+    try:
+        with running_redis() as server:
             os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-            figures = asyncio.run(measure(cluster, server, args, Path(directory)))
+            figures = asyncio.run(measure(cluster, server, args, server.directory))
             report(figures, args)
-        finally:
-            server.stop()
-            control_plane.stop()
-            remove_state_dir(state)
+    finally:
+        control_plane.stop()
+        remove_state_dir(state)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ fail (never skip) without it, so a run cannot go green without the store's tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -19,13 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.procs import free_port, stop_group
+
 START_TIMEOUT = 10.0  # seconds for redis-server to answer PING
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -48,7 +45,7 @@ class RedisServer:
 
     def start(self) -> None:
         for _ in range(3):  # another process may take the port between picking and binding
-            self.port = self.port or _free_port()
+            self.port = self.port or free_port()
             args = [
                 self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--requirepass", self.password,
                 "--save", "", "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no",
@@ -93,20 +90,17 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            stop_group(self.process.pid)
+            self.process.wait(timeout=10)
 
     def log(self) -> str:
         path = self.directory / f"redis-{self.port}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One redis-server for the session; tests use their own keys."""
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A redis-server in a directory of its own, stopped and removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="podiq-redis-") as directory:
         server = RedisServer(Path(directory))
         server.start()
@@ -114,15 +108,17 @@ def redis_server() -> Iterator[RedisServer]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session; tests use their own keys."""
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture
 def fresh_redis_server() -> Iterator[RedisServer]:
     """A redis-server of the test's own, for tests that kill it."""
-    with tempfile.TemporaryDirectory(prefix="podiq-redis-") as directory:
-        server = RedisServer(Path(directory))
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with running_redis() as server:
+        yield server

@@ -39,6 +39,8 @@ SECRET_KEY = "url"
 #: Seconds before a namespace's user and Secret are checked again (a Redis restarted without
 #: persistence forgets its ACL users).
 RECHECK_AFTER = 300.0
+#: Seconds before a namespace whose provisioning failed is tried again.
+RETRY_AFTER = 30.0
 
 
 def namespace_password(admin_url: str, namespace: str) -> str:
@@ -84,7 +86,9 @@ class NamespaceStorage:
             url = with_credentials(self.store.url, namespace_user(namespace), password)
             await self._write_secret(namespace_secret(namespace, url))
         except (StoreError, ApiException) as exc:
-            logger.warning("Redis for namespace %s is not set up (retried with its next attempt): %s", namespace, exc)
+            logger.warning("Redis for namespace %s is not set up (tried again in %.0f s): %s", namespace, RETRY_AFTER, exc)
+            # Not at every Job: an unreachable Redis would hold up dispatching by its timeout each time.
+            self._checked[namespace] = time.monotonic() - self.recheck_after + RETRY_AFTER
             return
         self._checked[namespace] = time.monotonic()
 

@@ -45,9 +45,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_REDIS_URL",
     "KEY_PREFIX",
+    "RedisStore",
     "StoreSettings",
     "StoredValue",
-    "RedisStore",
     "args_key",
     "dump_json",
     "format_size",
@@ -376,7 +376,9 @@ class RedisStore:
         limit = self.settings.log_tail
         if limit <= 0:
             return None
-        tail = text[-limit:].decode(errors="ignore").encode()  # starts at a character
+        tail = text[-limit:]
+        while tail and tail[0] & 0xC0 == 0x80:  # start at a UTF-8 character, not inside one
+            tail = tail[1:]
         cut = dropped + len(text) - len(tail)
         if cut:
             tail = f"[podiq: the first {cut} bytes of output are not kept]\n".encode() + tail

@@ -30,7 +30,8 @@ from podiq.runtime.running import stored_outcome
 from podiq_operator.config import JobConfig, OperatorConfig
 from podiq_operator.jobs import build_job
 from podiq_operator.storage import namespace_password, namespace_secret
-from tests.redisserver import RedisServer, _free_port
+from tests.cluster.procs import free_port
+from tests.redisserver import RedisServer
 
 broker = InMemoryBroker()
 
@@ -145,7 +146,7 @@ async def test_without_redis_a_large_result_says_how_to_keep_it() -> None:
 
 
 async def test_a_result_redis_cannot_take_fails_the_attempt_with_the_reason() -> None:
-    down = StoreSettings(url=f"redis://:pw@127.0.0.1:{_free_port()}/0", result_inline_limit=1000, timeout=2)
+    down = StoreSettings(url=f"redis://:pw@127.0.0.1:{free_port()}/0", result_inline_limit=1000, timeout=2)
     async with RedisStore(down) as store:
         outcome = await stored_outcome(store, down, run_of(spec(), "down"), 1, ExitCode.SUCCEEDED, ResultRecord(return_value="y" * 5000))
     assert outcome.code is ExitCode.TASK_ERROR and outcome.result is not None and outcome.result["is_err"]

@@ -30,7 +30,8 @@ from podiq.kubernetes.storage import (
     run_keys,
     with_credentials,
 )
-from tests.redisserver import RedisServer, _free_port
+from tests.cluster.procs import free_port
+from tests.redisserver import RedisServer
 
 
 @pytest.fixture
@@ -129,12 +130,15 @@ async def test_the_log_tail_keeps_the_last_bytes(store: RedisStore) -> None:
     kept = (await store.get(ref)).decode()
     assert kept.startswith("[podiq: the first ") and kept.endswith("line 99\n") and "line 0\n" not in kept
     assert kept.split("]\n", 1)[1] == long[-64:].decode()
+    accents = await store.put_tail("podiq:unit:logs:log:4", ("é" * 100).encode() + b"\xff end", ttl=60)
+    assert accents is not None  # cut at a character; other bytes are kept as they are
+    assert (await store.get(accents)).split(b"]\n", 1)[1] == ("é" * 29).encode() + b"\xff end"
     async with RedisStore(StoreSettings(url=store.url, log_tail=0)) as none_kept:
         assert await none_kept.put_tail("podiq:unit:logs:log:3", long, ttl=60) is None
 
 
 async def test_redis_down_fails_fast_and_clearly() -> None:
-    url = f"redis://:pw@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:pw@127.0.0.1:{free_port()}/0"
     async with RedisStore(StoreSettings(url=url, timeout=2)) as store:
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError, match=r"redis://:\*\*\*@127.0.0.1:\d+/0 cannot be reached"):
