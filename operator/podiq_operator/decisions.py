@@ -134,6 +134,10 @@ def decide(
             return Idle()
         expires = status.completion_time + timedelta(seconds=ttl)
         return DeleteTaskRun() if expires <= now else Wake(_seconds(expires - now))
+    if run.spec.pool is not None:  # pool runs get no Job: their workers and the pool keeper run them
+        from podiq_operator.pools import decide_pool_run
+
+        return decide_pool_run(run, now)
 
     # 2. Never started, and neither cancelled nor held back: start (the Job records it, no write).
     if attempt == 0 and not run.is_cancelled() and run.not_started_before(now) is None:

@@ -8,10 +8,12 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import kopf
 import uvloop
 from podiq.kubernetes.connecting import api_client
+from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import RedisStore
 
 from podiq_operator.clusters import KubernetesClusterApi
@@ -19,6 +21,7 @@ from podiq_operator.config import OperatorConfig
 from podiq_operator.handlers import Secondaries, build_informers, build_registry, post_event
 from podiq_operator.informers import Informer
 from podiq_operator.metrics import Metrics
+from podiq_operator.pools import PoolKeeper
 from podiq_operator.reconciling import Reconciler
 from podiq_operator.storage import NamespaceStorage
 
@@ -39,6 +42,7 @@ async def operate(
         metrics.serve(config.metrics_port, config.metrics_address)
     connection = await api_client()
     storage = NamespaceStorage(RedisStore(config.store), connection) if config.store.url else None
+    keeper: PoolKeeper | None = None
     try:
         api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
         reconciler = Reconciler(api, config, metrics=metrics, events=post_event, storage=storage)
@@ -47,7 +51,10 @@ async def operate(
         standalone = config.peering is None
         registry = build_registry(reconciler, config, None if standalone else secondaries)
         informers = build_informers(connection, secondaries, config) if standalone else []
+        keeper = pool_keeper(connection, storage, config, reconciler)
         async with running(informers, sync_timeout=config.api.request_timeout):
+            if keeper is not None:
+                keeper.start()
             await kopf.operator(
                 registry=registry,
                 clusterwide=not config.namespaces,
@@ -59,9 +66,24 @@ async def operate(
                 ready_flag=ready_flag,
             )
     finally:
+        if keeper is not None:
+            await keeper.stop()
         if storage is not None:
             await storage.close()
         await connection.close()
+
+
+def pool_keeper(connection: Any, storage: NamespaceStorage | None, config: OperatorConfig, reconciler: Reconciler) -> PoolKeeper | None:
+    """TaskPools need Redis: without it the operator keeps none (and pool runs wait, saying so in the client)."""
+    if storage is None:
+        return None
+    cache = reconciler.cache
+
+    def pool_runs() -> list[TaskRun]:
+        bodies = [b for b in list(cache.taskruns.values()) if (b.get("spec") or {}).get("pool")]
+        return [TaskRun.from_api(b) for b in bodies]
+
+    return PoolKeeper(connection, storage.store, config.jobs, config.namespaces, pool_runs)
 
 
 @contextlib.asynccontextmanager

@@ -7,8 +7,8 @@ then acknowledge the entry. An entry is acknowledged only once its attempt repor
 needs no running), so a worker killed mid-run leaves it pending; another worker reclaims it
 after the visibility timeout and records the lost attempt, retried by the run's policy.
 
-Cancellation and timeouts stop the one run: the worker watches its namespace's TaskRuns and
-cancels a run the operator marked Cancelled, and a task's ``timeout`` label bounds it as in
+Cancellation and timeouts stop the one run: the worker reads each running TaskRun every
+second and cancels a run the operator marked Cancelled, and a task's ``timeout`` label bounds it as in
 a pod. The worker keeps serving the others.
 """
 
@@ -38,7 +38,6 @@ from podiq.kubernetes.dispatch import Entry, PoolQueue
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.resources import TaskRun, status_patch
 from podiq.kubernetes.storage import RedisStore, StoreSettings
-from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
 from podiq.runtime.environment import ENV_IMPORTS, ENV_POD_NAME, ENV_PROGRESS_INTERVAL, RuntimeEnvironment
 from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.running import (
@@ -61,6 +60,8 @@ ENV_VISIBILITY_TIMEOUT = "PODIQ_VISIBILITY_TIMEOUT"
 
 #: Milliseconds one XREADGROUP waits for a new entry before the loop looks around again.
 BLOCK_MS = 1000
+#: Seconds between the reads that tell a running run was cancelled.
+POLL_SECONDS = 1.0
 #: Seconds a stopping worker lets its runs finish before it leaves them to be reclaimed.
 STOP_GRACE = 20.0
 
@@ -155,8 +156,6 @@ class Worker:
             __import__(module)
         async with await api_client() as connection:
             self.api = TaskRunApi(connection)
-            self.watch = TaskRunWatch(connection, self.settings.namespace)
-            await self.watch.start()
             keeper = asyncio.create_task(self._keep_claims(), name="podiq-worker-claims")
             logger.info("Worker %s serves pool %s/%s, %s runs at once.",
                         self.settings.pod_name, self.settings.namespace, self.settings.pool, self.settings.concurrency)
@@ -167,7 +166,6 @@ class Worker:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
-                await self.watch.stop()
                 for broker in self.brokers:
                     await broker.shutdown()
                 await self.store.close()
@@ -259,7 +257,6 @@ class Worker:
             pod_name=settings.pod_name, imports=settings.imports, progress_interval=settings.progress_interval,
         )
         started = datetime.now(UTC)
-        self.watch.track(taskrun.name)
         backend = TaskRunStatusBackend(self.api, taskrun.namespace, taskrun.name, settings.progress_interval)
         self.router.runs[taskrun.task_id] = backend
         try:
@@ -281,7 +278,7 @@ class Worker:
     async def _execute_until_stopped(self, taskrun: TaskRun, environment: RuntimeEnvironment) -> tuple[ExitCode | None, ResultRecord]:
         """Run the task; stop it when the run is finished by someone else (cancelled by the operator)."""
         run = asyncio.create_task(self._execute(taskrun, environment))
-        ended = asyncio.create_task(self.watch.wait(taskrun.name, None))
+        ended = asyncio.create_task(self._finished_elsewhere(taskrun, environment.attempt))
         try:
             await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -291,10 +288,26 @@ class Worker:
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await run
-        gone = not ended.cancelled() and isinstance(ended.exception(), TaskRunGone)
-        logger.info("Stopped attempt %s of TaskRun %s: it was %s.", environment.attempt, taskrun.name,
-                    "deleted" if gone else "finished elsewhere (cancelled)")
+        logger.info("Stopped attempt %s of TaskRun %s: it was %s.", environment.attempt, taskrun.name, ended.result())
         return None, ResultRecord()
+
+    async def _finished_elsewhere(self, taskrun: TaskRun, attempt: int) -> str:
+        """Returns once the run was deleted, or finished by someone else (the operator cancelled it).
+
+        A read per run every :data:`POLL_SECONDS`: workers need no watch (nor list) rights on TaskRuns.
+        """
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                body = await self.api.get(taskrun.namespace, taskrun.name)
+            except Exception as exc:  # the API is busy or away: the run goes on
+                logger.debug("Cannot read TaskRun %s: %s", taskrun.name, exc)
+                continue
+            if body is None:
+                return "deleted"
+            current = TaskRun.from_api(body)
+            if current.is_done() or current.status.attempts > attempt:
+                return f"finished elsewhere ({current.status.reason.value}, attempt {current.status.attempts})"
 
     async def _execute(self, taskrun: TaskRun, environment: RuntimeEnvironment) -> tuple[ExitCode, ResultRecord]:
         message = await task_message(taskrun, self.store)

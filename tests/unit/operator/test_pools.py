@@ -1,0 +1,102 @@
+"""TaskPools in the operator: pool runs get no Job, the workers' Deployment, scaling, and the backstop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from podiq.kubernetes.resources import Phase, Reason, TaskRun
+from podiq.kubernetes.taskpools import TaskPool
+
+from podiq_operator.config import JobConfig
+from podiq_operator.decisions import Cancel, Idle, StartAttempt, decide
+from podiq_operator.observations import AttemptObservation, AttemptState
+from podiq_operator.pools import ENQUEUE_GRACE, backstop, build_deployment, desired_replicas
+
+from .conftest import NOW, taskrun
+
+MISSING = AttemptObservation(AttemptState.MISSING)
+
+
+def pool(**spec: object) -> TaskPool:
+    return TaskPool.from_api({"metadata": {"name": "fast", "namespace": "jobs", "uid": "uid-fast"}, "spec": spec})
+
+
+def test_a_pool_run_gets_no_job_in_any_state() -> None:
+    assert isinstance(decide(taskrun(), 0, MISSING, NOW), StartAttempt)
+    fresh = taskrun(pool="fast")
+    assert isinstance(decide(fresh, 0, MISSING, NOW, fresh=True), Idle)
+    retrying = taskrun(pool="fast", retryOnError=True)
+    retrying.status.record_attempt(1, None, NOW)
+    retrying.fail_attempt("WorkerLost", "gone", NOW)
+    assert retrying.status.wants_next_attempt()
+    assert isinstance(decide(retrying, 1, MISSING, NOW, fresh=True), Idle)
+
+
+def test_a_cancelled_pool_run_is_marked_cancelled_with_no_job_to_delete() -> None:
+    run = taskrun(pool="fast", cancelled=True)
+    action = decide(run, 0, MISSING, NOW)
+    assert isinstance(action, Cancel) and action.job_name is None
+    assert action.status.phase is Phase.CANCELLED and action.status.result["error"]["type"] == "TaskCancelledError"
+
+
+def test_workers_scale_with_backlog_and_busy_runs_within_bounds() -> None:
+    p = pool(minReplicas=0, maxReplicas=3, concurrency=4)
+    assert desired_replicas(p, 0, 0) == 0
+    assert desired_replicas(p, 1, 0) == 1
+    assert desired_replicas(p, 3, 2) == 2
+    assert desired_replicas(p, 1000, 0) == 3
+    assert desired_replicas(pool(minReplicas=2, maxReplicas=3), 0, 0) == 2
+
+
+def test_the_deployment_runs_workers_of_the_pool_as_non_root() -> None:
+    config = JobConfig(runtime_image="podiq-runtime:1", store_secret="podiq-redis")
+    p = pool(imports=["app.tasks"], concurrency=5, env=[{"name": "PODIQ_POOL", "value": "other"}, {"name": "A", "value": "1"}])
+    body = build_deployment(p, 2, config)
+    assert body["metadata"]["name"] == "podiq-pool-fast" and body["spec"]["replicas"] == 2
+    assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-fast"
+    template = body["spec"]["template"]
+    assert body["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    (container,) = template["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "podiq.runtime.worker"] and container["image"] == "podiq-runtime:1"
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["PODIQ_POOL"] == "fast" and env["PODIQ_IMPORTS"] == "app.tasks" and env["PODIQ_CONCURRENCY"] == "5"
+    assert env["A"] == "1" and env["PODIQ_REDIS_URL"] == {"secretKeyRef": {"name": "podiq-redis", "key": "url"}}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert template["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def created(seconds_ago: float, **spec: object) -> TaskRun:
+    run = taskrun(pool="fast", **spec)
+    run.metadata.creation_timestamp = NOW - timedelta(seconds=seconds_ago)
+    return run
+
+
+def test_a_run_nobody_enqueued_is_enqueued_after_the_grace() -> None:
+    assert backstop(created(1), pool(), None, NOW) is None
+    verdict = backstop(created(ENQUEUE_GRACE + 1), pool(), None, NOW)
+    assert verdict is not None and verdict.enqueue == 1
+    assert backstop(created(60), pool(), "claimed:worker-1", NOW) is None
+
+
+def test_a_run_nobody_claimed_fails_after_the_pools_deadline() -> None:
+    queued = f"queued:{(NOW - timedelta(seconds=30)).timestamp():.0f}"
+    assert backstop(created(60), pool(claimDeadlineSeconds=60), queued, NOW) is None
+    verdict = backstop(created(60), pool(claimDeadlineSeconds=10), queued, NOW)
+    assert verdict is not None and verdict.fail == "NotClaimed" and "podiq-pool-fast" in verdict.message
+
+
+def test_a_run_of_a_missing_pool_fails_naming_it() -> None:
+    verdict = backstop(created(60), None, None, NOW)
+    assert verdict is not None and verdict.fail == "PoolNotFound" and "'fast'" in verdict.message
+
+
+def test_the_next_attempt_after_a_retry_is_the_one_backstopped() -> None:
+    run = created(60, retryOnError=True)
+    run.status.record_attempt(1, None, NOW - timedelta(seconds=30))
+    run.fail_attempt("WorkerLost", "gone", NOW - timedelta(seconds=20))
+    assert run.status.reason is Reason.RETRYING
+    verdict = backstop(run, pool(), None, NOW)
+    assert verdict is not None and verdict.enqueue == 2
+    running = created(60)
+    running.status.record_attempt(1, None, NOW)
+    assert backstop(running, pool(), None, NOW) is None
