@@ -83,7 +83,7 @@ def pool_keeper(connection: Any, storage: NamespaceStorage | None, config: Opera
         bodies = [b for b in list(cache.taskruns.values()) if (b.get("spec") or {}).get("pool")]
         return [TaskRun.from_api(b) for b in bodies]
 
-    return PoolKeeper(connection, storage.store, config.jobs, config.namespaces, pool_runs)
+    return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs)
 
 
 @contextlib.asynccontextmanager

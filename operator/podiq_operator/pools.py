@@ -29,17 +29,18 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from podiq.exceptions import StoreError
-from podiq.kubernetes.api import ConflictError, TaskRunApi
+from podiq.kubernetes.api import MERGE_PATCH, ConflictError, TaskRunApi
 from podiq.kubernetes.dispatch import CLAIMED, QUEUED, PoolQueue
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
 from podiq.kubernetes.resources import GROUP, VERSION, InfrastructureError, Reason, TaskRun, error_result, status_patch
-from podiq.kubernetes.storage import ENV_REDIS_URL, RedisStore
+from podiq.kubernetes.storage import ENV_REDIS_URL
 from podiq.kubernetes.taskpools import POOL_PLURAL, TaskPool
 from podiq.runtime.environment import ENV_IMPORTS, ENV_POD_NAME, RESERVED
 from podiq.runtime.worker import ENV_CONCURRENCY, ENV_NAMESPACE, ENV_POOL, ENV_VISIBILITY_TIMEOUT
 
 from podiq_operator.config import JobConfig
 from podiq_operator.decisions import Action, Cancel, Event, Idle
+from podiq_operator.storage import NamespaceStorage
 
 __all__ = [
     "ENQUEUE_GRACE",
@@ -204,7 +205,7 @@ class PoolKeeper:
     def __init__(
         self,
         connection: client.ApiClient,
-        store: RedisStore,
+        storage: NamespaceStorage,
         config: JobConfig,
         namespaces: Iterable[str],
         runs: Callable[[], Iterable[TaskRun]],
@@ -212,7 +213,8 @@ class PoolKeeper:
         self.custom = client.CustomObjectsApi(connection)
         self.apps = client.AppsV1Api(connection)
         self.taskruns = TaskRunApi(connection)
-        self.store = store
+        self.storage = storage
+        self.store = storage.store
         self.config = config
         self.namespaces = list(namespaces)
         self.runs = runs
@@ -255,7 +257,10 @@ class PoolKeeper:
         """One round: every pool's Deployment and status, then every unfinished pool run."""
         pools = {(p.namespace, p.name): p for p in await self._pools()}
         for pool in pools.values():
-            await self._keep_pool(pool)
+            try:
+                await self._keep_pool(pool)
+            except (ApiException, StoreError) as exc:  # one pool's trouble holds up neither the others nor the runs
+                logger.error("TaskPool %s/%s was not kept: %s", pool.namespace, pool.name, exc)
         now = datetime.now(UTC)
         for run in list(self.runs()):
             if run.spec.pool is None or run.is_done() or run.is_cancelled():
@@ -270,6 +275,7 @@ class PoolKeeper:
                 await self._carry_out(run, verdict, now)
 
     async def _keep_pool(self, pool: TaskPool) -> None:
+        await self.storage.ensure(pool.namespace)  # the workers' Redis user and Secret
         queue = PoolQueue(self.store, pool.namespace, pool.name)
         try:
             await queue.ensure_group()
@@ -282,7 +288,8 @@ class PoolKeeper:
         try:
             current = await self.apps.read_namespaced_deployment(name, pool.namespace)
             if current.spec.replicas != replicas:
-                await self.apps.patch_namespaced_deployment_scale(name, pool.namespace, {"spec": {"replicas": replicas}})
+                await self.apps.patch_namespaced_deployment_scale(
+                    name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH)
                 logger.info("TaskPool %s/%s: %s -> %s workers (backlog %s, busy %s).",
                             pool.namespace, pool.name, current.spec.replicas, replicas, backlog, busy)
         except ApiException as exc:
@@ -294,7 +301,7 @@ class PoolKeeper:
                   "observedGeneration": pool.metadata.generation}
         if pool.status.model_dump(by_alias=True, mode="json") != status:
             await self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, pool.namespace, POOL_PLURAL, pool.name, {"status": status},
+                GROUP, VERSION, pool.namespace, POOL_PLURAL, pool.name, {"status": status}, _content_type=MERGE_PATCH,
             )
 
     async def _carry_out(self, run: TaskRun, verdict: Backstop, now: datetime) -> None:

@@ -17,13 +17,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD = REPO_ROOT / "crds" / "taskrun.yaml"
+POOL_CRD = REPO_ROOT / "crds" / "taskpool.yaml"
 CHART = REPO_ROOT / "charts" / "podiq"
 
 
 @pytest.fixture(scope="session")
 def podiq_crd(cluster: Any) -> Any:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskruns.podiq.io")
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD), "-f", str(POOL_CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskruns.podiq.io", "crd/taskpools.podiq.io")
     return cluster
 
 

@@ -1,0 +1,186 @@
+"""Warm pools on the local control plane with a real Redis: the operator's worker Deployment
+(its pods run as host processes), pool runs end to end, a worker SIGKILLed mid-run, cancel and
+timeout inside a worker, and a client that died between creating a TaskRun and enqueuing it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podiq import TaskCancelledError
+from podiq.exceptions import TaskTimeoutError
+from podiq.kubernetes.broker import KubernetesBroker
+from podiq.kubernetes.dispatch import PoolQueue
+from podiq.kubernetes.storage import RedisStore, StoreSettings
+from tests.integration.conftest import OperatorProcess, namespace_with_chart
+from tests.integration.test_storage import operator_with_redis, taskrun
+from tests.redisserver import RedisServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+WAIT = 60
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def pool_manifest(name: str, **spec: Any) -> str:
+    import json
+
+    body = {
+        "apiVersion": "podiq.io/v1alpha1", "kind": "TaskPool", "metadata": {"name": name},
+        "spec": {"env": [{"name": "PYTHONPATH", "value": REPO_ROOT}], "imports": ["tests.integration.pool_tasks"], **spec},
+    }
+    return json.dumps(body)
+
+
+@pytest.fixture(scope="module")
+def pool_namespace(podiq_crd: Any) -> Iterator[str]:
+    namespace = namespace_with_chart(podiq_crd, "podiq-pool")
+    os.environ["PODIQ_TEST_POOL_NAMESPACE"] = namespace
+    yield namespace
+    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def pool_operator(
+    cluster: Any, pool_namespace: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    operator = operator_with_redis(cluster, pool_namespace, redis_server, tmp_path_factory.mktemp("operator-pool"))
+    cluster.apply(pool_manifest("fast", minReplicas=2, maxReplicas=2, concurrency=4, visibilityTimeoutSeconds=3), "-n", pool_namespace)
+    yield operator
+    operator.stop()
+
+
+def worker_pods(cluster: Any, namespace: str) -> list[str]:
+    pods = cluster.get("pods", "-n", namespace, "-l", "podiq.io/pool=fast")["items"]
+    return sorted(p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") == "Running")
+
+
+@pytest.fixture
+async def pool_broker(
+    cluster: Any, pool_operator: OperatorProcess, pool_namespace: str, redis_server: RedisServer,
+) -> AsyncIterator[KubernetesBroker]:
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    from tests.integration import pool_tasks
+
+    cluster.wait_for("two workers of pool fast", lambda: len(worker_pods(cluster, pool_namespace)) == 2 or None, timeout=WAIT)
+    broker = pool_tasks.broker
+    broker.namespace, broker.kubeconfig = pool_namespace, str(cluster.kubeconfig)
+    broker.store_settings = StoreSettings(url=redis_server.url)
+    async with broker:
+        yield broker
+
+
+@pytest.fixture
+async def admin(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    async with RedisStore(StoreSettings(url=redis_server.url)) as store:
+        yield store
+
+
+async def test_pool_runs_end_to_end_without_a_job(pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str) -> None:
+    from tests.integration import pool_tasks as t
+
+    assert await (await t.add.kiq(1, 2)).wait_result(timeout=WAIT) == 3
+    handle = await t.where.kiq()
+    pod = await handle.wait_result(timeout=WAIT)
+    assert pod in worker_pods(cluster, pool_namespace)
+    status = taskrun(cluster, pool_namespace, handle.task_id)["status"]
+    assert status["phase"] == "Succeeded" and status["podName"] == pod and status["attempts"] == 1
+    assert "jobName" not in status and not cluster.get("jobs", "-n", pool_namespace)["items"][:0]
+    assert not [j for j in cluster.get("jobs", "-n", pool_namespace)["items"] if j["metadata"]["name"].startswith(handle.task_id)]
+    with pytest.raises(ValueError, match="boom"):
+        await (await t.fail.kiq("boom")).wait_result(timeout=WAIT)
+    shown = cluster.kubectl("get", "taskruns", "-n", pool_namespace, handle.task_id, "-o", "wide").stdout
+    assert "fast" in shown and pod in shown
+    many = [await t.add.kiq(i, i) for i in range(20)]
+    assert [await h.wait_result(timeout=WAIT) for h in many] == [2 * i for i in range(20)]
+    # Without a pool, a run is a Job as before.
+    job = await (await t.in_a_job.kiq()).wait_result(timeout=WAIT)
+    assert job.endswith("-a1")
+
+
+def pid_of(pod: str) -> int:
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            text = environ.read_bytes()
+            cmdline = (environ.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"PODIQ_POD_NAME={pod}".encode() in text.split(b"\0") and b"podiq.runtime.worker" in cmdline:
+            return int(environ.parent.name)
+    raise AssertionError(f"no worker process of pod {pod}")
+
+
+async def claimed_by(admin: RedisStore, namespace: str, name: str, attempt: int = 1) -> str:
+    queue = PoolQueue(admin, namespace, "fast")
+    for _ in range(100):
+        marker = await queue.marker(name, attempt) or ""
+        if marker.startswith("claimed:"):
+            return marker.partition(":")[2]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"attempt {attempt} of {name} was not claimed: {marker!r}")
+
+
+async def test_a_run_of_a_sigkilled_worker_is_reclaimed_and_finishes_once(
+    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str, admin: RedisStore,
+) -> None:
+    from tests.integration import pool_tasks as t
+
+    handle = await t.nap.kiq(4)
+    victim = await claimed_by(admin, pool_namespace, handle.task_id)
+    await asyncio.sleep(0.5)
+    os.kill(pid_of(victim), signal.SIGKILL)
+    killed_at = time.monotonic()
+    pod = await handle.wait_result(timeout=WAIT)
+    assert time.monotonic() - killed_at >= 3  # reclaimed after the visibility timeout, not before
+    status = taskrun(cluster, pool_namespace, handle.task_id)["status"]
+    assert status["phase"] == "Succeeded" and status["attempts"] == 2 and status["retries"] == 1
+    assert status["reportedAttempt"] == 2 and status["podName"] == pod
+    assert (await PoolQueue(admin, pool_namespace, "fast").depth()) == (0, 0)  # nothing left to run twice
+
+
+async def test_cancel_and_timeout_stop_one_run_and_the_worker_serves_on(
+    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str, admin: RedisStore,
+) -> None:
+    from tests.integration import pool_tasks as t
+
+    long = await t.nap.kiq(60)
+    worker = await claimed_by(admin, pool_namespace, long.task_id)
+    started = time.monotonic()
+    await long.cancel()
+    with pytest.raises(TaskCancelledError):
+        await long.wait_result(timeout=WAIT)
+    assert time.monotonic() - started < 15
+    timed = await t.nap.kicker().with_labels(timeout=1, retry_on_error=False).kiq(30)
+    record = await timed.wait_result(timeout=WAIT)
+    assert record.is_err and isinstance(record.error, TaskTimeoutError)
+    assert taskrun(cluster, pool_namespace, timed.task_id)["status"]["phase"] == "Failed"
+
+    def stopped() -> bool | None:
+        logs = cluster.kubectl("logs", "-n", pool_namespace, worker, check=False).stdout
+        return f"Stopped attempt 1 of TaskRun {long.task_id}" in logs or None
+
+    cluster.wait_for("the worker's note that it stopped the cancelled run", stopped, timeout=10)
+    assert worker in worker_pods(cluster, pool_namespace)  # no restart: the same worker process serves on
+    assert await (await t.add.kiq(2, 3)).wait_result(timeout=WAIT) == 5
+
+
+async def test_a_run_created_but_never_enqueued_is_enqueued_by_the_operator(
+    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str,
+) -> None:
+    from tests.integration import pool_tasks as t
+
+    message = t.add.kicker().with_task_id(f"orphan-{os.getpid()}-{int(time.time())}")._prepare_message(4, 5)
+    body = pool_broker.taskrun_body(message)
+    await pool_broker.taskruns.create(pool_namespace, body)  # as a client that died right after the create
+    pool_broker.watch.track(body["metadata"]["name"])
+    started = time.monotonic()
+    finished = await pool_broker.watch.wait(body["metadata"]["name"], WAIT)
+    assert finished.status.is_succeeded() and finished.status.result["return_value"] == 9
+    assert time.monotonic() - started >= 4  # the operator's grace, then its enqueue
