@@ -61,6 +61,8 @@ LABEL_POOL = f"{GROUP}/pool"
 KEEP_INTERVAL = 2.0
 #: Seconds a pool run may wait for its client's enqueue before the operator enqueues it.
 ENQUEUE_GRACE = 5.0
+#: Seconds the need for workers must stay lower before the pool shrinks (no flapping between bursts).
+SCALE_DOWN_AFTER = 10.0
 
 
 def deployment_name(pool: str) -> str:
@@ -219,6 +221,7 @@ class PoolKeeper:
         self.namespaces = list(namespaces)
         self.runs = runs
         self._task: asyncio.Task[None] | None = None
+        self._lower_since: dict[tuple[str, str], float] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="podiq-pool-keeper")
@@ -287,6 +290,7 @@ class PoolKeeper:
         name = deployment_name(pool.name)
         try:
             current = await self.apps.read_namespaced_deployment(name, pool.namespace)
+            replicas = self._damped(pool, current.spec.replicas, replicas)
             if current.spec.replicas != replicas:
                 await self.apps.patch_namespaced_deployment_scale(
                     name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH)
@@ -303,6 +307,15 @@ class PoolKeeper:
             await self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, pool.namespace, POOL_PLURAL, pool.name, {"status": status}, _content_type=MERGE_PATCH,
             )
+
+    def _damped(self, pool: TaskPool, current: int, wanted: int) -> int:
+        """Grow at once; shrink once the need stayed lower for :data:`SCALE_DOWN_AFTER`."""
+        key, now = (pool.namespace, pool.name), asyncio.get_running_loop().time()
+        if wanted >= current or current > pool.spec.max_replicas:
+            self._lower_since.pop(key, None)
+            return wanted
+        since = self._lower_since.setdefault(key, now)
+        return wanted if now - since >= SCALE_DOWN_AFTER else current
 
     async def _carry_out(self, run: TaskRun, verdict: Backstop, now: datetime) -> None:
         if verdict.enqueue is not None:

@@ -53,12 +53,13 @@ def pool_operator(
 ) -> Iterator[OperatorProcess]:
     operator = operator_with_redis(cluster, pool_namespace, redis_server, tmp_path_factory.mktemp("operator-pool"))
     cluster.apply(pool_manifest("fast", minReplicas=2, maxReplicas=2, concurrency=4, visibilityTimeoutSeconds=3), "-n", pool_namespace)
+    cluster.apply(pool_manifest("elastic", minReplicas=0, maxReplicas=2, concurrency=1), "-n", pool_namespace)
     yield operator
     operator.stop()
 
 
-def worker_pods(cluster: Any, namespace: str) -> list[str]:
-    pods = cluster.get("pods", "-n", namespace, "-l", "podiq.io/pool=fast")["items"]
+def worker_pods(cluster: Any, namespace: str, pool: str = "fast") -> list[str]:
+    pods = cluster.get("pods", "-n", namespace, "-l", f"podiq.io/pool={pool}")["items"]
     return sorted(p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") == "Running")
 
 
@@ -184,3 +185,24 @@ async def test_a_run_created_but_never_enqueued_is_enqueued_by_the_operator(
     finished = await pool_broker.watch.wait(body["metadata"]["name"], WAIT)
     assert finished.status.is_succeeded() and finished.status.result["return_value"] == 9
     assert time.monotonic() - started >= 4  # the operator's grace, then its enqueue
+
+
+async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
+    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str,
+) -> None:
+    from tests.integration import pool_tasks as t
+
+    def replicas() -> int:
+        return int(cluster.get("deployment", "podiq-pool-elastic", "-n", pool_namespace)["spec"]["replicas"])
+
+    cluster.wait_for("the elastic pool's Deployment at zero", lambda: replicas() == 0 or None, timeout=WAIT)
+    assert worker_pods(cluster, pool_namespace, "elastic") == []
+    # The pool is chosen per call; the first runs wait for a worker to start, as a Job would.
+    handles = [await t.nap.kicker().with_labels(pool="elastic").kiq(3) for _ in range(3)]
+    cluster.wait_for("two workers for three runs at one run each", lambda: replicas() == 2 or None, timeout=WAIT)
+    pods = {(await h.wait_result(timeout=WAIT)).return_value for h in handles}
+    assert len(pods) == 2 and all(p.startswith("podiq-pool-elastic-") for p in pods)
+    status = cluster.get("taskpool", "elastic", "-n", pool_namespace)["status"]
+    assert status["deploymentName"] == "podiq-pool-elastic"
+    cluster.wait_for("the pool back at zero once idle", lambda: replicas() == 0 or None, timeout=WAIT)
+    cluster.wait_for("its workers gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [] or None, timeout=WAIT)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
 from podiq.kubernetes.taskpools import TaskPool
@@ -100,3 +103,26 @@ def test_the_next_attempt_after_a_retry_is_the_one_backstopped() -> None:
     running = created(60)
     running.status.record_attempt(1, None, NOW)
     assert backstop(running, pool(), None, NOW) is None
+
+
+async def test_a_pool_grows_at_once_and_shrinks_only_after_a_calm_spell(monkeypatch: Any) -> None:
+    import podiq_operator.pools as pools
+
+    keeper = object.__new__(pools.PoolKeeper)
+    keeper._lower_since = {}
+    p = pool(maxReplicas=4)
+    assert keeper._damped(p, 1, 3) == 3
+    assert keeper._damped(p, 3, 0) == 3  # lower only just now
+    monkeypatch.setattr(pools, "SCALE_DOWN_AFTER", 0.0)
+    assert keeper._damped(p, 3, 0) == 0
+    assert keeper._damped(pool(maxReplicas=2), 5, 3) == 3  # above a lowered maximum: at once
+
+
+def test_a_worker_without_its_pool_says_what_sets_it() -> None:
+    from podiq.runtime.worker import WorkerSettings
+
+    with pytest.raises(ValueError, match="PODIQ_POOL.*TaskPool"):
+        WorkerSettings.from_environ({"PODIQ_POD_NAME": "w-1"})
+    settings = WorkerSettings.from_environ({"PODIQ_POOL": "fast", "PODIQ_POOL_NAMESPACE": "ns", "HOSTNAME": "w-1",
+                                            "PODIQ_IMPORTS": "a, b", "PODIQ_CONCURRENCY": "3"})
+    assert (settings.pod_name, settings.imports, settings.concurrency) == ("w-1", ["a", "b"], 3)
