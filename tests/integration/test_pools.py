@@ -153,6 +153,13 @@ async def test_cancel_and_timeout_stop_one_run_and_the_worker_serves_on(
 
     long = await t.nap.kiq(60)
     worker = await claimed_by(admin, pool_namespace, long.task_id)
+
+    def running() -> dict[str, Any] | None:
+        status = taskrun(cluster, pool_namespace, long.task_id).get("status", {})
+        return status if status.get("phase") == "Running" else None
+
+    status = cluster.wait_for("the long run recorded as Running on its worker", running, timeout=10)
+    assert status["podName"] == worker and status["attempts"] == 1 and "jobName" not in status
     started = time.monotonic()
     await long.cancel()
     with pytest.raises(TaskCancelledError):

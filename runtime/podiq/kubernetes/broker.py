@@ -40,6 +40,9 @@ logger = logging.getLogger("podiq.kubernetes")
 
 #: Seconds after which a run that no operator has touched is reported in the log.
 UNATTENDED_AFTER = 30.0
+#: Pool enqueues in flight at once: each holds a Redis connection, and a burst of kiq calls
+#: must not open thousands (redis-py refuses past its pool's limit).
+ENQUEUE_CONCURRENCY = 32
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
@@ -91,6 +94,7 @@ class KubernetesBroker(AsyncBroker):
         self.api_client: client.ApiClient | None = None
         self.watch: TaskRunWatch | None = None
         self._taskruns: TaskRunApi | None = None
+        self._enqueues = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
         super().__init__(result_backend=result_backend, task_id_generator=task_id_generator)
 
     def default_result_backend(self) -> AsyncResultBackend:
@@ -157,7 +161,8 @@ class KubernetesBroker(AsyncBroker):
         """The TaskRun exists, so a failure here is not lost: the operator enqueues what nobody did."""
         assert self.store is not None
         try:
-            await PoolQueue(self.store, self.namespace, pool).enqueue(message.task_id)
+            async with self._enqueues:
+                await PoolQueue(self.store, self.namespace, pool).enqueue(message.task_id)
         except StoreError as exc:
             logger.warning(
                 "TaskRun %s/%s was created but not added to pool %r (%s); the operator will enqueue it.",

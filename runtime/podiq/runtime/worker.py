@@ -60,6 +60,8 @@ ENV_VISIBILITY_TIMEOUT = "PODIQ_VISIBILITY_TIMEOUT"
 
 #: Milliseconds one XREADGROUP waits for a new entry before the loop looks around again.
 BLOCK_MS = 1000
+#: Seconds a run goes before the worker records it as Running (one more write, for long runs only).
+RECORD_RUNNING_AFTER = 2.0
 #: Seconds between the reads that tell a running run was cancelled.
 POLL_SECONDS = 1.0
 #: Seconds a stopping worker lets its runs finish before it leaves them to be reclaimed.
@@ -259,10 +261,14 @@ class Worker:
         started = datetime.now(UTC)
         backend = TaskRunStatusBackend(self.api, taskrun.namespace, taskrun.name, settings.progress_interval)
         self.router.runs[taskrun.task_id] = backend
+        recorder = asyncio.create_task(self._record_running(taskrun, environment, started))
         try:
             code, record = await self._execute_until_stopped(taskrun, environment)
         finally:
             self.router.runs.pop(taskrun.task_id, None)
+            recorder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            taskrun = await recorder or taskrun  # report from what the Running write returned
         if code is None:
             await backend.close()
             return  # cancelled or finished elsewhere: nothing to report
@@ -274,6 +280,20 @@ class Worker:
             await expire_arguments(self.store, self.store_settings, final)
         elif final.status.wants_next_attempt():
             await self.queue.enqueue(final.name, final.status.attempts + 1)
+
+    async def _record_running(self, taskrun: TaskRun, environment: RuntimeEnvironment, started: datetime) -> TaskRun | None:
+        """A run still going after :data:`RECORD_RUNNING_AFTER` is recorded as Running on this pod,
+        so that `kubectl get taskruns` shows where it runs; a fast run writes its outcome only."""
+        await asyncio.sleep(RECORD_RUNNING_AFTER)
+        new = taskrun.status.model_copy(deep=True)
+        new.record_attempt(environment.attempt, None, started)
+        new.pod_name = environment.pod_name
+        try:
+            body = await self.api.patch_status(taskrun.namespace, taskrun.name, status_patch(taskrun.status, new),
+                                               resource_version=taskrun.metadata.resource_version)
+        except ConflictError:
+            return None  # it changed meanwhile (cancelled, say): the report reads it again
+        return TaskRun.from_api(body)
 
     async def _execute_until_stopped(self, taskrun: TaskRun, environment: RuntimeEnvironment) -> tuple[ExitCode | None, ResultRecord]:
         """Run the task; stop it when the run is finished by someone else (cancelled by the operator)."""
