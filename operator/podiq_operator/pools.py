@@ -6,6 +6,7 @@ where nobody else will, once per :data:`KEEP_INTERVAL`:
 
 * it keeps each TaskPool's Deployment (:func:`build_deployment`) at :func:`desired_replicas`,
   from the stream's backlog and busy entries, between minReplicas and maxReplicas (0 allowed);
+* a cancelled pool run is signalled to the workers through Redis, which stop it;
 * a pool run whose next attempt was never enqueued (the client crashed between create and
   XADD) is enqueued after :data:`ENQUEUE_GRACE`;
 * a pool run nobody claimed within the pool's claimDeadlineSeconds, or whose pool does not
@@ -72,15 +73,15 @@ def deployment_name(pool: str) -> str:
 def decide_pool_run(run: TaskRun, now: datetime) -> Action:
     """The reconciler's whole say over an unfinished pool run: carry out a cancellation.
 
-    The worker running it sees the run Cancelled and stops the task; everything else is the
-    workers' and the :class:`PoolKeeper`'s.
+    The :class:`PoolKeeper` then signals the workers, and the one running it stops the task;
+    everything else is the workers' and the keeper's.
     """
     if not run.is_cancelled():
         return Idle()
     new = run.status.model_copy(deep=True)
     new.observed_generation = run.metadata.generation
     new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
-    return Cancel(None, new, Event("Cancelled", f"Cancelled; pool {run.spec.pool} stops it if a worker runs it."))
+    return Cancel(None, new, Event("Cancelled", f"Cancelled; a worker of pool {run.spec.pool} running it stops it."))
 
 
 def desired_replicas(pool: TaskPool, backlog: int, busy: int) -> int:
@@ -222,6 +223,7 @@ class PoolKeeper:
         self.runs = runs
         self._task: asyncio.Task[None] | None = None
         self._lower_since: dict[tuple[str, str], float] = {}
+        self._signalled: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="podiq-pool-keeper")
@@ -266,6 +268,8 @@ class PoolKeeper:
                 logger.error("TaskPool %s/%s was not kept: %s", pool.namespace, pool.name, exc)
         now = datetime.now(UTC)
         for run in list(self.runs()):
+            if run.spec.pool is not None and run.is_cancelled():
+                await self._signal_cancel(run)
             if run.spec.pool is None or run.is_done() or run.is_cancelled():
                 continue
             pool = pools.get((run.namespace, run.spec.pool))
@@ -307,6 +311,19 @@ class PoolKeeper:
             await self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, pool.namespace, POOL_PLURAL, pool.name, {"status": status}, _content_type=MERGE_PATCH,
             )
+
+    async def _signal_cancel(self, run: TaskRun) -> None:
+        """Tell the pool's workers, once, to stop a cancelled run (the TaskRun is marked by the reconciler)."""
+        key = (run.namespace, run.name)
+        if key in self._signalled:
+            return
+        assert run.spec.pool is not None
+        try:
+            await PoolQueue(self.store, run.namespace, run.spec.pool).signal_cancel(run.name)
+        except StoreError as exc:
+            logger.warning("TaskRun %s/%s: its workers were not told of the cancellation: %s", run.namespace, run.name, exc)
+            return
+        self._signalled.add(key)
 
     def _damped(self, pool: TaskPool, current: int, wanted: int) -> int:
         """Grow at once; shrink once the need stayed lower for :data:`SCALE_DOWN_AFTER`."""

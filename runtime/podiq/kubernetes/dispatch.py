@@ -12,6 +12,8 @@ goes through one script that also sets a marker ``podiq:<ns>:<taskrun>:queued:<a
 so enqueuing the same attempt twice (a client and the operator's backstop racing) adds one
 entry. A worker that claims the entry overwrites the marker with its pod's name, which lets
 the operator tell a run nobody enqueued (no marker) from one nobody claimed (``queued``).
+When the operator cancels a pool run it also sets ``podiq:<ns>:<taskrun>:cancel``, which the
+workers read for all their running runs at once each second (no API reads per run).
 
 Keys carry the namespace, so the namespace's own ACL user (``~podiq:<ns>:*``) reaches its
 pools and nothing else. Entries are plain strings; nothing is unpickled.
@@ -35,6 +37,7 @@ __all__ = [
     "QUEUED",
     "Entry",
     "PoolQueue",
+    "cancel_key",
     "marker_key",
     "stream_key",
 ]
@@ -63,6 +66,10 @@ def stream_key(namespace: str, pool: str) -> str:
 
 def marker_key(namespace: str, taskrun: str, attempt: int) -> str:
     return f"{KEY_PREFIX}:{namespace}:{taskrun}:queued:{attempt}"
+
+
+def cancel_key(namespace: str, taskrun: str) -> str:
+    return f"{KEY_PREFIX}:{namespace}:{taskrun}:cancel"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +134,23 @@ class PoolQueue:
         except Exception as exc:
             raise self._error(exc, f"reading the marker of TaskRun {taskrun}") from None
         return None if value is None else _text(value)
+
+    async def signal_cancel(self, taskrun: str) -> None:
+        """Tell the workers that the run was cancelled (the TaskRun says so already; this is the nudge)."""
+        try:
+            await self.redis.set(cancel_key(self.namespace, taskrun), "1", ex=MARKER_TTL)
+        except Exception as exc:
+            raise self._error(exc, f"signalling the cancellation of TaskRun {taskrun}") from None
+
+    async def cancelled(self, taskruns: list[str]) -> set[str]:
+        """Which of ``taskruns`` were signalled cancelled: one round trip for all of them."""
+        if not taskruns:
+            return set()
+        try:
+            values = await self.redis.mget([cancel_key(self.namespace, name) for name in taskruns])
+        except Exception as exc:
+            raise self._error(exc, "reading cancellations") from None
+        return {name for name, value in zip(taskruns, values, strict=True) if value is not None}
 
     async def ensure_group(self) -> None:
         """Create the stream and its group if missing (workers call it at start)."""

@@ -180,7 +180,7 @@ NAMESPACE_COMMANDS = (
     "+get", "+set", "+getrange", "+strlen", "+exists", "+expire", "+ttl", "+del", "+unlink",
     "+ping", "+hello",
     # pool dispatch (podiq.kubernetes.dispatch): the enqueue script and the workers' stream commands
-    "+eval", "+evalsha", "+xadd", "+xreadgroup", "+xack", "+xdel", "+xautoclaim", "+xclaim", "+xpending",
+    "+eval", "+evalsha", "+mget", "+xadd", "+xreadgroup", "+xack", "+xdel", "+xautoclaim", "+xclaim", "+xpending",
     "+xlen", "+xinfo|groups", "+xgroup|create",
 )
 

@@ -7,8 +7,8 @@ then acknowledge the entry. An entry is acknowledged only once its attempt repor
 needs no running), so a worker killed mid-run leaves it pending; another worker reclaims it
 after the visibility timeout and records the lost attempt, retried by the run's policy.
 
-Cancellation and timeouts stop the one run: the worker reads each running TaskRun every
-second and cancels a run the operator marked Cancelled, and a task's ``timeout`` label bounds it as in
+Cancellation and timeouts stop the one run: the worker reads the cancellation signals of all
+its running runs from Redis each second (the operator sets one when it cancels a pool run), and a task's ``timeout`` label bounds it as in
 a pod. The worker keeps serving the others.
 """
 
@@ -62,7 +62,7 @@ ENV_VISIBILITY_TIMEOUT = "PODIQ_VISIBILITY_TIMEOUT"
 BLOCK_MS = 1000
 #: Seconds a run goes before the worker records it as Running (one more write, for long runs only).
 RECORD_RUNNING_AFTER = 2.0
-#: Seconds between the reads that tell a running run was cancelled.
+#: Seconds between the reads (one for all running runs) that tell which were cancelled.
 POLL_SECONDS = 1.0
 #: Seconds a stopping worker lets its runs finish before it leaves them to be reclaimed.
 STOP_GRACE = 20.0
@@ -144,6 +144,7 @@ class Worker:
         self.router = _ProgressRouter()
         self.brokers: list[AsyncBroker] = []
         self.running: dict[str, _Running] = {}
+        self.cancels: dict[str, asyncio.Event] = {}  # running TaskRun -> set once it is cancelled
         self.stopping = asyncio.Event()
         self.executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="podiq-sync")
         self.receivers: dict[int, Receiver] = {}
@@ -219,13 +220,21 @@ class Worker:
                 task.cancel()
 
     async def _keep_claims(self) -> None:
-        """Renew the claims of runs still going here, so that long runs are not reclaimed."""
+        """Renew the claims of runs still going here, so that long runs are not reclaimed, and
+        stop the runs the operator cancelled."""
+        loop = asyncio.get_running_loop()
+        renew_every = self.settings.visibility_timeout / 3
+        renewed = loop.time()
         while True:
-            await asyncio.sleep(self.settings.visibility_timeout / 3)
+            await asyncio.sleep(POLL_SECONDS)
             try:
-                await self.queue.touch(self.settings.pod_name, list(self.running))
+                for name in await self.queue.cancelled(list(self.cancels)):
+                    self.cancels[name].set()
+                if loop.time() - renewed >= renew_every:
+                    await self.queue.touch(self.settings.pod_name, list(self.running))
+                    renewed = loop.time()
             except StoreError as exc:
-                logger.warning("Cannot renew claims: %s", exc)
+                logger.warning("Cannot renew claims or read cancellations: %s", exc)
 
     async def _serve(self, entry: Entry) -> None:
         try:
@@ -296,38 +305,22 @@ class Worker:
         return TaskRun.from_api(body)
 
     async def _execute_until_stopped(self, taskrun: TaskRun, environment: RuntimeEnvironment) -> tuple[ExitCode | None, ResultRecord]:
-        """Run the task; stop it when the run is finished by someone else (cancelled by the operator)."""
+        """Run the task; stop it when the operator signals that the run was cancelled."""
         run = asyncio.create_task(self._execute(taskrun, environment))
-        ended = asyncio.create_task(self._finished_elsewhere(taskrun, environment.attempt))
+        signal = self.cancels[taskrun.name] = asyncio.Event()
+        ended = asyncio.create_task(signal.wait())
         try:
             await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
             ended.cancel()
+            self.cancels.pop(taskrun.name, None)
         if run.done():
             return run.result()
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await run
-        logger.info("Stopped attempt %s of TaskRun %s: it was %s.", environment.attempt, taskrun.name, ended.result())
+        logger.info("Stopped attempt %s of TaskRun %s: it was cancelled.", environment.attempt, taskrun.name)
         return None, ResultRecord()
-
-    async def _finished_elsewhere(self, taskrun: TaskRun, attempt: int) -> str:
-        """Returns once the run was deleted, or finished by someone else (the operator cancelled it).
-
-        A read per run every :data:`POLL_SECONDS`: workers need no watch (nor list) rights on TaskRuns.
-        """
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                body = await self.api.get(taskrun.namespace, taskrun.name)
-            except Exception as exc:  # the API is busy or away: the run goes on
-                logger.debug("Cannot read TaskRun %s: %s", taskrun.name, exc)
-                continue
-            if body is None:
-                return "deleted"
-            current = TaskRun.from_api(body)
-            if current.is_done() or current.status.attempts > attempt:
-                return f"finished elsewhere ({current.status.reason.value}, attempt {current.status.attempts})"
 
     async def _execute(self, taskrun: TaskRun, environment: RuntimeEnvironment) -> tuple[ExitCode, ResultRecord]:
         message = await task_message(taskrun, self.store)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from podiq.exceptions import StoreAccessDeniedError
-from podiq.kubernetes.dispatch import PoolQueue, marker_key, stream_key
+from podiq.kubernetes.dispatch import PoolQueue, cancel_key, marker_key, stream_key
 from podiq.kubernetes.storage import RedisStore, StoreSettings, namespace_user, with_credentials
 from tests.redisserver import RedisServer
 
@@ -23,6 +23,7 @@ async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
 def test_keys_stay_in_the_namespace_and_apart_from_taskrun_keys() -> None:
     assert stream_key("team-a", "fast") == "podiq:team-a:pool:fast:runs"
     assert marker_key("team-a", "run-1", 2) == "podiq:team-a:run-1:queued:2"
+    assert cancel_key("team-a", "run-1") == "podiq:team-a:run-1:cancel"
 
 
 async def test_an_attempt_is_enqueued_once_however_often_it_is_sent(store: RedisStore) -> None:
@@ -88,5 +89,7 @@ async def test_a_namespace_user_reaches_its_own_pools_only(store: RedisStore, re
         assert await mine.reclaim("worker-a", 0, 1)
         await mine.ack(entry.id)
         assert await mine.depth() == (0, 0)
+        await mine.signal_cancel("run-1")
+        assert await mine.cancelled(["run-1", "run-2"]) == {"run-1"}
         with pytest.raises(StoreAccessDeniedError):
             await PoolQueue(team_a, "pools-b", "p").enqueue("run-1")
