@@ -213,3 +213,68 @@ async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
     assert status["deploymentName"] == "podiq-pool-elastic"
     cluster.wait_for("the pool back at zero once idle", lambda: replicas() == 0 or None, timeout=WAIT)
     cluster.wait_for("its workers gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [] or None, timeout=WAIT)
+
+
+@pytest.fixture
+async def job_tasks_on_the_pool(
+    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str, redis_server: RedisServer,
+) -> AsyncIterator[KubernetesBroker]:
+    """The TaskRun behaviour tests' own tasks (tests.integration.k8s_tasks), sent to pool fast."""
+    from tests.integration import k8s_tasks
+
+    broker = k8s_tasks.broker
+    saved = broker.namespace, broker.kubeconfig, broker.defaults, broker.store_settings
+    broker.namespace, broker.kubeconfig = pool_namespace, str(cluster.kubeconfig)
+    broker.defaults = broker.defaults.model_copy(update={"pool": "fast"})
+    broker.store_settings = StoreSettings(url=redis_server.url)
+    try:
+        async with broker:
+            yield broker
+    finally:
+        broker.namespace, broker.kubeconfig, broker.defaults, broker.store_settings = saved
+
+
+async def test_taskrun_behaviours_hold_on_a_pool(job_tasks_on_the_pool: KubernetesBroker, cluster: Any, pool_namespace: str) -> None:
+    """Requeue, reject, retries, rebuilt exceptions and progress, as test_taskruns checks them for Jobs."""
+    from podiq import TaskRejectedError
+    from tests.integration import k8s_tasks as t
+
+    requeued = await t.context_aware_task.kiq("retry_me")
+    assert await requeued.wait_result(timeout=WAIT) == f"Processed: retry_me (ID: {requeued.task_id})"
+    assert requeued.labels["X-Taskiq-requeue"] == "2"
+    status = taskrun(cluster, pool_namespace, requeued.task_id)["status"]
+    assert (status["phase"], status["attempts"], status["requeues"]) == ("Succeeded", 3, 2)
+    assert status["podName"].startswith("podiq-pool-fast-") and "jobName" not in status
+
+    rejected = await t.context_aware_task.kiq("invalid")
+    with pytest.raises(TaskRejectedError):
+        await rejected.wait_result(timeout=WAIT)
+    assert taskrun(cluster, pool_namespace, rejected.task_id)["status"]["phase"] == "Rejected"
+
+    recovered, exhausted = await t.fails_until.kiq(1), await t.fails_until.kiq(5)
+    assert await recovered.wait_result(timeout=WAIT) == 1
+    with pytest.raises(RuntimeError, match="failing on retry 2"):
+        await exhausted.wait_result(timeout=WAIT)
+    ok = taskrun(cluster, pool_namespace, recovered.task_id)["status"]
+    failed = taskrun(cluster, pool_namespace, exhausted.task_id)["status"]
+    assert (ok["phase"], ok["attempts"], ok["retries"]) == ("Succeeded", 2, 1)
+    assert (failed["phase"], failed["attempts"], failed["retries"]) == ("Failed", 3, 2)
+
+    with pytest.raises(t.QuotaError) as raised:
+        await (await t.over_quota.kiq("cpu")).wait_result(timeout=WAIT)
+    assert raised.value.resource == "cpu" and raised.value.limit == 3
+
+    slow = await t.slow_with_progress.kiq(60, 0.2)
+    seen = None
+    for _ in range(100):
+        seen = await slow.get_progress()
+        if seen is not None and 0 < seen.current < 60:
+            break
+        await asyncio.sleep(0.2)
+    assert seen is not None and seen.total == 60 and 0 < seen.current < 60, seen
+    await slow.cancel()
+    with pytest.raises(TaskCancelledError):
+        await slow.wait_result(timeout=WAIT)
+    ids = [h.task_id for h in (requeued, rejected, recovered, exhausted, slow)]
+    jobs = [j["metadata"]["name"] for j in cluster.get("jobs", "-n", pool_namespace)["items"]]
+    assert not [name for name in jobs if any(name.startswith(i) for i in ids)]
