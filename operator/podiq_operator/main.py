@@ -80,7 +80,10 @@ def pool_keeper(connection: Any, storage: NamespaceStorage | None, config: Opera
     cache = reconciler.cache
 
     def pool_runs() -> list[TaskRun]:
-        bodies = [b for b in list(cache.taskruns.values()) if (b.get("spec") or {}).get("pool")]
+        # Finished runs are skipped before parsing (the cache holds thousands), but for cancelled
+        # ones: their workers are told to stop them.
+        bodies = [b for b in list(cache.taskruns.values()) if (spec := b.get("spec") or {}).get("pool")
+                  and (spec.get("cancelled") or not (b.get("status") or {}).get("completionTime"))]
         return [TaskRun.from_api(b) for b in bodies]
 
     return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs)

@@ -173,8 +173,7 @@ def backstop(run: TaskRun, pool: TaskPool | None, marker: str | None, now: datet
     attempt = next_attempt(run)
     if attempt is None or run.not_started_before(now) is not None:
         return None
-    since = (run.status.condition.last_transition_time if run.status.condition else None) or run.metadata.creation_timestamp or now
-    waited = (now - since).total_seconds()
+    waited = _waited(run, now)
     if pool is None:
         if waited < ENQUEUE_GRACE:
             return None
@@ -192,6 +191,12 @@ def backstop(run: TaskRun, pool: TaskPool | None, marker: str | None, now: datet
             f"No worker of TaskPool {pool.name!r} claimed attempt {attempt} within {deadline} s. Check the pool's "
             f"Deployment ({deployment_name(pool.name)}): its pods, image and maxReplicas."))
     return None
+
+
+def _waited(run: TaskRun, now: datetime) -> float:
+    """Seconds since the run last changed its condition (or was created)."""
+    since = (run.status.condition.last_transition_time if run.status.condition else None) or run.metadata.creation_timestamp or now
+    return (now - since).total_seconds()
 
 
 def _queued_at(marker: str) -> float | None:
@@ -274,8 +279,10 @@ class PoolKeeper:
                 continue
             pool = pools.get((run.namespace, run.spec.pool))
             attempt = next_attempt(run)
+            if attempt is None or _waited(run, now) < ENQUEUE_GRACE:
+                continue  # running, or its client is enqueuing it just now: no Redis read for those
             marker = None
-            if pool is not None and attempt is not None:
+            if pool is not None:
                 marker = await PoolQueue(self.store, run.namespace, pool.name).marker(run.name, attempt)
             verdict = backstop(run, pool, marker, now)
             if verdict is not None:

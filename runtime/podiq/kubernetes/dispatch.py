@@ -195,15 +195,20 @@ class PoolQueue:
                 entries.append(entry)
         if junk:
             await self.ack(*junk)
-        for entry in entries:
-            await self.mark_claimed(entry, consumer)
+        await self.mark_claimed(entries, consumer)
         return entries
 
-    async def mark_claimed(self, entry: Entry, consumer: str) -> None:
+    async def mark_claimed(self, entries: list[Entry], consumer: str) -> None:
+        """Overwrite the entries' markers with ``claimed:<consumer>``, in one round trip."""
+        if not entries:
+            return
         try:
-            await self.redis.set(marker_key(self.namespace, entry.taskrun, entry.attempt), f"{CLAIMED}:{consumer}", ex=MARKER_TTL)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.set(marker_key(self.namespace, entry.taskrun, entry.attempt), f"{CLAIMED}:{consumer}", ex=MARKER_TTL)
+                await pipe.execute()
         except Exception as exc:
-            raise self._error(exc, f"marking TaskRun {entry.taskrun} claimed") from None
+            raise self._error(exc, "marking runs claimed") from None
 
     async def touch(self, consumer: str, entry_ids: list[str]) -> None:
         """Reset the idle time of entries still running here, so that nobody reclaims them."""
