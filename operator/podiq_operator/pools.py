@@ -266,11 +266,11 @@ class PoolKeeper:
     async def keep(self) -> None:
         """One round: every pool's Deployment and status, then every unfinished pool run."""
         pools = {(p.namespace, p.name): p for p in await self._pools()}
-        for pool in pools.values():
+        for kept in pools.values():
             try:
-                await self._keep_pool(pool)
+                await self._keep_pool(kept)
             except (ApiException, StoreError) as exc:  # one pool's trouble holds up neither the others nor the runs
-                logger.error("TaskPool %s/%s was not kept: %s", pool.namespace, pool.name, exc)
+                logger.error("TaskPool %s/%s was not kept: %s", kept.namespace, kept.name, exc)
         now = datetime.now(UTC)
         for run in list(self.runs()):
             if run.spec.pool is not None and run.is_cancelled():
@@ -304,18 +304,18 @@ class PoolKeeper:
             replicas = self._damped(pool, current.spec.replicas, replicas)
             if current.spec.replicas != replicas:
                 await self.apps.patch_namespaced_deployment_scale(
-                    name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH)
+                    name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH)  # type: ignore[call-arg]
                 logger.info("TaskPool %s/%s: %s -> %s workers (backlog %s, busy %s).",
                             pool.namespace, pool.name, current.spec.replicas, replicas, backlog, busy)
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            await self.apps.create_namespaced_deployment(pool.namespace, build_deployment(pool, replicas, self.config))
+            await self.apps.create_namespaced_deployment(pool.namespace, build_deployment(pool, replicas, self.config))  # type: ignore[arg-type]
             logger.info("TaskPool %s/%s: Deployment %s created with %s workers.", pool.namespace, pool.name, name, replicas)
         status = {"replicas": replicas, "backlog": backlog, "busy": busy, "deploymentName": name,
                   "observedGeneration": pool.metadata.generation}
         if pool.status.model_dump(by_alias=True, mode="json") != status:
-            await self.custom.patch_namespaced_custom_object_status(
+            await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
                 GROUP, VERSION, pool.namespace, POOL_PLURAL, pool.name, {"status": status}, _content_type=MERGE_PATCH,
             )
 

@@ -163,7 +163,7 @@ class PoolQueue:
     async def claim(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries for ``consumer`` (XREADGROUP), waiting up to ``block_ms`` for one."""
         try:
-            reply = await self.redis.xreadgroup(GROUP, consumer, {self.key: ">"}, count=count, block=block_ms)
+            reply: Any = await self.redis.xreadgroup(GROUP, consumer, {self.key: ">"}, count=count, block=block_ms)
         except Exception as exc:
             raise self._error(exc, "reading new runs") from None
         entries = [item for _, items in reply or [] for item in items]
@@ -215,7 +215,7 @@ class PoolQueue:
         if not entry_ids:
             return
         try:
-            await self.redis.xclaim(self.key, GROUP, consumer, 0, entry_ids, justid=True)
+            await self.redis.xclaim(self.key, GROUP, consumer, 0, list[Any](entry_ids), justid=True)
         except Exception as exc:
             raise self._error(exc, "renewing claimed runs") from None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -148,7 +149,6 @@ class Worker:
         self.stopping = asyncio.Event()
         self.executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="podiq-sync")
         self.receivers: dict[int, Receiver] = {}
-        self.served = 0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -201,7 +201,10 @@ class Worker:
                     continue  # reclaimed from ourselves: the run is still going here
                 task = asyncio.create_task(self._serve(entry), name=f"podiq-run-{entry.taskrun}-{entry.attempt}")
                 self.running[entry.id] = _Running(entry, task)
-                task.add_done_callback(lambda _, entry_id=entry.id: self.running.pop(entry_id, None))
+                task.add_done_callback(functools.partial(self._forget, entry.id))
+
+    def _forget(self, entry_id: str, _: asyncio.Task[None]) -> None:
+        self.running.pop(entry_id, None)
 
     async def _wait_for_a_slot(self) -> None:
         tasks = [r.task for r in self.running.values()]
@@ -245,7 +248,6 @@ class Worker:
             # Left pending: after the visibility timeout a worker records the attempt as lost.
             logger.exception("Attempt %s of TaskRun %s could not be run or reported.", entry.attempt, entry.taskrun)
             return
-        self.served += 1
         try:
             await self.queue.ack(entry.id)
         except StoreError as exc:
@@ -307,8 +309,8 @@ class Worker:
     async def _execute_until_stopped(self, taskrun: TaskRun, environment: RuntimeEnvironment) -> tuple[ExitCode | None, ResultRecord]:
         """Run the task; stop it when the operator signals that the run was cancelled."""
         run = asyncio.create_task(self._execute(taskrun, environment))
-        signal = self.cancels[taskrun.name] = asyncio.Event()
-        ended = asyncio.create_task(signal.wait())
+        cancelled = self.cancels[taskrun.name] = asyncio.Event()
+        ended = asyncio.create_task(cancelled.wait())
         try:
             await asyncio.wait([run, ended], return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -78,3 +78,17 @@ def test_runtime_environment_is_read_from_the_operators_variables() -> None:
     assert env.imports == ["app.tasks", "app.more"]
     with pytest.raises(ValueError, match="PODIQ_TASKRUN_NAME"):
         RuntimeEnvironment.from_environ({"PODIQ_ATTEMPT": "1"})
+
+
+async def test_a_pool_is_chosen_per_broker_task_or_call_and_needs_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    from podiq import SendTaskError
+
+    monkeypatch.delenv("PODIQ_REDIS_URL", raising=False)
+    pooled = KubernetesBroker("jobs", pool="fast")
+    assert pooled.taskrun_body(message())["spec"]["pool"] == "fast"
+    assert pooled.taskrun_body(message(pool="slow"))["spec"]["pool"] == "slow"
+    assert "pool" not in KubernetesBroker("jobs").taskrun_body(message())["spec"]
+    with pytest.raises(InvalidArgumentsError, match="pool"):
+        pooled.taskrun_body(message(pool="Not_A_Name"))
+    with pytest.raises(SendTaskError, match="TaskPool 'fast', which needs Redis.*PODIQ_REDIS_URL"):
+        await pooled.kick(message())  # refused before anything is written
