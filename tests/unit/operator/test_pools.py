@@ -126,3 +126,12 @@ def test_a_worker_without_its_pool_says_what_sets_it() -> None:
     settings = WorkerSettings.from_environ({"PODIQ_POOL": "fast", "PODIQ_POOL_NAMESPACE": "ns", "HOSTNAME": "w-1",
                                             "PODIQ_IMPORTS": "a, b", "PODIQ_CONCURRENCY": "3"})
     assert (settings.pod_name, settings.imports, settings.concurrency) == ("w-1", ["a", "b"], 3)
+
+
+def test_podiq_worker_outside_a_pool_exits_saying_what_is_missing() -> None:
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "PODIQ_REDIS_URL": ""}
+    done = subprocess.run([sys.executable, "-m", "podiq.cli", "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 70 and "PODIQ_POOL" in done.stderr and "TaskPool" in done.stderr
