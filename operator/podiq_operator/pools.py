@@ -229,6 +229,7 @@ class PoolKeeper:
         self._task: asyncio.Task[None] | None = None
         self._lower_since: dict[tuple[str, str], float] = {}
         self._signalled: set[tuple[str, str]] = set()
+        self._no_crd_told = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="podiq-pool-keeper")
@@ -248,13 +249,21 @@ class PoolKeeper:
             await asyncio.sleep(KEEP_INTERVAL)
 
     async def _pools(self) -> list[TaskPool]:
-        if self.namespaces:
-            bodies = []
-            for namespace in self.namespaces:
-                reply = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, POOL_PLURAL)
-                bodies += reply["items"]
-        else:
-            bodies = (await self.custom.list_cluster_custom_object(GROUP, VERSION, POOL_PLURAL))["items"]
+        try:
+            if self.namespaces:
+                bodies = []
+                for namespace in self.namespaces:
+                    reply = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, POOL_PLURAL)
+                    bodies += reply["items"]
+            else:
+                bodies = (await self.custom.list_cluster_custom_object(GROUP, VERSION, POOL_PLURAL))["items"]
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            if not self._no_crd_told:
+                logger.warning("The TaskPool CRD is not installed (crds/taskpool.yaml): pool runs fail with PoolNotFound.")
+                self._no_crd_told = True
+            return []
         pools = []
         for body in bodies:
             try:
