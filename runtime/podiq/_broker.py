@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 import os
 import weakref
 from abc import ABC, abstractmethod
@@ -105,12 +106,14 @@ class AsyncBroker(ABC):
     def register_task(
         self, func: Callable[P, R], task_name: str | None = None, **labels: Any
     ) -> AsyncTaskiqDecoratedTask[P, R]:
-        name = task_name or f"{func.__module__}:{func.__name__}"
+        name = _task_name(func, task_name)
         TaskOptions.from_labels(labels)
         existing = self.local_task_registry.get(name)
-        if existing is not None and _origin(existing.original_func) != _origin(func):
+        if existing is not None and not _same_function(existing.original_func, func):
+            twin = " (another function object of that name: a closure or lambda made twice)"
             raise BrokerError(
-                f"Task name {name!r} is already used by {_origin(existing.original_func)}; give "
+                f"Task name {name!r} is already used by {_origin(existing.original_func)}"
+                f"{twin if _origin(existing.original_func) == _origin(func) else ''}; give "
                 f"{_origin(func)} another name with @broker.task(task_name=...)."
             )
         task = AsyncTaskiqDecoratedTask(broker=self, task_name=name, original_func=func, labels=labels)
@@ -196,4 +199,35 @@ class AsyncBroker(ABC):
 
 
 def _origin(func: Callable[..., Any]) -> str:
-    return f"{func.__module__}.{func.__qualname__}"
+    module = getattr(func, "__module__", None) or type(func).__module__
+    return f"{module}.{getattr(func, '__qualname__', None) or type(func).__qualname__}"
+
+
+def _task_name(func: Callable[..., Any], task_name: Any) -> str:
+    if task_name is not None and (not isinstance(task_name, str) or not task_name.strip()):
+        raise BrokerError(f"Task name {task_name!r} is not a non-empty string; pass a name such as 'app.tasks:add'.")
+    if not callable(func):
+        raise BrokerError(f"{func!r} is not callable; @broker.task decorates a function.")
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise BrokerError(
+            f"{_origin(func)} is a generator function, and a task's result must be one value; "
+            "return a list instead of yielding items."
+        )
+    if task_name:
+        return task_name
+    if not isinstance(getattr(func, "__name__", None), str) or not isinstance(getattr(func, "__module__", None), str):
+        raise BrokerError(
+            f"{func!r} has no __name__ and __module__ to name the task by (a callable object or a "
+            "functools.partial); name it with @broker.task(task_name=...)."
+        )
+    return f"{func.__module__}:{func.__name__}"
+
+
+def _same_function(registered: Callable[..., Any], func: Callable[..., Any]) -> bool:
+    """Whether `func` may take over a task name: the same function, or the same module-level
+    function made again (a reloaded module). Two closures or lambdas share a qualified name
+    without being the same task."""
+    if registered is func:
+        return True
+    qualname = getattr(func, "__qualname__", "")
+    return "<locals>" not in qualname and "<lambda>" not in qualname and _origin(registered) == _origin(func)

@@ -60,9 +60,14 @@ def _importable_exception_type(module_name: str, qualname: str) -> type[BaseExce
     obj: Any = sys.modules.get(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
-    if isinstance(obj, type) and issubclass(obj, BaseException):
+    # Only ordinary exceptions are raised again in the client: SystemExit, KeyboardInterrupt and
+    # the like would stop the caller's program, and StopIteration cannot leave a coroutine.
+    if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, _NOT_REBUILT):
         return obj
     return None
+
+
+_NOT_REBUILT = (StopIteration, StopAsyncIteration)
 
 
 def _construct(exc_type: type[BaseException], args: list[Any], attributes: dict[str, Any]) -> BaseException | None:

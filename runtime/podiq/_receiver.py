@@ -64,12 +64,15 @@ class Receiver:
             returned = await self._call(task, args, kwargs, timeout)
         except NoResultError:
             return None
-        except Exception as exc:
+        except BaseException as exc:
+            # Whatever the task raises is its outcome, SystemExit and KeyboardInterrupt too:
+            # letting them through would stop the caller's event loop and every other run.
             error = exc
         finally:
             if dependencies is not None:
-                exc_info = (type(error), error, error.__traceback__) if error else (None, None, None)
-                await dependencies.close(*exc_info)
+                error = await _tear_down(dependencies, error, task.task_name)
+        if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            raise error  # the run itself is being stopped; the broker records that
         execution_time = round(time.perf_counter() - started, 6)
 
         if error is None:
@@ -94,7 +97,7 @@ class Receiver:
         else:
             # Plain functions run in the pool so they never block the event loop; copying the
             # context keeps contextvars (e.g. log correlation) visible inside them.
-            call = functools.partial(func, *args, **kwargs)
+            call = functools.partial(_call_plain, func, *args, **kwargs)
             pending = asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
         if timeout is None:
             result = await pending
@@ -137,3 +140,39 @@ class Receiver:
         for middleware in reversed(middlewares):
             if overrides(middleware, "post_execute"):
                 await maybe_await(middleware.post_execute(message, result))
+
+
+def _call_plain(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a plain task in the pool thread.
+
+    asyncio cannot put StopIteration into a Future (the waiter would never wake), so it becomes
+    a RuntimeError here, as Python itself does for a coroutine that raises StopIteration.
+    """
+    try:
+        return func(*args, **kwargs)
+    except StopIteration as exc:
+        raise RuntimeError(f"{_name(func)} raised StopIteration") from exc
+
+
+def _name(func: Any) -> str:
+    return getattr(func, "__qualname__", None) or type(func).__qualname__
+
+
+async def _tear_down(dependencies: Any, error: BaseException | None, task_name: str) -> BaseException | None:
+    """Close the run's dependencies with its outcome; returns the outcome after teardown.
+
+    Generator dependencies see the task's exception (a cancellation too), so `except:` blocks
+    roll back. A teardown that fails after the task returned fails the run, with a note saying so.
+    """
+    exc_info = (type(error), error, error.__traceback__) if error is not None else (None, None, None)
+    try:
+        await dependencies.close(*exc_info)
+    except Exception as teardown_error:
+        if error is not None:
+            return error
+        teardown_error.add_note(
+            f"Raised while tearing down the dependencies of task {task_name!r} after it returned; "
+            "its return value was discarded."
+        )
+        return teardown_error
+    return error

@@ -48,23 +48,40 @@ class TaskiqScheduler:
         fired: list[ScheduledTask] = []
         seen: set[str] = set()
         for source in self.sources:
-            for schedule in await source.get_schedules():
+            try:
+                schedules = await source.get_schedules()
+            except Exception:
+                # One failing source must not stop the others; its schedules keep their times.
+                logger.exception("Schedule source %s could not list its schedules; trying again later.", source)
+                seen.update(self._due)
+                continue
+            for schedule in schedules:
                 seen.add(schedule.schedule_id)
-                due = self._due.get(schedule.schedule_id)
-                if due is None:
-                    due = _first_due(schedule, now)
-                    self._due[schedule.schedule_id] = due
-                if due > now:
-                    continue
-                if await self._send(source, schedule):
-                    fired.append(schedule)
-                if schedule.time is not None:
-                    await source.delete_schedule(schedule.schedule_id)
-                    self._due.pop(schedule.schedule_id, None)
-                else:
-                    self._due[schedule.schedule_id] = schedule.next_run(max(due, now)) or now
+                try:
+                    if await self._tick_one(source, schedule, now):
+                        fired.append(schedule)
+                except Exception:
+                    # A schedule that cannot be computed or sent is skipped until it changes;
+                    # the others keep firing.
+                    logger.exception("Schedule %s of task %s failed; skipping it.", schedule.schedule_id, schedule.task_name)
+                    self._due[schedule.schedule_id] = _NEVER
         for gone in set(self._due) - seen:
             del self._due[gone]
+        return fired
+
+    async def _tick_one(self, source: ScheduleSource, schedule: ScheduledTask, now: datetime) -> bool:
+        due = self._due.get(schedule.schedule_id)
+        if due is None:
+            due = _first_due(schedule, now)
+            self._due[schedule.schedule_id] = due
+        if due > now:
+            return False
+        fired = await self._send(source, schedule)
+        if schedule.time is not None:
+            await source.delete_schedule(schedule.schedule_id)
+            self._due.pop(schedule.schedule_id, None)
+        else:
+            self._due[schedule.schedule_id] = schedule.next_run(max(due, now)) or now
         return fired
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -97,6 +114,9 @@ class TaskiqScheduler:
             return False
         await maybe_await(source.post_send(schedule))
         return True
+
+
+_NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _first_due(schedule: ScheduledTask, now: datetime) -> datetime:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from podiq.exceptions import InvalidScheduleError
@@ -26,7 +26,17 @@ def validate_cron(cron: str) -> str:
             f"{cron!r} is not a valid cron expression; use five fields "
             "'minute hour day-of-month month day-of-week', e.g. '*/5 * * * *'"
         )
+    try:  # well-formed, but some dates never come (30 February)
+        croniter(cron, datetime(2000, 1, 1, tzinfo=timezone.utc)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{cron!r} never fires: no date matches its day and month fields") from None
     return cron
+
+
+def validate_offset(offset: timedelta) -> timedelta:
+    if not -timedelta(hours=24) < offset < timedelta(hours=24):
+        raise ValueError(f"cron_offset {offset!r} is not a UTC offset; use one between -24 and +24 hours, or a zone name")
+    return offset
 
 
 def validate_timezone(name: str) -> str:
@@ -79,6 +89,8 @@ class ScheduledTask(BaseModel):
     @field_validator("cron_offset")
     @classmethod
     def _offset(cls, value: str | timedelta | None) -> str | timedelta | None:
+        if isinstance(value, timedelta):
+            return validate_offset(value)
         return validate_timezone(value) if isinstance(value, str) else value
 
     @field_validator("interval", mode="before")

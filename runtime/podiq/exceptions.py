@@ -105,7 +105,8 @@ class TaskRejectedError(TaskiqError):
 class RemoteTaskError(TaskiqError):
     """A task's exception whose type cannot be rebuilt in this process.
 
-    Keeps the remote type's name and module and its traceback, so nothing is lost.
+    That is a type from a module the client has not imported, or one that must not be raised
+    in the caller (SystemExit, KeyboardInterrupt, StopIteration and other non-`Exception`s). Keeps the remote type's name and module and its traceback, so nothing is lost.
     """
 
     def __init__(self, type_name: str, module: str, message: str, traceback: str = "") -> None:

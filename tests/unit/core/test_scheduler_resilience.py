@@ -1,0 +1,80 @@
+"""Schedules that can never fire are refused when made; one broken schedule or source does not stop the others."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from podiq import CronSpec, InMemoryBroker, InMemoryScheduleSource, InvalidScheduleError, ScheduledTask, ScheduleSource, TaskiqScheduler
+
+UTC = timezone.utc
+
+
+@pytest.fixture
+def ping(broker: InMemoryBroker):
+    @broker.task("resilience.ping")
+    async def ping() -> str:
+        return "pong"
+
+    return ping
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *"])
+async def test_a_cron_that_never_fires_is_refused(ping, cron: str) -> None:
+    source = InMemoryScheduleSource()
+    with pytest.raises(InvalidScheduleError, match="never fires: no date matches its day and month"):
+        await ping.schedule_by_cron(source, cron)
+    with pytest.raises(ValueError, match="never fires"):
+        CronSpec(minutes=0, hours=0, days=30, months=2)
+    assert source.schedules == {}
+
+
+async def test_rare_but_real_dates_are_accepted(ping) -> None:
+    source = InMemoryScheduleSource()
+    await ping.schedule_by_cron(source, "0 0 29 2 *")  # leap days
+    assert len(source.schedules) == 1
+
+
+@pytest.mark.parametrize("offset", [timedelta(hours=30), timedelta(hours=-24), timedelta(days=-2)])
+def test_an_offset_beyond_a_day_is_refused(offset: timedelta) -> None:
+    with pytest.raises(ValueError, match="is not a UTC offset; use one between -24 and \\+24 hours"):
+        ScheduledTask(task_name="resilience.ping", cron="* * * * *", cron_offset=offset)
+
+
+async def test_one_broken_schedule_does_not_stop_the_others(ping, broker: InMemoryBroker, caplog) -> None:
+    source = InMemoryScheduleSource()
+    # Made without validation, as a third-party source might.
+    broken = ScheduledTask.model_construct(
+        task_name=ping.task_name, schedule_id="broken", cron="0 0 30 2 *", cron_offset=None, time=None,
+        interval=None, labels={}, args=[], kwargs={},
+    )
+    far = ScheduledTask.model_construct(
+        task_name=ping.task_name, schedule_id="far", cron="* * * * *", cron_offset=timedelta(hours=30), time=None,
+        interval=None, labels={}, args=[], kwargs={},
+    )
+    await source.add_schedule(broken)
+    await source.add_schedule(far)
+    await source.add_schedule(ScheduledTask(task_name=ping.task_name, schedule_id="good", interval=timedelta(seconds=1)))
+    scheduler = TaskiqScheduler(broker, [source])
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert await scheduler.tick(now) == []
+    fired = await scheduler.tick(now + timedelta(seconds=1))
+    assert [s.schedule_id for s in fired] == ["good"]
+    fired = await scheduler.tick(now + timedelta(seconds=2))
+    assert [s.schedule_id for s in fired] == ["good"]
+    assert "Schedule broken" in caplog.text and "Schedule far" in caplog.text
+
+
+async def test_one_failing_source_does_not_stop_the_others(ping, broker: InMemoryBroker) -> None:
+    class Down(ScheduleSource):
+        async def get_schedules(self):
+            raise ConnectionError("source is down")
+
+    good = InMemoryScheduleSource()
+    await good.add_schedule(ScheduledTask(task_name=ping.task_name, schedule_id="good", interval=timedelta(seconds=1)))
+    scheduler = TaskiqScheduler(broker, [Down(), good])
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    await scheduler.tick(now)
+    fired = await scheduler.tick(now + timedelta(seconds=1))
+    assert [s.schedule_id for s in fired] == ["good"]
