@@ -59,9 +59,21 @@ class Receiver:
                     },
                     broker.dependency_overrides or None,
                 )
-                kwargs.update(await dependencies.resolve_kwargs())
             timeout = TaskOptions.from_labels(message.labels).timeout if "timeout" in message.labels else None
-            returned = await self._call(task, args, kwargs, timeout)
+            if timeout is None:
+                returned = await self._call(task, args, kwargs, dependencies)
+            else:
+                # One deadline for resolving dependencies, the call, and whatever it returns to await.
+                scope = asyncio.timeout(timeout)
+                try:
+                    async with scope:
+                        returned = await self._call(task, args, kwargs, dependencies)
+                except TimeoutError:
+                    if not scope.expired():
+                        raise  # the task's own TimeoutError, not its deadline
+                    raise TaskTimeoutError(
+                        f"Task {task.task_name} ran longer than its timeout of {timeout} s."
+                    ) from None
         except NoResultError:
             return None
         except BaseException as exc:
@@ -89,26 +101,17 @@ class Receiver:
         return record
 
     async def _call(
-        self, task: AsyncTaskiqDecoratedTask[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: float | None
+        self, task: AsyncTaskiqDecoratedTask[Any, Any], args: list[Any], kwargs: dict[str, Any], dependencies: Any
     ) -> Any:
+        if dependencies is not None:
+            kwargs.update(await dependencies.resolve_kwargs())
         func = task.original_func
         if task.is_async:
-            pending: Any = func(*args, **kwargs)
-        else:
-            # Plain functions run in the pool so they never block the event loop; copying the
-            # context keeps contextvars (e.g. log correlation) visible inside them.
-            call = functools.partial(_call_plain, func, *args, **kwargs)
-            pending = asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
-        if timeout is None:
-            result = await pending
-            if task.is_async:
-                return result
-        else:
-            try:
-                async with asyncio.timeout(timeout):
-                    result = await pending
-            except TimeoutError:
-                raise TaskTimeoutError(f"Task {task.task_name} ran longer than its timeout of {timeout} s.") from None
+            return await func(*args, **kwargs)
+        # Plain functions run in the pool so they never block the event loop; copying the
+        # context keeps contextvars (e.g. log correlation) visible inside them.
+        call = functools.partial(_call_plain, func, *args, **kwargs)
+        result = await asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result

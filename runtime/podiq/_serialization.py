@@ -15,6 +15,7 @@ from typing import Any
 import pydantic_core
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 
+from podiq._dependencies import check_dependencies, is_dependency
 from podiq.exceptions import InvalidArgumentsError, SerializationError
 
 _NO_CONVERSION = (Any, inspect.Parameter.empty, None, type(None))
@@ -73,10 +74,12 @@ class Signature:
         self.injected: set[str] = set()
         for name, param in self._signature.parameters.items():
             hint = hints.get(name, Any)
-            if _is_dependency(param.default) or _is_annotated_dependency(hint):
+            if is_dependency(param.default) or _is_annotated_dependency(hint):
                 self.injected.add(name)
             else:
                 self.param_types[name] = hint
+        if self.injected:
+            check_dependencies(func, task_name)
         # What callers pass: the signature without the parameters the worker injects.
         self._call_signature = self._signature.replace(
             parameters=[p for p in self._signature.parameters.values() if p.name not in self.injected]
@@ -174,10 +177,5 @@ class Signature:
 
 def _is_annotated_dependency(hint: Any) -> bool:
     """`Annotated[Context, TaskiqDepends()]`, taskiq's other way to ask for a dependency."""
-    return typing.get_origin(hint) is typing.Annotated and any(_is_dependency(m) for m in hint.__metadata__)
+    return typing.get_origin(hint) is typing.Annotated and any(is_dependency(m) for m in hint.__metadata__)
 
-
-def _is_dependency(default: Any) -> bool:
-    from taskiq_dependencies.dependency import Dependency
-
-    return isinstance(default, Dependency)
