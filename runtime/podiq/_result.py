@@ -78,18 +78,20 @@ class TaskiqResult(Generic[ReturnType]):
 
     @classmethod
     def from_record(cls, record: ResultRecord, return_type: Any = Any, task_id: str | None = None) -> TaskiqResult[Any]:
-        try:
-            value = None if record.is_err else from_json_compatible(
-                record.return_value, return_type, what="The task's return value"
-            )
-        except Exception as exc:
-            raise ResultGetError(f"Result of task {task_id} cannot be read as {return_type!r}: {exc}") from exc
+        error = record.error.to_exception() if record.error is not None else None
+        value = None
+        if not record.is_err:
+            try:
+                value = from_json_compatible(record.return_value, return_type, what="The task's return value")
+            except Exception as exc:
+                # A finished container that failed, not an exception: waiting (and gather) never raise.
+                error = ResultGetError(f"Result of task {task_id} cannot be read as {return_type!r}: {exc}")
         return cls(
-            is_err=record.is_err,
+            is_err=record.is_err or error is not None,
             return_value=value,
             execution_time=record.execution_time,
             labels=record.labels,
-            error=record.error.to_exception() if record.error is not None else None,
+            error=error,
             log=record.log,
             task_id=task_id,
         )

@@ -43,20 +43,32 @@ def _adapter(annotation: Any) -> TypeAdapter[Any]:
         return TypeAdapter(annotation)
 
 
-def from_json_compatible(value: Any, annotation: Any, *, what: str) -> Any:
-    """Convert a JSON value back to `annotation`, as if it had crossed the wire."""
+def from_json_compatible(
+    value: Any, annotation: Any, *, what: str, error: type[Exception] = InvalidArgumentsError
+) -> Any:
+    """Convert a JSON value back to `annotation`, as if it had crossed the wire.
+
+    Without an annotation the value is still a fresh copy: a run (or its retry) that mutates
+    its arguments must not change the message they came from.
+    """
     if annotation in _NO_CONVERSION:
-        return value
+        return _copy(value)
     try:
         adapter = _adapter(annotation)
     except TypeError:  # an unhashable or unsupported annotation: pass the value through
-        return value
+        return _copy(value)
     try:
         return adapter.validate_json(pydantic_core.to_json(value))
     except pydantic_core.ValidationError as exc:
-        raise InvalidArgumentsError(
-            f"{what} does not match its annotation {annotation!r}: {exc.errors(include_url=False)}"
-        ) from None
+        raise error(f"{what} does not match its annotation {annotation!r}: {exc.errors(include_url=False)}") from None
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    return value
 
 
 class Signature:
@@ -162,7 +174,13 @@ class Signature:
         return decoded_args, decoded_kwargs
 
     def encode_return(self, value: Any) -> Any:
-        return to_json_compatible(value, what=f"The return value of task {self.task_name!r}")
+        """The return value as JSON, checked against the return annotation here, where the run can
+        still fail, rather than in the client, where the value could no longer be read."""
+        what = f"The return value of task {self.task_name!r}"
+        encoded = to_json_compatible(value, what=what)
+        if self.return_type not in _NO_CONVERSION:
+            from_json_compatible(encoded, self.return_type, what=what, error=SerializationError)
+        return encoded
 
     def _name_at(self, index: int) -> str:
         if index < len(self._positional):
