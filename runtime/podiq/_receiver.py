@@ -118,6 +118,9 @@ class Receiver:
 
     def _graph(self, task: AsyncTaskiqDecoratedTask[Any, Any]) -> DependencyGraph | None:
         if task.task_name not in self._graphs:
+            if not task.signature.injected:  # nothing to inject: skip building (and its warnings)
+                self._graphs[task.task_name] = None
+                return None
             graph = DependencyGraph(task.original_func)
             self._graphs[task.task_name] = None if graph.is_empty() else graph
         return self._graphs[task.task_name]
