@@ -23,6 +23,7 @@ from podiq._version import __version__
 from podiq.exceptions import (
     BrokerError,
     InvalidArgumentsError,
+    InvalidProgressError,
     InvalidScheduleError,
     NoResultError,
     RemoteTaskError,
@@ -58,6 +59,7 @@ __all__ = [
     "InMemoryResultBackend",
     "InMemoryScheduleSource",
     "InvalidArgumentsError",
+    "InvalidProgressError",
     "InvalidScheduleError",
     "NoResultError",
     "RemoteTaskError",

@@ -107,7 +107,7 @@ class AsyncBroker(ABC):
         self, func: Callable[P, R], task_name: str | None = None, **labels: Any
     ) -> AsyncTaskiqDecoratedTask[P, R]:
         name = _task_name(func, task_name)
-        TaskOptions.from_labels(labels)
+        TaskOptions.checked(labels)
         existing = self.local_task_registry.get(name)
         if existing is not None and not _same_function(existing.original_func, func):
             twin = " (another function object of that name: a closure or lambda made twice)"

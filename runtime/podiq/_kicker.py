@@ -37,7 +37,7 @@ class AsyncKicker(Generic[P, R]):
         self.custom_schedule_id: str | None = None
 
     def with_labels(self, **labels: Any) -> Self:
-        TaskOptions.from_labels(labels)
+        TaskOptions.checked(labels)
         self.labels = {**self.labels, **labels}
         return self
 

@@ -25,6 +25,21 @@ class TaskOptions(BaseModel):
     retry_on_error: bool = False
     max_retries: int = Field(default=3, ge=0, description="Retries after the first attempt.")
 
+    max_requeues: int | None = Field(
+        default=100, ge=0, description="Context.requeue() calls allowed per run; None: no limit."
+    )
+
+    @classmethod
+    def checked(cls, labels: dict[str, Any]) -> TaskOptions:
+        """The options, once the labels are known to travel as JSON (they do on Kubernetes)."""
+        for name, value in labels.items():
+            if not _is_json(value):
+                raise InvalidArgumentsError(
+                    f"Label {name!r}={value!r} cannot travel as JSON, which labels do; pass str, int, float, "
+                    "bool, None, or lists and dicts (with str keys) of them."
+                )
+        return cls.from_labels(labels)
+
     @classmethod
     def from_labels(cls, labels: dict[str, Any]) -> TaskOptions:
         try:
@@ -40,3 +55,21 @@ class TaskOptions(BaseModel):
             and error_type not in NEVER_RETRIED
             and retries_done < self.max_retries
         )
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float)):
+        return not isinstance(value, str) or _encodable(value)
+    if isinstance(value, list):
+        return all(map(_is_json, value))
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _encodable(k) and _is_json(v) for k, v in value.items())
+    return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+        return True
+    except UnicodeEncodeError:  # a lone surrogate
+        return False

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from podiq.exceptions import InvalidProgressError
 
 
 class TaskProgress(BaseModel):
@@ -17,7 +19,14 @@ class TaskProgress(BaseModel):
             data["current"] = current
         if total is not None:
             data["total"] = total
-        super().__init__(message=data.pop("message", message), **data)
+        try:
+            super().__init__(message=data.pop("message", message), **data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'progress'}: {e['msg']}" for e in exc.errors())
+            raise InvalidProgressError(
+                f"Invalid progress current={current!r}, total={total!r}: {problems}. Pass whole numbers with "
+                "0 <= current <= total, or total=0 while the total is unknown."
+            ) from None
 
     @model_validator(mode="after")
     def _current_within_total(self) -> TaskProgress:

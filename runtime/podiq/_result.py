@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from podiq._exception_data import ExceptionData
 from podiq._progress import TaskProgress
 from podiq._serialization import from_json_compatible
+from podiq._timeouts import wait_seconds
 from podiq.exceptions import ResultGetError, ResultNotReadyError
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ class TaskiqResult(Generic[ReturnType]):
 
     async def wait_result(self, timeout: float | None = None, check_interval: float = 0.5) -> ReturnType:
         """Wait for the run, then return its value or raise its exception."""
+        wait_seconds(timeout, "TaskiqResult.wait_result()")
         if not self._complete:
             finished = await self.task.wait_result(
                 check_interval=check_interval, timeout=-1.0 if timeout is None else timeout

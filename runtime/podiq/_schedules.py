@@ -120,7 +120,20 @@ class ScheduledTask(BaseModel):
             local = after.astimezone(ZoneInfo(self.cron_offset))
         else:
             local = after.astimezone(timezone(self.cron_offset or timedelta()))
-        return croniter(self.cron, local).get_next(datetime).astimezone(timezone.utc)
+        times = croniter(self.cron, local)
+        while True:
+            when = times.get_next(datetime)
+            # As cron does: when the clock goes back, a job at a fixed hour runs in the first of
+            # the repeated hour only; one whose hour is a wildcard runs in both.
+            if "*" in self.cron.split()[1] or not _second_of_repeated(when):
+                return when.astimezone(timezone.utc)
+
+
+def _second_of_repeated(local: datetime) -> bool:
+    """Whether `local` is the second occurrence of a wall-clock time repeated when the clock went back."""
+    wall = local.replace(tzinfo=None)
+    first, second = (wall.replace(tzinfo=local.tzinfo, fold=fold) for fold in (0, 1))
+    return first.utcoffset() != second.utcoffset() and local.utcoffset() == second.utcoffset()
 
 
 class ScheduleSource(ABC):

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from podiq._progress import TaskProgress
 from podiq._result import TaskiqResult
+from podiq._timeouts import wait_seconds
 
 if TYPE_CHECKING:
     from podiq._broker import AsyncBroker
@@ -41,7 +42,7 @@ class AsyncTaskiqTask(Generic[ReturnType]):
         """Wait until the run finishes; the backend wakes the waiter, `check_interval` is kept for compatibility."""
         record = await self.broker.result_backend.wait_for_result(
             self.task_id,
-            timeout=None if timeout is None or timeout < 0 else timeout,
+            timeout=wait_seconds(timeout, "AsyncTaskiqTask.wait_result()"),
             check_interval=check_interval,
             with_logs=with_logs,
         )

@@ -18,6 +18,7 @@
     ├── TaskRejectedError ............... raised inside a task by Context.reject(); never retried
     ├── RemoteTaskError ................. a task's exception whose type cannot be rebuilt here
     ├── InvalidScheduleError ............ a cron string, time zone or schedule is malformed (also a ValueError)
+    ├── InvalidProgressError ............ set_progress() got numbers that are not a progress (also a ValueError)
     ├── ScheduledTaskCancelledError
     └── SecurityError
 
@@ -119,6 +120,10 @@ class RemoteTaskError(TaskiqError):
 
 class InvalidScheduleError(TaskiqError, ValueError):
     """A schedule's cron string, time zone, time or interval is invalid."""
+
+
+class InvalidProgressError(TaskiqError, ValueError):
+    """A progress report is not whole numbers with 0 <= current <= total."""
 
 
 class ScheduledTaskCancelledError(TaskiqError):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from podiq import TaskProgress
+from podiq import InvalidProgressError, TaskProgress
 
 
 def test_positional() -> None:
@@ -49,7 +48,7 @@ def test_unknown_total() -> None:
     ],
 )
 def test_validation(args, kwargs, problem: str) -> None:
-    with pytest.raises(ValidationError, match=problem):
+    with pytest.raises(InvalidProgressError, match=f"Invalid progress .*{problem}.*0 <= current <= total"):
         TaskProgress(*args, **kwargs)
 
 

@@ -78,3 +78,26 @@ async def test_one_failing_source_does_not_stop_the_others(ping, broker: InMemor
     await scheduler.tick(now)
     fired = await scheduler.tick(now + timedelta(seconds=1))
     assert [s.schedule_id for s in fired] == ["good"]
+
+
+def test_a_fixed_time_cron_fires_once_when_the_clock_goes_back() -> None:
+    from zoneinfo import ZoneInfo
+
+    # 2026-10-25 in Berlin: 02:00-02:59 happens twice (CEST, then CET).
+    at_half_past_two = ScheduledTask(task_name="t", cron="30 2 * * *", cron_offset="Europe/Berlin")
+    runs, after = [], datetime(2026, 10, 24, 12, tzinfo=UTC)
+    for _ in range(3):
+        after = at_half_past_two.next_run(after)
+        runs.append(after)
+    assert runs == [datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
+                    datetime(2026, 10, 27, 1, 30, tzinfo=UTC)]
+    assert all(run.astimezone(ZoneInfo("Europe/Berlin")).hour == 2 for run in runs)
+
+
+def test_a_wildcard_hour_cron_fires_in_both_repeated_hours() -> None:
+    every_half_hour = ScheduledTask(task_name="t", cron="*/30 * * * *", cron_offset="Europe/Berlin")
+    runs, after = [], datetime(2026, 10, 24, 23, 50, tzinfo=UTC)
+    for _ in range(4):
+        after = every_half_hour.next_run(after)
+        runs.append(after)
+    assert all(b - a == timedelta(minutes=30) for a, b in zip(runs, runs[1:]))
