@@ -56,7 +56,7 @@ class AsyncBroker(ABC):
         result_backend: AsyncResultBackend | None = None,
         task_id_generator: Callable[[], str] | None = None,
     ) -> None:
-        self.result_backend: AsyncResultBackend = result_backend or self.default_result_backend()
+        self.result_backend: AsyncResultBackend = _checked_backend(result_backend or self.default_result_backend())
         self.id_generator = task_id_generator or default_task_id
         self.middlewares: list[TaskiqMiddleware] = []
         self.state = TaskiqState()
@@ -129,7 +129,7 @@ class AsyncBroker(ABC):
     # -- configuration ------------------------------------------------------------------------
 
     def with_result_backend(self, result_backend: AsyncResultBackend) -> Self:
-        self.result_backend = result_backend
+        self.result_backend = _checked_backend(result_backend)
         return self
 
     def with_id_generator(self, task_id_generator: Callable[[], str]) -> Self:
@@ -142,6 +142,8 @@ class AsyncBroker(ABC):
 
     def add_middlewares(self, *middlewares: TaskiqMiddleware) -> None:
         for middleware in middlewares:
+            if isinstance(middleware, type) and issubclass(middleware, TaskiqMiddleware):
+                raise BrokerError(f"{middleware.__name__} is a middleware class; pass an instance, {middleware.__name__}().")
             if not isinstance(middleware, TaskiqMiddleware):
                 raise BrokerError(f"{middleware!r} is not a TaskiqMiddleware; subclass podiq.TaskiqMiddleware.")
             middleware.set_broker(self)
@@ -149,6 +151,8 @@ class AsyncBroker(ABC):
 
     def add_dependency_context(self, new_context: dict[Any, Any]) -> None:
         """Values that tasks can receive with TaskiqDepends(), keyed by type."""
+        if not isinstance(new_context, dict):
+            raise BrokerError(f"add_dependency_context() takes a dict of {{type: value}}, not {new_context!r}.")
         self.custom_dependency_context.update(new_context)
 
     def on_event(self, *events: TaskiqEvents) -> Callable[[EventHandler], EventHandler]:
@@ -160,6 +164,11 @@ class AsyncBroker(ABC):
         return decorator
 
     def add_event_handler(self, event: TaskiqEvents, handler: EventHandler) -> None:
+        if not isinstance(event, TaskiqEvents):  # any other key would never fire
+            names = ", ".join(f"TaskiqEvents.{e.name}" for e in TaskiqEvents)
+            raise BrokerError(f"{event!r} is not a broker event; use one of {names}.")
+        if not callable(handler):
+            raise BrokerError(f"Event handler {handler!r} is not callable; pass a function taking the state.")
         self.event_handlers[event].append(handler)
 
     # -- lifetime -----------------------------------------------------------------------------
@@ -196,6 +205,15 @@ class AsyncBroker(ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.shutdown()
+
+
+def _checked_backend(backend: Any) -> AsyncResultBackend:
+    missing = [m for m in ("set_result", "get_result", "is_result_ready", "wait_for_result") if not hasattr(backend, m)]
+    if missing:
+        raise BrokerError(
+            f"{backend!r} is not a result backend (it has no {', '.join(missing)}); subclass podiq.AsyncResultBackend."
+        )
+    return backend  # type: ignore[no-any-return]
 
 
 def _origin(func: Callable[..., Any]) -> str:

@@ -31,6 +31,11 @@ async def gather(
             if inspect.iscoroutine(item):
                 item.close()
         raise
+    for item in tasks:
+        if not isinstance(item, (AsyncTaskiqTask, TaskiqResult)) and not inspect.isawaitable(item):
+            raise InvalidArgumentsError(
+                f"gather() takes AsyncTaskiqTasks, TaskiqResult handles or un-awaited kiq() calls, not {item!r}."
+            )
     # Sending is not waiting: un-awaited kiq() calls are sent first, outside the timeout.
     items = [item if isinstance(item, (AsyncTaskiqTask, TaskiqResult)) else await item for item in tasks]
 

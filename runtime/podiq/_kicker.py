@@ -8,6 +8,7 @@ from podiq._message import TaskiqMessage
 from podiq._middleware import maybe_await, overrides
 from podiq._serialization import Signature, to_json_compatible
 from podiq._task import AsyncTaskiqTask
+from podiq.exceptions import InvalidArgumentsError
 
 if TYPE_CHECKING:
     from podiq._broker import AsyncBroker
@@ -42,14 +43,18 @@ class AsyncKicker(Generic[P, R]):
         return self
 
     def with_task_id(self, task_id: str) -> Self:
-        self.custom_task_id = task_id
+        self.custom_task_id = _checked_id(task_id, "with_task_id()")
         return self
 
     def with_schedule_id(self, schedule_id: str) -> Self:
-        self.custom_schedule_id = schedule_id
+        self.custom_schedule_id = _checked_id(schedule_id, "with_schedule_id()")
         return self
 
     def with_broker(self, broker: AsyncBroker) -> Self:
+        from podiq._broker import AsyncBroker
+
+        if not isinstance(broker, AsyncBroker):
+            raise InvalidArgumentsError(f"with_broker() takes a broker such as InMemoryBroker(), not {broker!r}.")
         self.broker = broker
         return self
 
@@ -63,8 +68,13 @@ class AsyncKicker(Generic[P, R]):
         labels = dict(self.labels)
         if self.custom_schedule_id is not None:
             labels[SCHEDULE_ID_LABEL] = self.custom_schedule_id
+        task_id = self.custom_task_id or self.broker.id_generator()
+        if not isinstance(task_id, str) or not task_id:
+            raise InvalidArgumentsError(
+                f"The broker's task_id_generator returned {task_id!r}; it must return a non-empty string."
+            )
         return TaskiqMessage(
-            task_id=self.custom_task_id or self.broker.id_generator(),
+            task_id=task_id,
             task_name=self.task_name,
             labels=labels,
             args=encoded_args,
@@ -104,3 +114,9 @@ class AsyncKicker(Generic[P, R]):
         from podiq._schedules import schedule_call
 
         return await schedule_call(self, source, {"interval": interval}, args, kwargs)
+
+
+def _checked_id(value: Any, method: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentsError(f"{method} takes a non-empty string, not {value!r}.")
+    return value

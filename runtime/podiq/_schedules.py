@@ -57,6 +57,12 @@ class CronSpec(BaseModel):
     weekdays: str | int = "*"
     timezone: str | None = None
 
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            raise InvalidScheduleError(f"Invalid CronSpec: {_problems(exc)}.") from None
+
     @model_validator(mode="after")
     def _valid(self) -> CronSpec:
         validate_cron(self.to_cron())
@@ -127,6 +133,10 @@ class ScheduledTask(BaseModel):
             # the repeated hour only; one whose hour is a wildcard runs in both.
             if "*" in self.cron.split()[1] or not _second_of_repeated(when):
                 return when.astimezone(timezone.utc)
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
 
 
 def _second_of_repeated(local: datetime) -> bool:
@@ -220,7 +230,6 @@ async def schedule_call(
             **trigger,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
-        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {problems}.") from None
+        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {_problems(exc)}.") from None
     await source.add_schedule(schedule)
     return CreatedSchedule(kicker, source, schedule.schedule_id)
