@@ -83,7 +83,7 @@ class Receiver:
         finally:
             if dependencies is not None:
                 error = await _tear_down(dependencies, error, task.task_name)
-        if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+        if error is not None and isinstance(error, (asyncio.CancelledError, GeneratorExit)):
             raise error  # the run itself is being stopped; the broker records that
         execution_time = round(time.perf_counter() - started, 6)
 

@@ -117,7 +117,8 @@ class TaskiqResult(Generic[ReturnType]):
 
     async def wait_result(self, timeout: float | None = None, check_interval: float = 0.5) -> ReturnType:
         """Wait for the run, then return its value or raise its exception."""
-        wait_seconds(timeout, "TaskiqResult.wait_result()")
+        if timeout is not None:
+            wait_seconds(timeout, "TaskiqResult.wait_result()")
         if not self._complete:
             finished = await self.task.wait_result(
                 check_interval=check_interval, timeout=-1.0 if timeout is None else timeout

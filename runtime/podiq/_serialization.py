@@ -64,7 +64,7 @@ def from_json_compatible(
     its arguments must not change the message they came from.
     """
     if annotation in _NO_CONVERSION:
-        return _copy(value)
+        return _copy(value) if type(value) in (list, dict) else value
     try:
         adapter = _adapter(annotation)
     except TypeError:  # an unhashable or unsupported annotation: pass the value through

@@ -16,11 +16,11 @@ def wait_seconds(timeout: Any, what: str) -> float | None:
     """
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
+    if type(timeout) not in (int, float) or timeout != timeout:  # bools, strings, NaN
         raise InvalidArgumentsError(
             f"{what}: timeout={timeout!r} is not a number of seconds; pass seconds (0: do not wait), "
             "or -1 or None for no limit."
         )
-    if timeout < 0 or math.isinf(timeout):
+    if timeout < 0 or timeout == math.inf:
         return None
     return float(timeout)
