@@ -8,13 +8,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from podiq._broker import AsyncBroker
-from podiq._labels import RETRIES_LABEL, TaskOptions
+from podiq._labels import RETRIES_LABEL
 from podiq._message import TaskiqMessage
 from podiq._middleware import maybe_await, overrides
 from podiq._progress import TaskProgress
 from podiq._receiver import Receiver
 from podiq._result import ResultRecord, TaskiqResult
 from podiq._result_backend import AsyncResultBackend
+from podiq._retries import decide_retry
 from podiq.exceptions import ResultGetError, TaskCancelledError, TaskiqResultTimeoutError, UnknownTaskError
 
 
@@ -81,7 +82,8 @@ class InMemoryBroker(AsyncBroker):
     """Runs tasks concurrently on the current event loop; plain functions in a thread pool.
 
     `max_async_tasks` bounds how many runs execute at once (None: no bound); the rest wait in
-    order. `wait_all()` returns when every sent run has finished.
+    order. `wait_all()` returns when every sent run has finished. With `await_inplace=True`,
+    `kiq()` returns only once the run has finished (as in taskiq's testing guide).
     """
 
     is_worker_process = True
@@ -94,7 +96,9 @@ class InMemoryBroker(AsyncBroker):
         max_stored_results: int = -1,
         result_backend: AsyncResultBackend | None = None,
         task_id_generator: Callable[[], str] | None = None,
+        await_inplace: bool = False,
     ) -> None:
+        self.await_inplace = await_inplace
         self._max_stored_results = max_stored_results
         super().__init__(result_backend=result_backend, task_id_generator=task_id_generator)
         self._pool_size = sync_tasks_pool_size
@@ -111,8 +115,11 @@ class InMemoryBroker(AsyncBroker):
         return InMemoryResultBackend(self._max_stored_results)
 
     async def kick(self, message: TaskiqMessage) -> None:
-        if message.task_name not in self.local_task_registry:
+        if self.find_task(message.task_name) is None:
             raise UnknownTaskError(message.task_name, "this InMemoryBroker")
+        if self.await_inplace:
+            await self._process(message)
+            return
         self._running[message.task_id] = asyncio.create_task(self._process(message))
 
     async def cancel(self, task_id: str) -> None:
@@ -178,12 +185,16 @@ class InMemoryBroker(AsyncBroker):
                 await maybe_await(middleware.post_save(message, result))
 
     async def _run_with_retries(self, message: TaskiqMessage) -> ResultRecord | None:
-        options = TaskOptions.from_labels(message.labels) if message.labels else None
         while True:
             record = await self.receiver.run(message)
-            if record is None or options is None or not record.is_err:
+            if record is None or record.error is None:
                 return record
+            decision = decide_retry(self, message, record.error.to_exception())
+            if not decision.retry:
+                return record
+            if decision.store_failure:
+                await self._store(record, message)
+            if decision.delay > 0:
+                await asyncio.sleep(decision.delay)
             retries = int(message.labels.get(RETRIES_LABEL, 0))
-            if not options.should_retry(record.error.type if record.error else None, retries):
-                return record
             message = message.model_copy(update={"labels": {**message.labels, RETRIES_LABEL: retries + 1}})

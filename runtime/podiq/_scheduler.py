@@ -31,6 +31,9 @@ class TaskiqScheduler:
         self.sources = list(sources)
         self.refresh_delay = refresh_delay
         self._due: dict[str, datetime] = {}
+        # One-off schedules already sent whose source cannot delete them (e.g. taskiq's
+        # read-only sources that only implement get_schedules), so they are not sent again.
+        self._sent_once: set[str] = set()
 
     async def startup(self) -> None:
         await self.broker.startup()
@@ -50,6 +53,8 @@ class TaskiqScheduler:
         for source in self.sources:
             for schedule in await source.get_schedules():
                 seen.add(schedule.schedule_id)
+                if schedule.schedule_id in self._sent_once:
+                    continue
                 due = self._due.get(schedule.schedule_id)
                 if due is None:
                     due = _first_due(schedule, now)
@@ -59,18 +64,26 @@ class TaskiqScheduler:
                 if await self._send(source, schedule):
                     fired.append(schedule)
                 if schedule.time is not None:
-                    await source.delete_schedule(schedule.schedule_id)
                     self._due.pop(schedule.schedule_id, None)
+                    try:
+                        await source.delete_schedule(schedule.schedule_id)
+                    except NotImplementedError:
+                        self._sent_once.add(schedule.schedule_id)
                 else:
                     self._due[schedule.schedule_id] = schedule.next_run(max(due, now)) or now
         for gone in set(self._due) - seen:
             del self._due[gone]
+        self._sent_once &= seen
         return fired
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Fire schedules until `stop` is set (or the task is cancelled)."""
-        stop = stop or asyncio.Event()
         await self.startup()
+        await self.run_started(stop)
+
+    async def run_started(self, stop: asyncio.Event | None = None) -> None:
+        """The loop of `run()`, for a broker and sources that were started already."""
+        stop = stop or asyncio.Event()
         try:
             while not stop.is_set():
                 await self.tick()
@@ -83,6 +96,10 @@ class TaskiqScheduler:
         finally:
             await self.shutdown()
 
+    async def on_ready(self, source: ScheduleSource, schedule: ScheduledTask) -> None:
+        """Send one schedule now, as its source's hooks allow (taskiq's name)."""
+        await self._send(source, schedule)
+
     async def _send(self, source: ScheduleSource, schedule: ScheduledTask) -> bool:
         try:
             await maybe_await(source.pre_send(schedule))
@@ -90,6 +107,8 @@ class TaskiqScheduler:
             logger.info("Schedule %s skipped by its source.", schedule.schedule_id)
             return False
         kicker: AsyncKicker[..., object] = AsyncKicker(schedule.task_name, self.broker, schedule.labels)
+        if schedule.task_id is not None:
+            kicker.with_task_id(schedule.task_id)
         try:
             await kicker.with_schedule_id(schedule.schedule_id).kiq(*schedule.args, **schedule.kwargs)
         except Exception:
