@@ -95,7 +95,22 @@ def renamed(text: str) -> str:
     return re.sub(r"\btaskiq\b", "podiq", text)
 
 
-def prepare(archive: Path, workdir: Path) -> None:
+#: With --kiq-returns-task: `task.kiq()` returns what `task.kicker().kiq()` does, as in taskiq,
+#: to tell the failures due to that one deliberate difference apart from the rest.
+KIQ_RETURNS_TASK = """
+
+import podiq._decor
+
+
+async def _kiq_as_in_taskiq(self, *args, **kwargs):
+    return await self.kicker().kiq(*args, **kwargs)
+
+
+podiq._decor.AsyncTaskiqDecoratedTask.kiq = _kiq_as_in_taskiq
+"""
+
+
+def prepare(archive: Path, workdir: Path, kiq_returns_task: bool = False) -> None:
     prefix = f"taskiq-{VERSION}/"
     wanted = set(IN_SCOPE) | set(SUPPORT)
     with tarfile.open(archive) as tar:
@@ -112,6 +127,9 @@ def prepare(archive: Path, workdir: Path) -> None:
     if missing:
         raise SystemExit(f"{archive} lacks {sorted(missing)}; is it taskiq {VERSION}'s sdist?")
     (workdir / "pytest.ini").write_text(PYTEST_INI)
+    if kiq_returns_task:
+        with (workdir / "tests" / "conftest.py").open("a") as conftest:
+            conftest.write(KIQ_RETURNS_TASK)
 
 
 def run(workdir: Path, extra: list[str]) -> dict[str, FileResult]:
@@ -156,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the sdist is kept")
     parser.add_argument("--keep", action="store_true", help="keep the renamed tests and print where")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--kiq-returns-task", action="store_true",
+                        help="make task.kiq() return an AsyncTaskiqTask as taskiq's does (a measure, not podiq's API)")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="podiq-taskiq-suite-"))
     try:
-        prepare(sdist(args.cache), workdir)
+        prepare(sdist(args.cache), workdir, args.kiq_returns_task)
         results = run(workdir, args.pytest_args)
     finally:
         if args.keep:
@@ -176,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                           "files": {p: {"passed": r.passed, "failed": r.failed_count} for p, r in results.items()}}))
         return 0
     width = max(map(len, results))
-    print(f"taskiq {VERSION}'s tests, renamed to podiq\n")
+    variant = ", with task.kiq() returning an AsyncTaskiqTask" if args.kiq_returns_task else ""
+    print(f"taskiq {VERSION}'s tests, renamed to podiq{variant}\n")
     print(f"{'file':<{width}}  passed  failed")
     for result in results.values():
         print(f"{result.path:<{width}}  {result.passed:>6}  {result.failed_count:>6}")
