@@ -169,6 +169,21 @@ def _file_of(case: ElementTree.Element) -> str:
     return classname
 
 
+def measure(
+    cache: Path = DEFAULT_CACHE, kiq_returns_task: bool = False, pytest_args: list[str] | None = None, keep: bool = False
+) -> dict[str, FileResult]:
+    """Run the renamed tests once; the results per file."""
+    workdir = Path(tempfile.mkdtemp(prefix="podiq-taskiq-suite-"))
+    try:
+        prepare(sdist(cache), workdir, kiq_returns_task)
+        return run(workdir, pytest_args or [])
+    finally:
+        if keep:
+            print(f"renamed tests kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the sdist is kept")
@@ -179,15 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="podiq-taskiq-suite-"))
-    try:
-        prepare(sdist(args.cache), workdir, args.kiq_returns_task)
-        results = run(workdir, args.pytest_args)
-    finally:
-        if args.keep:
-            print(f"renamed tests kept in {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    results = measure(args.cache, args.kiq_returns_task, args.pytest_args, keep=args.keep)
 
     passed = sum(r.passed for r in results.values())
     failed = sum(r.failed_count for r in results.values())
