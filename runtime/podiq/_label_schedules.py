@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from podiq._schedules import ScheduledTask, ScheduleSource
+from podiq._schedules import ScheduledTask, ScheduleSource, schedule_problems
 from podiq.exceptions import InvalidScheduleError
 
 if TYPE_CHECKING:
@@ -85,8 +85,9 @@ def _scheduled_task(task_name: str, index: int, entry: dict[str, Any], task_labe
             interval=entry.get("interval"),
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
-        raise InvalidScheduleError(f"Invalid schedule label #{index} of task {task_name!r}: {problems}.") from None
+        raise InvalidScheduleError(
+            f"Invalid schedule label #{index} of task {task_name!r}: {schedule_problems(exc)}."
+        ) from None
 
 
 def _kubernetes_apply(broker: AsyncBroker) -> Any:

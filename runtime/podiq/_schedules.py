@@ -209,6 +209,11 @@ class CreatedSchedule(Generic[R]):
         return f"CreatedSchedule(schedule_id={self.schedule_id!r}, source={type(self.source).__name__})"
 
 
+def schedule_problems(exc: ValidationError) -> str:
+    """What is wrong with a schedule, field by field, for an InvalidScheduleError."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
+
+
 async def schedule_call(
     kicker: AsyncKicker[Any, R],
     source: ScheduleSource,
@@ -232,7 +237,6 @@ async def schedule_call(
             **trigger,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
-        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {problems}.") from None
+        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {schedule_problems(exc)}.") from None
     await source.add_schedule(schedule)
     return CreatedSchedule(kicker, source, schedule.schedule_id, schedule)
