@@ -10,12 +10,14 @@ from podiq._gather import gather
 from podiq._inmemory import InMemoryBroker, InMemoryResultBackend
 from podiq._kicker import AsyncKicker
 from podiq._labels import TaskOptions
-from podiq._message import TaskiqMessage
+from podiq._message import BrokerMessage, TaskiqMessage
 from podiq._middleware import TaskiqMiddleware
 from podiq._progress import TaskProgress
 from podiq._result import ResultRecord, TaskiqResult
 from podiq._result_backend import AsyncResultBackend
+from podiq._retries import SimpleRetryMiddleware, SmartRetryMiddleware
 from podiq._scheduler import TaskiqScheduler
+from podiq._shared_broker import async_shared_broker
 from podiq._schedules import CreatedSchedule, CronSpec, InMemoryScheduleSource, ScheduledTask, ScheduleSource
 from podiq._state import TaskiqEvents, TaskiqState
 from podiq._task import AsyncTaskiqTask
@@ -51,6 +53,7 @@ __all__ = [
     "AsyncTaskiqDecoratedTask",
     "AsyncTaskiqTask",
     "BrokerError",
+    "BrokerMessage",
     "Context",
     "CreatedSchedule",
     "CronSpec",
@@ -75,6 +78,8 @@ __all__ = [
     "SecurityError",
     "SendTaskError",
     "SerializationError",
+    "SimpleRetryMiddleware",
+    "SmartRetryMiddleware",
     "TaskCancelledError",
     "TaskOptions",
     "TaskProgress",
@@ -91,5 +96,6 @@ __all__ = [
     "TaskiqState",
     "UnknownTaskError",
     "__version__",
+    "async_shared_broker",
     "gather",
 ]

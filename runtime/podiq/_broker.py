@@ -14,7 +14,7 @@ from podiq._decor import AsyncTaskiqDecoratedTask
 from podiq._labels import TaskOptions
 from podiq._message import TaskiqMessage
 from podiq._middleware import TaskiqMiddleware, maybe_await
-from podiq._result_backend import AsyncResultBackend
+from podiq._result_backend import AsyncResultBackend, DummyResultBackend
 from podiq._state import TaskiqEvents, TaskiqState
 from podiq.exceptions import BrokerError
 
@@ -26,6 +26,8 @@ EventHandler = Callable[[TaskiqState], Awaitable[None] | None]
 # Every broker made in this process, so the runtime can find a task by name after importing
 # the user's module, whichever broker that module created.
 _BROKERS: weakref.WeakSet[AsyncBroker] = weakref.WeakSet()
+# Tasks declared on a shared broker (podiq.brokers.shared_broker), which every broker runs.
+SHARED_TASKS: dict[str, AsyncTaskiqDecoratedTask[Any, Any]] = {}
 
 
 def find_registered_task(task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
@@ -50,6 +52,8 @@ class AsyncBroker(ABC):
 
     #: Whether this process executes tasks (worker events run on startup and shutdown).
     is_worker_process: bool = False
+    #: The class `@broker.task` makes.
+    decorator_class: type[AsyncTaskiqDecoratedTask[Any, Any]] = AsyncTaskiqDecoratedTask
 
     def __init__(
         self,
@@ -65,10 +69,12 @@ class AsyncBroker(ABC):
         self.dependency_overrides: dict[Any, Any] = {}
         self.local_task_registry: dict[str, AsyncTaskiqDecoratedTask[Any, Any]] = {}
         self.is_started = False
+        self._stopped = False
         _BROKERS.add(self)
 
     def default_result_backend(self) -> AsyncResultBackend:
-        raise BrokerError(f"{type(self).__name__} needs a result_backend.")
+        """The backend of a broker made without one: as in taskiq, it stores nothing."""
+        return DummyResultBackend()
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -116,12 +122,12 @@ class AsyncBroker(ABC):
                 f"{twin if _origin(existing.original_func) == _origin(func) else ''}; give "
                 f"{_origin(func)} another name with @broker.task(task_name=...)."
             )
-        task = AsyncTaskiqDecoratedTask(broker=self, task_name=name, original_func=func, labels=labels)
+        task = self.decorator_class(broker=self, task_name=name, original_func=func, labels=labels)
         self.local_task_registry[name] = task
         return task
 
     def find_task(self, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
-        return self.local_task_registry.get(task_name)
+        return self.local_task_registry.get(task_name) or SHARED_TASKS.get(task_name)
 
     def get_all_tasks(self) -> dict[str, AsyncTaskiqDecoratedTask[Any, Any]]:
         return dict(self.local_task_registry)
@@ -184,9 +190,12 @@ class AsyncBroker(ABC):
             await maybe_await(middleware.startup())
         await self.result_backend.startup()
         self.is_started = True
+        self._stopped = False
 
     async def shutdown(self) -> None:
-        if not self.is_started:
+        # As in taskiq, shutdown handlers run even when startup() never did (a test that never
+        # started the broker); a second shutdown() in a row does nothing.
+        if self._stopped:
             return
         events = ([TaskiqEvents.WORKER_SHUTDOWN] if self.is_worker_process else []) + [TaskiqEvents.CLIENT_SHUTDOWN]
         for event in events:
@@ -196,6 +205,7 @@ class AsyncBroker(ABC):
             await maybe_await(middleware.shutdown())
         await self.result_backend.shutdown()
         self.is_started = False
+        self._stopped = True
 
     async def __aenter__(self) -> Self:
         await self.startup()

@@ -12,13 +12,14 @@ from types import TracebackType
 from typing import Any
 
 from podiq._broker import AsyncBroker
-from podiq._labels import RETRIES_LABEL, TaskOptions
+from podiq._labels import RETRIES_LABEL
 from podiq._message import TaskiqMessage
 from podiq._middleware import maybe_await, overrides
 from podiq._progress import TaskProgress
 from podiq._receiver import Receiver
 from podiq._result import ResultRecord, TaskiqResult
 from podiq._result_backend import AsyncResultBackend
+from podiq._retries import decide_retry
 from podiq.exceptions import (
     BrokerError,
     ResultGetError,
@@ -55,6 +56,11 @@ class InMemoryResultBackend(AsyncResultBackend):
             self._expected = set()
         self._expected.add(task_id)
         self.results.pop(task_id, None)
+
+    def still_running(self, task_id: str) -> None:
+        """An attempt's failure was stored but the run goes on (a retry): keep waiting allowed."""
+        if self._expected is not None:
+            self._expected.add(task_id)
 
     async def set_result(self, task_id: str, result: ResultRecord) -> None:
         self.results[task_id] = result
@@ -124,7 +130,8 @@ class InMemoryBroker(AsyncBroker):
     """Runs tasks concurrently on the current event loop; plain functions in a thread pool.
 
     `max_async_tasks` bounds how many runs execute at once (None: no bound); the rest wait in
-    order. `wait_all()` returns when every sent run has finished.
+    order. `wait_all()` returns when every sent run has finished. With `await_inplace=True`,
+    `kiq()` returns only once the run has finished (as in taskiq's testing guide).
     """
 
     is_worker_process = True
@@ -138,7 +145,10 @@ class InMemoryBroker(AsyncBroker):
         result_backend: AsyncResultBackend | None = None,
         task_id_generator: Callable[[], str] | None = None,
         shutdown_timeout: float | None = 30.0,
+        await_inplace: bool = False,
     ) -> None:
+        #: Run each task to its end inside kiq() (taskiq's testing mode) instead of in the background.
+        self.await_inplace = await_inplace
         self._max_stored_results = check_count("max_stored_results", max_stored_results, minimum=0, unlimited=-1)
         super().__init__(result_backend=result_backend, task_id_generator=task_id_generator)
         self._pool_size = check_count(
@@ -159,21 +169,24 @@ class InMemoryBroker(AsyncBroker):
         return InMemoryResultBackend(self._max_stored_results)
 
     async def kick(self, message: TaskiqMessage) -> None:
-        if message.task_name not in self.local_task_registry:
+        if self.find_task(message.task_name) is None:
             raise UnknownTaskError(message.task_name, "this InMemoryBroker")
         if message.task_id in self._running:
             raise SendTaskError(
                 f"Task id {message.task_id!r} is already in use by a run that has not finished; "
                 "wait for that run first, or send this one with another id."
             )
-        self._start(message)
+        await self._start(message)
 
     async def requeue(self, message: TaskiqMessage) -> None:
-        self._start(message)  # the same id, on purpose: its waiters wait for the new run
+        await self._start(message)  # the same id, on purpose: its waiters wait for the new run
 
-    def _start(self, message: TaskiqMessage) -> None:
+    async def _start(self, message: TaskiqMessage) -> None:
         if isinstance(self.result_backend, InMemoryResultBackend):
             self.result_backend.expect(message.task_id)
+        if self.await_inplace:
+            await self._process(message)
+            return
         self._running[message.task_id] = asyncio.create_task(self._process(message))
 
     async def cancel(self, task_id: str) -> None:
@@ -283,14 +296,20 @@ class InMemoryBroker(AsyncBroker):
                     logger.exception("Middleware %s failed in post_save of task %s.", type(middleware).__name__, message.task_id)
 
     async def _run_with_retries(self, message: TaskiqMessage) -> ResultRecord | None:
-        options = TaskOptions.from_labels(message.labels) if message.labels else None
         while True:
             record = await self.receiver.run(message)
-            if record is None or options is None or not record.is_err:
+            if record is None or record.error is None:
                 return record
+            decision = decide_retry(self, message, record.error.to_exception())
+            if not decision.retry:
+                return record
+            if decision.store_failure:
+                await self._store(record, message)
+                if isinstance(self.result_backend, InMemoryResultBackend):
+                    self.result_backend.still_running(message.task_id)
+            if decision.delay > 0:
+                await asyncio.sleep(decision.delay)
             retries = int(message.labels.get(RETRIES_LABEL, 0))
-            if not options.should_retry(record.error.type if record.error else None, retries):
-                return record
             message = message.model_copy(update={"labels": {**message.labels, RETRIES_LABEL: retries + 1}})
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 from podiq._labels import SCHEDULE_ID_LABEL, TaskOptions
 from podiq._message import TaskiqMessage
 from podiq._middleware import maybe_await, overrides
+from podiq._retries import sendable_labels
 from podiq._serialization import Signature, to_json_compatible
 from podiq._task import AsyncTaskiqTask
 from podiq.exceptions import InvalidArgumentsError
@@ -65,7 +66,7 @@ class AsyncKicker(Generic[P, R]):
         else:  # kicked by name: no signature to check against, but values must still be JSON
             encoded_args = [to_json_compatible(v, what=f"Argument {i}") for i, v in enumerate(args)]
             encoded_kwargs = {k: to_json_compatible(v, what=f"Argument {k!r}") for k, v in kwargs.items()}
-        labels = dict(self.labels)
+        labels = sendable_labels(self.labels)
         if self.custom_schedule_id is not None:
             labels[SCHEDULE_ID_LABEL] = self.custom_schedule_id
         task_id = self.custom_task_id or self.broker.id_generator()

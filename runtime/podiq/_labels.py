@@ -11,6 +11,11 @@ from podiq.exceptions import InvalidArgumentsError
 REQUEUE_LABEL = "X-Taskiq-requeue"
 RETRIES_LABEL = "_retries"
 SCHEDULE_ID_LABEL = "schedule_id"
+#: A task label that stays with the task and is never sent: exception types are not data.
+EXCEPTION_TYPES_LABEL = "types_of_exceptions"
+#: Read from the task by LabelScheduleSource; its entries (datetimes included) are never sent.
+SCHEDULE_LABEL = "schedule"
+LOCAL_LABELS = frozenset({EXCEPTION_TYPES_LABEL, SCHEDULE_LABEL})
 
 #: Exceptions that end a run for good, whatever the retry policy says.
 NEVER_RETRIED = {"TaskRejectedError", "TaskCancelledError"}
@@ -33,7 +38,7 @@ class TaskOptions(BaseModel):
     def checked(cls, labels: dict[str, Any]) -> TaskOptions:
         """The options, once the labels are known to travel as JSON (they do on Kubernetes)."""
         for name, value in labels.items():
-            if not _is_json(value):
+            if name not in LOCAL_LABELS and not _is_json(value):
                 raise InvalidArgumentsError(
                     f"Label {name!r}={value!r} cannot travel as JSON, which labels do; pass str, int, float, "
                     "bool, None, or lists and dicts (with str keys) of them."

@@ -31,6 +31,9 @@ class TaskiqScheduler:
         self.sources = list(sources)
         self.refresh_delay = refresh_delay
         self._due: dict[str, datetime] = {}
+        # One-off schedules already sent whose source cannot delete them (e.g. taskiq's
+        # read-only sources that only implement get_schedules), so they are not sent again.
+        self._sent_once: set[str] = set()
 
     async def startup(self) -> None:
         await self.broker.startup()
@@ -57,6 +60,8 @@ class TaskiqScheduler:
                 continue
             for schedule in schedules:
                 seen.add(schedule.schedule_id)
+                if schedule.schedule_id in self._sent_once:
+                    continue
                 try:
                     if await self._tick_one(source, schedule, now):
                         fired.append(schedule)
@@ -67,6 +72,7 @@ class TaskiqScheduler:
                     self._due[schedule.schedule_id] = _NEVER
         for gone in set(self._due) - seen:
             del self._due[gone]
+        self._sent_once &= seen
         return fired
 
     async def _tick_one(self, source: ScheduleSource, schedule: ScheduledTask, now: datetime) -> bool:
@@ -78,16 +84,23 @@ class TaskiqScheduler:
             return False
         fired = await self._send(source, schedule)
         if schedule.time is not None:
-            await source.delete_schedule(schedule.schedule_id)
             self._due.pop(schedule.schedule_id, None)
+            try:
+                await source.delete_schedule(schedule.schedule_id)
+            except NotImplementedError:
+                self._sent_once.add(schedule.schedule_id)
         else:
             self._due[schedule.schedule_id] = schedule.next_run(max(due, now)) or now
         return fired
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Fire schedules until `stop` is set (or the task is cancelled)."""
-        stop = stop or asyncio.Event()
         await self.startup()
+        await self.run_started(stop)
+
+    async def run_started(self, stop: asyncio.Event | None = None) -> None:
+        """The loop of `run()`, for a broker and sources that were started already."""
+        stop = stop or asyncio.Event()
         try:
             while not stop.is_set():
                 await self.tick()
@@ -100,6 +113,10 @@ class TaskiqScheduler:
         finally:
             await self.shutdown()
 
+    async def on_ready(self, source: ScheduleSource, schedule: ScheduledTask) -> None:
+        """Send one schedule now, as its source's hooks allow (taskiq's name)."""
+        await self._send(source, schedule)
+
     async def _send(self, source: ScheduleSource, schedule: ScheduledTask) -> bool:
         try:
             await maybe_await(source.pre_send(schedule))
@@ -107,6 +124,8 @@ class TaskiqScheduler:
             logger.info("Schedule %s skipped by its source.", schedule.schedule_id)
             return False
         kicker: AsyncKicker[..., object] = AsyncKicker(schedule.task_name, self.broker, schedule.labels)
+        if schedule.task_id is not None:
+            kicker.with_task_id(schedule.task_id)
         try:
             await kicker.with_schedule_id(schedule.schedule_id).kiq(*schedule.args, **schedule.kwargs)
         except Exception:

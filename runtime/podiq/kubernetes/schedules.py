@@ -456,7 +456,7 @@ class KubernetesScheduleSource(ScheduleSource):
         """The resource ``add_schedule`` creates for ``schedule`` (CronJob or TaskRun); checks everything."""
         try:
             if schedule.time is not None:
-                return one_shot_taskrun_body(self.broker, schedule, self.broker.id_generator())
+                return one_shot_taskrun_body(self.broker, schedule, schedule.task_id or self.broker.id_generator())
             template = taskrun_template(self.broker, schedule)
         except SendTaskError as exc:  # the task name, id or a Kubernetes option label
             raise InvalidScheduleError(f"Invalid schedule for task {schedule.task_name!r}: {exc}") from None
@@ -562,6 +562,25 @@ class KubernetesScheduleSource(ScheduleSource):
                 if exc.status not in (404, 409):
                     raise
         return deleted
+
+
+async def apply_label_schedules(broker: KubernetesBroker, schedules: list[ScheduledTask]) -> None:
+    """LabelScheduleSource on Kubernetes: each `schedule` label becomes a CronJob under its stable id
+    (replaced on the next start), or, for a `time`, a held-back TaskRun named by that id (made once)."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    source = KubernetesScheduleSource(broker)
+    try:
+        for schedule in schedules:
+            if schedule.time is not None and schedule.task_id is None:
+                schedule = schedule.model_copy(update={"task_id": schedule.schedule_id})
+            try:
+                await source.add_schedule(schedule)
+            except ApiException as exc:
+                if exc.status != 409:  # 409: the one-off TaskRun of an earlier start exists
+                    raise
+    finally:
+        await source.shutdown()
 
 
 def _api_message(exc: Any) -> str:

@@ -213,7 +213,7 @@ async def test_cancel_a_finished_run_keeps_its_result(broker: InMemoryBroker) ->
 
 
 async def test_unknown_task_is_refused_at_kiq(broker: InMemoryBroker) -> None:
-    with pytest.raises(UnknownTaskError, match="No task named 'not.registered' is registered on this InMemoryBroker"):
+    with pytest.raises(UnknownTaskError, match="no task named 'not.registered' is registered on this InMemoryBroker"):
         await AsyncKicker("not.registered", broker, {}).kiq()
 
 

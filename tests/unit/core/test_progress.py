@@ -24,7 +24,7 @@ def test_keywords_and_default_message() -> None:
 
 def test_json_round_trip() -> None:
     progress = TaskProgress(5, 5, "done")
-    assert progress.model_dump() == {"current": 5, "total": 5, "message": "done"}
+    assert progress.model_dump() == {"current": 5, "total": 5, "message": "done", "state": None, "meta": None}
     assert TaskProgress.model_validate_json(progress.model_dump_json()) == progress
     assert TaskProgress.model_validate({"current": 1, "total": 2}) == TaskProgress(1, 2)
 
