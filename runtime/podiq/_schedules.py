@@ -108,7 +108,8 @@ class ScheduledTask(BaseModel):
             local = after.astimezone(ZoneInfo(self.cron_offset))
         else:
             local = after.astimezone(timezone(self.cron_offset or timedelta()))
-        return croniter(self.cron, local).get_next(datetime).astimezone(timezone.utc)
+        fire: datetime = croniter(self.cron, local).get_next(datetime)
+        return fire.astimezone(timezone.utc)
 
 
 class ScheduleSource(ABC):

@@ -46,7 +46,7 @@ class TaskRunApi:
 
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self._api.create_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._api.create_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
                 GROUP, VERSION, namespace, PLURAL, JsonBody(body), _request_timeout=self._timeout,
             )
         except ApiException as exc:
@@ -54,7 +54,7 @@ class TaskRunApi:
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._api.get_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._api.get_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
                 GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout,
             )
         except ApiException as exc:
@@ -70,7 +70,7 @@ class TaskRunApi:
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return await self._api.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
+            return await self._api.patch_namespaced_custom_object_status(  # type: ignore[no-any-return,call-arg]  # decoded JSON is Any; _content_type is not in the stubs
                 GROUP, VERSION, namespace, PLURAL, name, body,
                 _content_type=MERGE_PATCH, _request_timeout=self._timeout,
             )
@@ -80,7 +80,7 @@ class TaskRunApi:
     async def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch ``spec`` (e.g. ``{"cancelled": True}``)."""
         try:
-            return await self._api.patch_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._api.patch_namespaced_custom_object(  # type: ignore[no-any-return,call-arg]  # decoded JSON is Any; _content_type is not in the stubs
                 GROUP, VERSION, namespace, PLURAL, name, {"spec": spec},
                 _content_type=MERGE_PATCH, _request_timeout=self._timeout,
             )

@@ -167,7 +167,7 @@ class KubernetesBroker(AsyncBroker):
 def _refused(exc: ApiException, message: TaskiqMessage) -> Exception:
     """The API server's refusal of a TaskRun, as an error that says what to change."""
     try:
-        detail = json.loads(exc.body).get("message", exc.reason)
+        detail = json.loads(exc.body or b"").get("message", exc.reason)
     except (TypeError, ValueError):
         detail = exc.reason
     if exc.status in (400, 422):

@@ -480,7 +480,7 @@ class KubernetesScheduleSource(ScheduleSource):
                 return
             batch = client.BatchV1Api(connection)
             try:
-                await batch.create_namespaced_cron_job(self.namespace, body)
+                await batch.create_namespaced_cron_job(self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
             except ApiException as exc:
                 if exc.status != 409:
                     raise
@@ -491,7 +491,8 @@ class KubernetesScheduleSource(ScheduleSource):
                         f"{self.namespace} and is not a podiq schedule."
                     ) from None
                 body["metadata"]["resourceVersion"] = existing.metadata.resource_version
-                await batch.replace_namespaced_cron_job(schedule.schedule_id, self.namespace, body)
+                await batch.replace_namespaced_cron_job(
+                    schedule.schedule_id, self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise InvalidScheduleError(f"Kubernetes refused the schedule: {_api_message(exc)}") from None

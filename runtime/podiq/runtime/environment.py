@@ -36,11 +36,11 @@ class RuntimeEnvironment(BaseModel):
             return cls(
                 taskrun_name=env.get(ENV_TASKRUN_NAME, ""),
                 namespace=env.get(ENV_TASKRUN_NAMESPACE, ""),
-                attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]
+                attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]  # pydantic converts the string
                 job_name=env.get(ENV_JOB_NAME) or None,
                 pod_name=env.get(ENV_POD_NAME) or env.get("HOSTNAME"),
                 imports=[m.strip() for m in env.get(ENV_IMPORTS, "").split(",") if m.strip()],
-                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]
+                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]  # pydantic converts the string
             )
         except ValidationError as exc:
             raise ValueError(
