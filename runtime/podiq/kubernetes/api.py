@@ -62,6 +62,16 @@ class TaskRunApi:
                 return None
             raise
 
+    async def list(self, namespace: str) -> list[dict[str, Any]]:
+        """Every TaskRun in ``namespace``."""
+        try:
+            listing = await self._api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, _request_timeout=self._timeout,
+            )
+        except ApiException as exc:
+            raise translated(exc) from exc
+        return list(listing["items"])
+
     async def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None,
     ) -> dict[str, Any]:
