@@ -32,9 +32,6 @@ class ResultRecord(BaseModel):
         return cls(is_err=True, execution_time=execution_time, labels=labels, error=ExceptionData.from_exception(error))
 
 
-_UNSET: Any = object()
-
-
 class TaskiqResult(Generic[ReturnType]):
     """The outcome of a task run.
 

@@ -361,9 +361,6 @@ class TaskRunStatus(_Model):
             self.conditions = [c for c in self.conditions if c.type != SUCCEEDED] + [new]
         self.phase = _DONE_PHASE.get(reason) or (Phase.RUNNING if reason in _RUNNING_REASONS else Phase.PENDING)
 
-    def mark_pending(self, now: datetime, message: str = "Waiting for the first attempt to start.") -> None:
-        self.set_condition(Reason.PENDING, message, now)
-
     def mark_waiting(self, not_before: datetime, now: datetime) -> None:
         self.set_condition(Reason.WAITING, f"Not starting before {_timestamp(not_before)}.", now)
 

@@ -29,7 +29,6 @@ class TaskRunStatusBackend(AsyncResultBackend):
         self._written: TaskProgress | None = None
         self._last_write = float("-inf")
         self._pending: asyncio.Task[None] | None = None
-        self.writes = 0
 
     async def set_progress(self, task_id: str, progress: TaskProgress) -> None:
         self.latest = progress
@@ -52,7 +51,6 @@ class TaskRunStatusBackend(AsyncResultBackend):
         await self.api.patch_status(
             self.namespace, self.name, {"progress": to_api(status), "progressText": status.text}
         )
-        self.writes += 1
 
     async def close(self) -> None:
         if self._pending is not None and not self._pending.done():
