@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from podiq._problems import problems
 from podiq.exceptions import InvalidScheduleError
 
 if TYPE_CHECKING:
@@ -196,7 +197,6 @@ async def schedule_call(
             **trigger,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
-        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {problems}.") from None
+        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {problems(exc, whole='schedule')}.") from None
     await source.add_schedule(schedule)
     return CreatedSchedule(kicker, source, schedule.schedule_id)

@@ -28,14 +28,13 @@ from podiq.exceptions import (
 from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
 from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
-from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, label_value, to_api
+from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, is_dns_label, label_value, to_api
 from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
 
 logger = logging.getLogger("podiq.kubernetes")
 
 #: Seconds after which a run that no operator has touched is reported in the log.
 UNATTENDED_AFTER = 30.0
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
 
@@ -136,7 +135,7 @@ class KubernetesBroker(AsyncBroker):
                 "`module:function` name, so define the task in an importable module (not __main__) and "
                 "keep the default task name."
             )
-        if len(message.task_id) > 63 or not _DNS_NAME.match(message.task_id):
+        if not is_dns_label(message.task_id):
             raise InvalidArgumentsError(
                 f"Task id {message.task_id!r} cannot name a TaskRun: use at most 63 lowercase letters, "
                 "digits and '-', starting and ending with a letter or digit."

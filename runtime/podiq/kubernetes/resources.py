@@ -34,6 +34,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from podiq._labels import REQUEUE_LABEL
 from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
 
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_INLINE_RESULT_BYTES",
     "PLURAL",
     "REQUEUE_LABEL",
+    "is_dns_label",
     "SHORT_NAMES",
     "SINGULAR",
     "SUCCEEDED",
@@ -91,7 +93,6 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"
 #: Kueue admits a Job into a queue by this label.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: The taskiq label counting requeues (a string holding an int, as in taskiq).
-REQUEUE_LABEL = "X-Taskiq-requeue"
 
 #: ``module.path:function``: the runtime imports the module and looks the function up.
 #: Written for Go's regexp (the API server) and Python alike: ASCII classes, no ``\\w``.
@@ -106,7 +107,8 @@ MAX_INLINE_RESULT_BYTES = 256 * 1024
 SUCCEEDED = "Succeeded"
 
 _LABEL_VALUE_MAX = 63
-_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_LABEL_MATCH = re.compile(DNS_LABEL).match
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
@@ -600,6 +602,11 @@ def format_duration(delta: timedelta) -> str:
 
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def is_dns_label(value: object, max_length: int = 63) -> bool:
+    """An RFC 1123 label, as names of TaskRuns, Jobs and CronJobs must be."""
+    return isinstance(value, str) and len(value) <= max_length and _DNS_LABEL_MATCH(value) is not None
 
 
 def label_value(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from pydantic import BaseModel, Field, ValidationError
+from podiq._problems import problems
 
 ENV_TASKRUN_NAME = "PODIQ_TASKRUN_NAME"
 ENV_TASKRUN_NAMESPACE = "PODIQ_TASKRUN_NAMESPACE"
@@ -44,7 +45,6 @@ class RuntimeEnvironment(BaseModel):
             )
         except ValidationError as exc:
             raise ValueError(
-                f"the pod's environment: the pod's environment is incomplete ({exc.error_count()} problems: "
-                f"{'; '.join(str(e['loc'][0]) + ': ' + e['msg'] for e in exc.errors())}). The operator sets "
+                f"the pod's environment is incomplete ({problems(exc)}). The operator sets "
                 f"{ENV_TASKRUN_NAME}, {ENV_TASKRUN_NAMESPACE} and {ENV_ATTEMPT}; run tasks through a TaskRun."
             ) from None
