@@ -244,7 +244,7 @@ class KubernetesResultBackend(AsyncResultBackend):
 
     async def get_progress(self, task_id: str) -> TaskProgress | None:
         progress = (await self._read(task_id)).status.progress
-        return None if progress is None else TaskProgress(progress.current, progress.total, progress.message)
+        return None if progress is None else progress.as_task_progress()
 
 
 async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None:

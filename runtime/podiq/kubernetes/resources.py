@@ -34,6 +34,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from podiq._progress import TaskProgress
 from podiq._labels import REQUEUE_LABEL
 from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
@@ -248,6 +249,14 @@ class Progress(_Model):
     @property
     def text(self) -> str:
         return f"{self.current}/{self.total}"
+
+    @classmethod
+    def of(cls, progress: TaskProgress) -> Progress:
+        """A task's reported progress as the status holds it (the message cut to fit)."""
+        return cls(current=progress.current, total=progress.total, message=progress.message[:4096])
+
+    def as_task_progress(self) -> TaskProgress:
+        return TaskProgress(self.current, self.total, self.message)
 
 
 class TaskRunSpec(_Model):

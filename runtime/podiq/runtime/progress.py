@@ -47,7 +47,7 @@ class TaskRunStatusBackend(AsyncResultBackend):
         if progress is None or progress == self._written:
             return
         self._written, self._last_write = progress, time.monotonic()
-        status = Progress(current=progress.current, total=progress.total, message=progress.message[:4096])
+        status = Progress.of(progress)
         await self.api.patch_status(
             self.namespace, self.name, {"progress": to_api(status), "progressText": status.text}
         )
