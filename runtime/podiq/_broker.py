@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
 
 
 from podiq._decor import AsyncTaskiqDecoratedTask
@@ -17,6 +17,9 @@ from podiq._middleware import TaskiqMiddleware, maybe_await
 from podiq._result_backend import AsyncResultBackend, DummyResultBackend
 from podiq._state import TaskiqEvents, TaskiqState
 from podiq.exceptions import BrokerError
+
+if TYPE_CHECKING:
+    from podiq._schedules import ScheduledTask
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -178,6 +181,11 @@ class AsyncBroker(ABC):
         self.event_handlers[event].append(handler)
 
     # -- lifetime -----------------------------------------------------------------------------
+
+    async def apply_label_schedules(self, schedules: list[ScheduledTask]) -> bool:
+        """Make the tasks' `schedule` labels this broker's own way (CronJobs, say) and say so;
+        False, the default, leaves them to an in-process TaskiqScheduler."""
+        return False
 
     async def startup(self) -> None:
         if self.is_started:

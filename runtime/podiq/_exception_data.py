@@ -48,7 +48,7 @@ class ExceptionData(BaseModel):
         return cls(
             type=type(exc).__qualname__,
             module=type(exc).__module__,
-            message=_text(exc.message if members else str(exc)),
+            message=_text(exc.message if isinstance(exc, BaseExceptionGroup) else str(exc)),
             args=[] if members else [_plain(arg) for arg in exc.args],
             attributes=_attributes(exc),
             # The whole chain is in the outermost traceback text; linked records keep only their data.
@@ -145,7 +145,7 @@ def _construct_group(
     if not issubclass(exc_type, BaseExceptionGroup) or not members:
         return None
     try:
-        return exc_type(message, members)  # type: ignore[call-arg]
+        return exc_type(message, members)
     except Exception:
         return None
 

@@ -193,7 +193,8 @@ class InMemoryBroker(AsyncBroker):
         run = self._running.get(task_id)
         if run is None:
             return
-        if inspect.getcoroutinestate(run.get_coro()) == inspect.CORO_CREATED:
+        coro = run.get_coro()
+        if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
             # A task cancelled before its first step never runs its code, so nothing would store
             # the cancellation and waiters would hang: let the run cancel itself when it starts.
             self._cancel_at_start.add(task_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -40,9 +39,7 @@ class LabelScheduleSource(ScheduleSource):
 
     async def startup(self) -> None:
         self.schedules = {s.schedule_id: s for s in self.collect()}
-        apply = _kubernetes_apply(self.broker)
-        if apply is not None:
-            await apply(self.broker, list(self.schedules.values()))
+        if await self.broker.apply_label_schedules(list(self.schedules.values())):
             self.schedules.clear()
 
     def collect(self) -> list[ScheduledTask]:
@@ -90,13 +87,3 @@ def _scheduled_task(task_name: str, index: int, entry: dict[str, Any], task_labe
         raise InvalidScheduleError(
             f"Invalid schedule label #{index} of task {task_name!r}: {schedule_problems(exc)}."
         ) from None
-
-
-def _kubernetes_apply(broker: AsyncBroker) -> Any:
-    # A KubernetesBroker can only exist once podiq.kubernetes was imported: nothing to load otherwise.
-    if "podiq.kubernetes.broker" not in sys.modules:
-        return None
-    from podiq.kubernetes.broker import KubernetesBroker
-    from podiq.kubernetes.schedules import apply_label_schedules
-
-    return apply_label_schedules if isinstance(broker, KubernetesBroker) else None

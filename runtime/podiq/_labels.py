@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from podiq._problems import problems
 from podiq.exceptions import InvalidArgumentsError
 
 REQUEUE_LABEL = "X-Taskiq-requeue"
@@ -50,8 +51,7 @@ class TaskOptions(BaseModel):
         try:
             return cls.model_validate(labels)
         except ValidationError as exc:
-            problems = "; ".join(f"label {'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in exc.errors())
-            raise InvalidArgumentsError(f"Invalid task labels: {problems}.") from None
+            raise InvalidArgumentsError(f"Invalid task labels: {problems(exc, noun='label')}.") from None
 
     def should_retry(self, error_type: str | None, retries_done: int) -> bool:
         return (

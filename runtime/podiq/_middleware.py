@@ -13,7 +13,7 @@ class TaskiqMiddleware:
     """Hooks around sending and executing tasks, as in taskiq. Each hook may be sync or async."""
 
     def __init__(self) -> None:
-        self.broker: AsyncBroker = None  # type: ignore[assignment]
+        self.broker: AsyncBroker = None  # type: ignore[assignment]  # set by the broker before any hook runs
 
     def set_broker(self, broker: AsyncBroker) -> None:
         self.broker = broker

@@ -33,9 +33,6 @@ class ResultRecord(BaseModel):
         return cls(is_err=True, execution_time=execution_time, labels=labels, error=ExceptionData.from_exception(error))
 
 
-_UNSET: Any = object()
-
-
 class TaskiqResult(Generic[ReturnType]):
     """The outcome of a task run.
 
@@ -125,7 +122,7 @@ class TaskiqResult(Generic[ReturnType]):
             )
             self._fill(finished)
         self.raise_for_error()
-        return self._return_value  # type: ignore[no-any-return]
+        return self._return_value  # type: ignore[no-any-return]  # the stored value is typed by the task
 
     def __await__(self) -> Generator[Any, None, ReturnType]:
         return self.wait_result().__await__()
@@ -163,7 +160,7 @@ class TaskiqResult(Generic[ReturnType]):
     @property
     def return_value(self) -> ReturnType:
         self._require_complete("return_value")
-        return self._return_value  # type: ignore[no-any-return]
+        return self._return_value  # type: ignore[no-any-return]  # the stored value is typed by the task
 
     @property
     def execution_time(self) -> float:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from podiq._problems import problems
 from podiq.exceptions import InvalidScheduleError
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ class CreatedSchedule(Generic[R]):
 
 def schedule_problems(exc: ValidationError) -> str:
     """What is wrong with a schedule, field by field, for an InvalidScheduleError."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
+    return problems(exc, whole="schedule")
 
 
 async def schedule_call(

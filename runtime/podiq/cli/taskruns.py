@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from podiq.kubernetes.api import TaskRunApi
+from podiq.cli import listing
 from podiq.cli._cluster import cluster_command, console
+from podiq.kubernetes.api import TaskRunApi
 from podiq.kubernetes.connecting import api_client
-from podiq.kubernetes.resources import GROUP, PLURAL, VERSION, TaskRun
+from podiq.kubernetes.resources import TaskRun
 
 
 def add_parser(subparsers: Any) -> None:
@@ -24,9 +26,10 @@ def add_parser(subparsers: Any) -> None:
     get = command("get", "show one TaskRun; --watch follows its progress until it finishes", get_taskrun)
     get.add_argument("name")
     get.add_argument("-w", "--watch", action="store_true")
-    listing = command("list", "list TaskRuns", list_taskruns)
-    listing.add_argument("--task", help="only runs of this task (module:function)")
-    listing.add_argument("--phase", help="only runs in this phase, e.g. Failed")
+    lister = command("list", "list TaskRuns", list_taskruns)
+    lister.add_argument("--task", help="only runs of this task (module:function)")
+    lister.add_argument("--phase", help="only runs in this phase, e.g. Failed")
+    lister.add_argument("-o", "--output", choices=["wide"], help="wide: also reason, duration, Job and message")
     logs = command("logs", "print the output of a TaskRun's latest pod", show_logs)
     logs.add_argument("name")
     cancel = command("cancel", "cancel a TaskRun (its Job is deleted; waiters get TaskCancelledError)", cancel_taskrun)
@@ -91,23 +94,26 @@ def details(taskrun: TaskRun) -> Table:
 
 
 async def list_taskruns(args: argparse.Namespace, api: TaskRunApi) -> int:
-    from kubernetes_asyncio import client
-
-    listing = await client.CustomObjectsApi(args.connection).list_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL)
-    runs = [TaskRun.from_api(item) for item in listing["items"]]
-    runs = [r for r in runs if (not args.task or r.spec.task_name == args.task) and (not args.phase or (r.status.phase and r.status.phase.value == args.phase))]
-    table = Table(title=f"TaskRuns in {args.namespace}")
-    for column in ("name", "task", "phase", "progress", "attempts", "duration"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("message", overflow="ellipsis", no_wrap=True, max_width=48)
-    for run in sorted(runs, key=lambda r: r.metadata.creation_timestamp or 0):
-        status = run.status
-        table.add_row(
-            run.name, run.spec.task_name, status.phase.value if status.phase else "Pending",
-            status.progress_text or "", str(status.attempts), status.duration or "", status.message[:60],
-        )
-    console.print(table)
+    runs = [TaskRun.from_api(item) for item in await api.list(args.namespace)]
+    runs = [run for run in runs if listing.matches(run, args.task, args.phase)]
+    if not runs:
+        console.print(f"No TaskRuns in {args.namespace}{' that match' if args.task or args.phase else ''}.")
+        return 0
+    console.print(listing_table(runs, wide=args.output == "wide"))
     return 0
+
+
+def listing_table(runs: list[TaskRun], *, wide: bool = False, now: datetime | None = None) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    cells = listing.rows(runs, wide=wide, now=now)
+    for index, column in enumerate(listing.WIDE_COLUMNS if wide else listing.COLUMNS):
+        # Short columns keep their full width; the long ones (name, task, message) fold.
+        width = max(len(column.header), *(len(row[index]) for row in cells))
+        table.add_column(column.header, overflow="fold", no_wrap=not column.folds,
+                         min_width=None if column.folds else width)
+    for row in cells:
+        table.add_row(*row)
+    return table
 
 
 async def show_logs(args: argparse.Namespace, api: TaskRunApi) -> int:

@@ -16,6 +16,7 @@ from podiq._broker import AsyncBroker
 from podiq._message import TaskiqMessage
 from podiq._progress import TaskProgress
 from podiq._result import ResultRecord
+from podiq._schedules import ScheduledTask
 from podiq._result_backend import AsyncResultBackend
 from podiq.exceptions import (
     BrokerError,
@@ -28,14 +29,13 @@ from podiq.exceptions import (
 from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
 from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
-from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, label_value, to_api
+from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, is_dns_label, label_value, to_api
 from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
 
 logger = logging.getLogger("podiq.kubernetes")
 
 #: Seconds after which a run that no operator has touched is reported in the log.
 UNATTENDED_AFTER = 30.0
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
 
@@ -93,6 +93,13 @@ class KubernetesBroker(AsyncBroker):
             self.api_client = await api_client(self.kubeconfig, self.context)
             self._taskruns = TaskRunApi(self.api_client)
 
+    async def apply_label_schedules(self, schedules: list[ScheduledTask]) -> bool:
+        """Label schedules become CronJobs (or held-back TaskRuns); nothing has to keep running."""
+        from podiq.kubernetes.schedules import apply_label_schedules
+
+        await apply_label_schedules(self, schedules)
+        return True
+
     async def startup(self) -> None:
         await self.connect()
         if not self.is_worker_process:
@@ -136,7 +143,7 @@ class KubernetesBroker(AsyncBroker):
                 "`module:function` name, so define the task in an importable module (not __main__) and "
                 "keep the default task name."
             )
-        if len(message.task_id) > 63 or not _DNS_NAME.match(message.task_id):
+        if not is_dns_label(message.task_id):
             raise InvalidArgumentsError(
                 f"Task id {message.task_id!r} cannot name a TaskRun: use at most 63 lowercase letters, "
                 "digits and '-', starting and ending with a letter or digit."
@@ -167,7 +174,7 @@ class KubernetesBroker(AsyncBroker):
 def _refused(exc: ApiException, message: TaskiqMessage) -> Exception:
     """The API server's refusal of a TaskRun, as an error that says what to change."""
     try:
-        detail = json.loads(exc.body).get("message", exc.reason)
+        detail = json.loads(exc.body or b"").get("message", exc.reason)
     except (TypeError, ValueError):
         detail = exc.reason
     if exc.status in (400, 422):
@@ -245,7 +252,7 @@ class KubernetesResultBackend(AsyncResultBackend):
 
     async def get_progress(self, task_id: str) -> TaskProgress | None:
         progress = (await self._read(task_id)).status.progress
-        return None if progress is None else TaskProgress(progress.current, progress.total, progress.message)
+        return None if progress is None else progress.as_task_progress()
 
 
 async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None:

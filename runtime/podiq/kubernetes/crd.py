@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from podiq.kubernetes import resources as r
 
@@ -85,7 +86,7 @@ def structural_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None
     return node
 
 
-def _model_schema(model: type[r.BaseModel]) -> dict[str, Any]:
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return structural_schema(model.model_json_schema(by_alias=True, mode="validation"))
 
 

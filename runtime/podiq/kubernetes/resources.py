@@ -34,6 +34,8 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from podiq._progress import TaskProgress
+from podiq._labels import REQUEUE_LABEL
 from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
 
@@ -48,6 +50,7 @@ __all__ = [
     "MAX_INLINE_RESULT_BYTES",
     "PLURAL",
     "REQUEUE_LABEL",
+    "is_dns_label",
     "SHORT_NAMES",
     "SINGULAR",
     "SUCCEEDED",
@@ -91,7 +94,6 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"
 #: Kueue admits a Job into a queue by this label.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: The taskiq label counting requeues (a string holding an int, as in taskiq).
-REQUEUE_LABEL = "X-Taskiq-requeue"
 
 #: ``module.path:function``: the runtime imports the module and looks the function up.
 #: Written for Go's regexp (the API server) and Python alike: ASCII classes, no ``\\w``.
@@ -106,7 +108,8 @@ MAX_INLINE_RESULT_BYTES = 256 * 1024
 SUCCEEDED = "Succeeded"
 
 _LABEL_VALUE_MAX = 63
-_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_LABEL_MATCH = re.compile(DNS_LABEL).match
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
@@ -247,6 +250,14 @@ class Progress(_Model):
     def text(self) -> str:
         return f"{self.current}/{self.total}"
 
+    @classmethod
+    def of(cls, progress: TaskProgress) -> Progress:
+        """A task's reported progress as the status holds it (the message cut to fit)."""
+        return cls(current=progress.current, total=progress.total, message=progress.message[:4096])
+
+    def as_task_progress(self) -> TaskProgress:
+        return TaskProgress(self.current, self.total, self.message)
+
 
 class TaskRunSpec(_Model):
     """What to run and how: written by the client, read by the operator and the runtime.
@@ -360,9 +371,6 @@ class TaskRunStatus(_Model):
             new = Condition(status=status, reason=reason, message=message, last_transition_time=now)
             self.conditions = [c for c in self.conditions if c.type != SUCCEEDED] + [new]
         self.phase = _DONE_PHASE.get(reason) or (Phase.RUNNING if reason in _RUNNING_REASONS else Phase.PENDING)
-
-    def mark_pending(self, now: datetime, message: str = "Waiting for the first attempt to start.") -> None:
-        self.set_condition(Reason.PENDING, message, now)
 
     def mark_waiting(self, not_before: datetime, now: datetime) -> None:
         self.set_condition(Reason.WAITING, f"Not starting before {_timestamp(not_before)}.", now)
@@ -603,6 +611,11 @@ def format_duration(delta: timedelta) -> str:
 
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def is_dns_label(value: object, max_length: int = 63) -> bool:
+    """An RFC 1123 label, as names of TaskRuns, Jobs and CronJobs must be."""
+    return isinstance(value, str) and len(value) <= max_length and _DNS_LABEL_MATCH(value) is not None
 
 
 def label_value(text: str) -> str:

@@ -152,8 +152,7 @@ async def report(
         before = taskrun.status.model_copy(deep=True)
         taskrun.status.record_attempt(attempt, environment.job_name, started)
         if backend.latest is not None:
-            latest = backend.latest
-            taskrun.status.set_progress(Progress(current=latest.current, total=latest.total, message=latest.message[:4096]))
+            taskrun.status.set_progress(Progress.of(backend.latest))
         taskrun.finish_attempt(
             code, datetime.now(UTC), result=None if code is ExitCode.REQUEUE else result, pod_name=environment.pod_name
         )
