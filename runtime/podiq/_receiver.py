@@ -15,7 +15,7 @@ from taskiq_dependencies import DependencyGraph
 from podiq._context import Context
 from podiq._labels import TaskOptions
 from podiq._message import TaskiqMessage
-from podiq._middleware import maybe_await, overrides
+from podiq._middleware import maybe_await, message_from, overrides
 from podiq._result import ResultRecord, TaskiqResult
 from podiq._state import TaskiqState
 from podiq.exceptions import NoResultError, TaskTimeoutError, UnknownTaskError
@@ -41,7 +41,7 @@ class Receiver:
             return ResultRecord.failure(UnknownTaskError(message.task_name, type(broker).__name__), message.labels)
         for middleware in broker.middlewares:
             if overrides(middleware, "pre_execute"):
-                message = await maybe_await(middleware.pre_execute(message))
+                message = await message_from(middleware, "pre_execute", message)
 
         started = time.perf_counter()
         returned: Any = None
