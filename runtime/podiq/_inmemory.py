@@ -247,6 +247,12 @@ class InMemoryBroker(AsyncBroker):
         """Wait up to `shutdown_timeout` s for the runs under way, cancel the rest, then stop."""
         await self._finish_runs(self.shutdown_timeout)
         await super().shutdown()
+        if self.receiver.threads_busy:
+            logger.warning(
+                "%d plain tasks are still running in their threads, which Python cannot stop; the process "
+                "exits only once they return.",
+                len(self.receiver.threads_busy),
+            )
         self.executor.shutdown(wait=False, cancel_futures=True)
         # A fresh pool (its threads start on first use), so the broker can be started again.
         self.executor = self.receiver.executor = self._new_executor()

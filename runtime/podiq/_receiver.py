@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import time
+import concurrent.futures
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ class Receiver:
         self.broker = broker
         self.executor = executor
         self._graphs: dict[str, DependencyGraph | None] = {}
+        #: Plain tasks whose thread is still running (awaited or not).
+        self.threads_busy: set[concurrent.futures.Future[Any]] = set()
 
     async def run(self, message: TaskiqMessage) -> ResultRecord | None:
         """Run the message; None means the task asked for no result (it was requeued)."""
@@ -111,7 +114,11 @@ class Receiver:
         # Plain functions run in the pool so they never block the event loop; copying the
         # context keeps contextvars (e.g. log correlation) visible inside them.
         call = functools.partial(_call_plain, func, *args, **kwargs)
-        result = await asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
+        thread = (self.executor or _default_pool()).submit(contextvars.copy_context().run, call)
+        # A thread cannot be stopped: a timed-out or cancelled plain task runs on until it returns.
+        self.threads_busy.add(thread)
+        thread.add_done_callback(self.threads_busy.discard)
+        result = await asyncio.wrap_future(thread)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result
@@ -146,6 +153,11 @@ class Receiver:
         for middleware in reversed(middlewares):
             if overrides(middleware, "post_execute"):
                 await maybe_await(middleware.post_execute(message, result))
+
+
+@functools.cache
+def _default_pool() -> Executor:
+    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="podiq-sync")
 
 
 def _call_plain(func: Any, *args: Any, **kwargs: Any) -> Any:
