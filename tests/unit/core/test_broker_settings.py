@@ -129,27 +129,3 @@ async def test_a_failing_post_save_does_not_lose_the_result() -> None:
     async with broker:
         assert await asyncio.wait_for((await add.kiq(1, 2)).wait_result(), 5) == 3
 
-
-@pytest.mark.parametrize("limit", [1, 2])
-async def test_runs_waiting_for_their_subtasks_do_not_deadlock_the_limit(limit: int) -> None:
-    broker = InMemoryBroker(max_async_tasks=limit)
-    running = peak = 0
-
-    @broker.task
-    async def child(x: int) -> int:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.01)
-        running -= 1
-        return x
-
-    @broker.task
-    async def parent(x: int) -> int:
-        handles = [await child.kiq(x) for _ in range(3)]
-        return sum(await asyncio.gather(*(h.wait_result() for h in handles)))
-
-    async with broker:
-        parents = [await parent.kiq(i) for i in range(4)]
-        assert [await asyncio.wait_for(p.wait_result(), 5) for p in parents] == [0, 3, 6, 9]
-    assert peak <= limit  # the limit still holds for runs that execute
