@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
 import time
-import concurrent.futures
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
