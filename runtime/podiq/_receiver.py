@@ -183,14 +183,19 @@ async def _tear_down(dependencies: Any, error: BaseException | None, task_name: 
     roll back. A teardown that fails after the task returned fails the run, with a note saying so.
     """
     exc_info = (type(error), error, error.__traceback__) if error is not None else (None, None, None)
-    try:
-        await dependencies.close(*exc_info)
-    except Exception as teardown_error:
-        if error is not None:
-            return error
-        teardown_error.add_note(
-            f"Raised while tearing down the dependencies of task {task_name!r} after it returned; "
-            "its return value was discarded."
-        )
-        return teardown_error
-    return error
+    failures: list[Exception] = []
+    # close() stops at the first teardown that raises; closing again goes on with the rest (those
+    # already closed are finished and do nothing), so one failing teardown does not leak the others.
+    for _ in range(len(dependencies.opened_dependencies) + len(dependencies.sub_contexts) + 1):
+        try:
+            await dependencies.close(*exc_info)
+            break
+        except Exception as teardown_error:
+            failures.append(teardown_error)
+    if error is not None or not failures:
+        return error
+    failures[0].add_note(
+        f"Raised while tearing down the dependencies of task {task_name!r} after it returned; "
+        "its return value was discarded."
+    )
+    return failures[0]
