@@ -52,7 +52,7 @@ async def gather(
         return ()
     # asyncio.wait lets each waiter take its first step before a timeout of 0 expires, so
     # results that are already there count.
-    done, pending = await asyncio.wait(waiting, timeout=limit)
+    _, pending = await asyncio.wait(waiting, timeout=limit)
     for waiter in pending:
         waiter.cancel()
     if pending:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import math
@@ -115,6 +116,11 @@ class InMemoryResultBackend(AsyncResultBackend):
         waiter: asyncio.Future[ResultRecord] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(task_id, [])
         waiters.append(waiter)
+        # A run that waits for another gives its max_async_tasks slot back meanwhile: holding it,
+        # a run waiting for the runs it sent would deadlock once every slot waits.
+        slot = _HELD_SLOT.get()
+        if slot is not None:
+            slot.wait_starts()
         try:
             return await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
@@ -124,6 +130,51 @@ class InMemoryResultBackend(AsyncResultBackend):
                 waiters.remove(waiter)
             if not waiters:
                 self._waiters.pop(task_id, None)
+            if slot is not None:
+                await slot.wait_ends()
+
+
+class _Slot:
+    """One run's place under max_async_tasks, given back while the run (or any task it started)
+    waits for a result and taken again when the last of those waits ends."""
+
+    def __init__(self, limit: asyncio.Semaphore) -> None:
+        self.limit = limit
+        self.held = self.taking = self.closed = False
+        self.waiting = 0
+
+    async def take(self) -> None:
+        await self.limit.acquire()
+        self.held = True
+
+    def wait_starts(self) -> None:
+        self.waiting += 1
+        if self.held:
+            self.held = False
+            self.limit.release()
+
+    async def wait_ends(self) -> None:
+        self.waiting -= 1
+        if self.waiting or self.closed or self.held or self.taking:
+            return
+        self.taking = True
+        try:
+            await self.limit.acquire()
+        finally:
+            self.taking = False
+        if self.closed or self.waiting:  # needed no more (the run ended, or waits again)
+            self.limit.release()
+        else:
+            self.held = True
+
+    def close(self) -> None:
+        self.closed = True
+        if self.held:
+            self.held = False
+            self.limit.release()
+
+
+_HELD_SLOT: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("podiq_held_slot", default=None)
 
 
 class InMemoryBroker(AsyncBroker):
@@ -210,6 +261,12 @@ class InMemoryBroker(AsyncBroker):
         """Wait up to `shutdown_timeout` s for the runs under way, cancel the rest, then stop."""
         await self._finish_runs(self.shutdown_timeout)
         await super().shutdown()
+        if self.receiver.threads_busy:
+            logger.warning(
+                "%d plain tasks are still running in their threads, which Python cannot stop; the process "
+                "exits only once they return.",
+                len(self.receiver.threads_busy),
+            )
         self.executor.shutdown(wait=False, cancel_futures=True)
         # A fresh pool (its threads start on first use), so the broker can be started again.
         self.executor = self.receiver.executor = self._new_executor()
@@ -256,13 +313,20 @@ class InMemoryBroker(AsyncBroker):
                 self._cancel_at_start.discard(message.task_id)
                 raise asyncio.CancelledError
             if self.max_async_tasks is None:
+                _HELD_SLOT.set(None)  # not the slot of the run that sent this one
                 record = await self._run_with_retries(message)
             else:
                 loop = asyncio.get_running_loop()
                 if self._limit is None or self._limit_loop is not loop:
                     self._limit, self._limit_loop = asyncio.Semaphore(self.max_async_tasks), loop
-                async with self._limit:
+                slot = _Slot(self._limit)
+                await slot.take()
+                token = _HELD_SLOT.set(slot)
+                try:
                     record = await self._run_with_retries(message)
+                finally:
+                    _HELD_SLOT.reset(token)
+                    slot.close()
         except asyncio.CancelledError:
             record = ResultRecord.failure(TaskCancelledError(f"Task {message.task_id} was cancelled."), message.labels)
         except BaseException as exc:  # e.g. a middleware hook raised

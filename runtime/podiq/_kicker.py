@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
 from podiq._labels import SCHEDULE_ID_LABEL, TaskOptions
 from podiq._message import TaskiqMessage
-from podiq._middleware import maybe_await, overrides
+from podiq._middleware import maybe_await, message_from, overrides
 from podiq._retries import sendable_labels
 from podiq._serialization import Signature, to_json_compatible
 from podiq._task import AsyncTaskiqTask
@@ -88,7 +88,7 @@ class AsyncKicker(Generic[P, R]):
         middlewares = self.broker.middlewares
         for middleware in middlewares:
             if overrides(middleware, "pre_send"):
-                message = await maybe_await(middleware.pre_send(message))
+                message = await message_from(middleware, "pre_send", message)
         await self.broker.kick(message)
         for middleware in middlewares:
             if overrides(middleware, "post_send"):

@@ -37,13 +37,12 @@ class TaskOptions(BaseModel):
 
     @classmethod
     def checked(cls, labels: dict[str, Any]) -> TaskOptions:
-        """The options, once the labels are known to travel as JSON (they do on Kubernetes)."""
+        """The options, once every label is known to convert to JSON (labels travel so on Kubernetes)."""
+        from podiq._serialization import to_json_compatible
+
         for name, value in labels.items():
-            if name not in LOCAL_LABELS and not _is_json(value):
-                raise InvalidArgumentsError(
-                    f"Label {name!r}={value!r} cannot travel as JSON, which labels do; pass str, int, float, "
-                    "bool, None, or lists and dicts (with str keys) of them."
-                )
+            if name not in LOCAL_LABELS:
+                to_json_compatible(value, what=f"Label {name!r}")
         return cls.from_labels(labels)
 
     @classmethod
@@ -61,20 +60,3 @@ class TaskOptions(BaseModel):
             and retries_done < self.max_retries
         )
 
-
-def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, (str, int, float)):
-        return not isinstance(value, str) or _encodable(value)
-    if isinstance(value, list):
-        return all(map(_is_json, value))
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _encodable(k) and _is_json(v) for k, v in value.items())
-    return False
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-        return True
-    except UnicodeEncodeError:  # a lone surrogate
-        return False

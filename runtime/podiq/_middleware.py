@@ -56,3 +56,17 @@ async def maybe_await(value: Any) -> Any:
     if isinstance(value, Awaitable):
         return await value
     return value
+
+
+async def message_from(middleware: TaskiqMiddleware, hook: str, message: TaskiqMessage) -> TaskiqMessage:
+    """Run a hook that may change the message; a hook that forgets to return it is named."""
+    from podiq._message import TaskiqMessage
+    from podiq.exceptions import BrokerError
+
+    changed = await maybe_await(getattr(middleware, hook)(message))
+    if not isinstance(changed, TaskiqMessage):
+        raise BrokerError(
+            f"{type(middleware).__name__}.{hook}() returned {changed!r} instead of a TaskiqMessage; "
+            "return the message (changed or not) at the end of the hook."
+        )
+    return changed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -15,7 +16,7 @@ from taskiq_dependencies import DependencyGraph
 from podiq._context import Context
 from podiq._labels import TaskOptions
 from podiq._message import TaskiqMessage
-from podiq._middleware import maybe_await, overrides
+from podiq._middleware import maybe_await, message_from, overrides
 from podiq._result import ResultRecord, TaskiqResult
 from podiq._state import TaskiqState
 from podiq.exceptions import NoResultError, TaskTimeoutError, UnknownTaskError
@@ -32,6 +33,8 @@ class Receiver:
         self.broker = broker
         self.executor = executor
         self._graphs: dict[str, DependencyGraph | None] = {}
+        #: Plain tasks whose thread is still running (awaited or not).
+        self.threads_busy: set[concurrent.futures.Future[Any]] = set()
 
     async def run(self, message: TaskiqMessage) -> ResultRecord | None:
         """Run the message; None means the task asked for no result (it was requeued)."""
@@ -41,7 +44,7 @@ class Receiver:
             return ResultRecord.failure(UnknownTaskError(message.task_name, type(broker).__name__), message.labels)
         for middleware in broker.middlewares:
             if overrides(middleware, "pre_execute"):
-                message = await maybe_await(middleware.pre_execute(message))
+                message = await message_from(middleware, "pre_execute", message)
 
         started = time.perf_counter()
         returned: Any = None
@@ -111,7 +114,11 @@ class Receiver:
         # Plain functions run in the pool so they never block the event loop; copying the
         # context keeps contextvars (e.g. log correlation) visible inside them.
         call = functools.partial(_call_plain, func, *args, **kwargs)
-        result = await asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
+        thread = (self.executor or _default_pool()).submit(contextvars.copy_context().run, call)
+        # A thread cannot be stopped: a timed-out or cancelled plain task runs on until it returns.
+        self.threads_busy.add(thread)
+        thread.add_done_callback(self.threads_busy.discard)
+        result = await asyncio.wrap_future(thread)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result
@@ -148,6 +155,11 @@ class Receiver:
                 await maybe_await(middleware.post_execute(message, result))
 
 
+@functools.cache
+def _default_pool() -> Executor:
+    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="podiq-sync")
+
+
 def _call_plain(func: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a plain task in the pool thread.
 
@@ -171,14 +183,19 @@ async def _tear_down(dependencies: Any, error: BaseException | None, task_name: 
     roll back. A teardown that fails after the task returned fails the run, with a note saying so.
     """
     exc_info = (type(error), error, error.__traceback__) if error is not None else (None, None, None)
-    try:
-        await dependencies.close(*exc_info)
-    except Exception as teardown_error:
-        if error is not None:
-            return error
-        teardown_error.add_note(
-            f"Raised while tearing down the dependencies of task {task_name!r} after it returned; "
-            "its return value was discarded."
-        )
-        return teardown_error
-    return error
+    failures: list[Exception] = []
+    # close() stops at the first teardown that raises; closing again goes on with the rest (those
+    # already closed are finished and do nothing), so one failing teardown does not leak the others.
+    for _ in range(len(dependencies.opened_dependencies) + len(dependencies.sub_contexts) + 1):
+        try:
+            await dependencies.close(*exc_info)
+            break
+        except Exception as teardown_error:
+            failures.append(teardown_error)
+    if error is not None or not failures:
+        return error
+    failures[0].add_note(
+        f"Raised while tearing down the dependencies of task {task_name!r} after it returned; "
+        "its return value was discarded."
+    )
+    return failures[0]

@@ -128,3 +128,4 @@ async def test_a_failing_post_save_does_not_lose_the_result() -> None:
 
     async with broker:
         assert await asyncio.wait_for((await add.kiq(1, 2)).wait_result(), 5) == 3
+

@@ -112,3 +112,27 @@ async def test_shared_dependencies_are_not_a_cycle(broker: InMemoryBroker) -> No
         return l + r
 
     assert await (await job.kiq()) == 5
+
+
+async def test_one_failing_teardown_does_not_leave_the_others_open(broker: InMemoryBroker) -> None:
+    closed: list[str] = []
+
+    def first() -> Iterator[str]:
+        yield "a"
+        closed.append("first")
+
+    def failing() -> Iterator[str]:
+        yield "b"
+        raise ConnectionError("teardown failed")
+
+    async def last() -> AsyncIterator[str]:
+        yield "c"
+        closed.append("last")
+
+    @broker.task
+    async def job(x: str = TaskiqDepends(first), y: str = TaskiqDepends(failing), z: str = TaskiqDepends(last)) -> str:
+        return x + y + z
+
+    with pytest.raises(ConnectionError, match="teardown failed"):
+        await (await job.kiq())
+    assert sorted(closed) == ["first", "last"]

@@ -66,3 +66,31 @@ def test_broker_wiring_errors() -> None:
         InMemoryBroker(result_backend=object())  # type: ignore[arg-type]
     with pytest.raises(BrokerError, match="is not a result backend"):
         broker.with_result_backend("memory")  # type: ignore[arg-type]
+
+
+class _ForgetsToReturn(TaskiqMiddleware):
+    def pre_send(self, message):
+        message.labels["seen"] = True
+
+    async def pre_execute(self, message):
+        message.labels["ran"] = True
+
+
+async def test_a_hook_that_forgets_to_return_the_message_is_named() -> None:
+    broker = InMemoryBroker().with_middlewares(_ForgetsToReturn())
+    task = broker.task("hooked")(lambda: 1)
+    async with broker:
+        with pytest.raises(BrokerError, match="_ForgetsToReturn.pre_send\\(\\) returned None instead of a TaskiqMessage"):
+            await task.kiq()
+
+
+async def test_an_async_pre_execute_that_forgets_to_return_fails_the_run() -> None:
+    class OnlyExecute(_ForgetsToReturn):
+        def pre_send(self, message):
+            return message
+
+    broker = InMemoryBroker().with_middlewares(OnlyExecute())
+    task = broker.task("hooked")(lambda: 1)
+    async with broker:
+        with pytest.raises(BrokerError, match="OnlyExecute.pre_execute\\(\\) returned None"):
+            await (await task.kiq())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from podiq import CronSpec, InMemoryBroker, InMemoryScheduleSource, InvalidScheduleError, ScheduledTask, ScheduleSource, TaskiqScheduler
 
@@ -101,3 +103,35 @@ def test_a_wildcard_hour_cron_fires_in_both_repeated_hours() -> None:
         after = every_half_hour.next_run(after)
         runs.append(after)
     assert all(b - a == timedelta(minutes=30) for a, b in zip(runs, runs[1:]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(zone=st.timezones(no_cache=False), hour=st.integers(0, 23), minute=st.integers(0, 59), year=st.integers(2000, 2035))
+def test_a_fixed_time_cron_fires_at_most_once_a_local_day(zone, hour: int, minute: int, year: int) -> None:
+    if not hasattr(zone, "key"):
+        return  # UTC-like fixed zones have no repeated hours
+    schedule = ScheduledTask(task_name="t", cron=f"{minute} {hour} * * *", cron_offset=zone.key)
+    after, days = datetime(year, 1, 1, tzinfo=UTC), []
+    for _ in range(370):
+        after = schedule.next_run(after)
+        days.append(after.astimezone(zone).date())
+    assert len(days) == len(set(days))
+
+
+@pytest.mark.parametrize(
+    ("zone", "cron", "start"),
+    [
+        ("America/New_York", "30 1 * * *", datetime(2026, 10, 31, tzinfo=UTC)),  # 2026-11-01 01:xx twice
+        ("Europe/London", "15 1 * * *", datetime(2026, 10, 24, tzinfo=UTC)),  # 2026-10-25 01:xx twice
+        ("Australia/Sydney", "45 2 * * *", datetime(2026, 4, 3, tzinfo=UTC)),  # 2026-04-05 02:xx twice
+    ],
+)
+def test_repeated_hours_around_the_world_fire_once(zone: str, cron: str, start: datetime) -> None:
+    from zoneinfo import ZoneInfo
+
+    schedule = ScheduledTask(task_name="t", cron=cron, cron_offset=zone)
+    after, days = start, []
+    for _ in range(5):
+        after = schedule.next_run(after)
+        days.append(after.astimezone(ZoneInfo(zone)).date())
+    assert len(days) == len(set(days)) == 5

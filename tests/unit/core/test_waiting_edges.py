@@ -11,6 +11,7 @@ from podiq import (
     Context,
     InMemoryBroker,
     InvalidArgumentsError,
+    SerializationError,
     TaskiqDepends,
     TaskiqResultTimeoutError,
     TaskRejectedError,
@@ -86,17 +87,22 @@ async def test_requeues_are_bounded_by_default(broker: InMemoryBroker) -> None:
         await asyncio.wait_for((await never_ready.kiq()).wait_result(), 10)
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, (1, 2), {"k": {3}}, {1: "a"}, b"raw", "\ud800"])
+@pytest.mark.parametrize("value", [object(), {"k": object()}, [1, object()], "\ud800"])
 def test_labels_that_cannot_travel_as_json_are_refused(value) -> None:
     broker = InMemoryBroker()
-    with pytest.raises(InvalidArgumentsError, match="Label 'extra'=.* cannot travel as JSON"):
+    with pytest.raises(SerializationError, match="Label 'extra'"):
         broker.task("labelled", extra=value)(lambda: None)
 
     task = broker.task("plain")(lambda: None)
-    with pytest.raises(InvalidArgumentsError, match="cannot travel as JSON"):
+    with pytest.raises(SerializationError, match="Label 'extra'"):
         task.kicker().with_labels(extra=value)
 
 
 def test_json_labels_are_accepted() -> None:
-    task = InMemoryBroker().task("ok", team="ops", weights=[1, 2.5], meta={"a": None, "b": [True]})(lambda: None)
+    from datetime import datetime, timezone
+
+    # Values that convert to JSON are fine, as a KubernetesBroker's not_before datetime is.
+    task = InMemoryBroker().task(
+        "ok", team="ops", weights=[1, 2.5], meta={"a": None, "b": [True]}, at=datetime(2030, 1, 1, tzinfo=timezone.utc)
+    )(lambda: None)
     assert task.labels["meta"] == {"a": None, "b": [True]}
