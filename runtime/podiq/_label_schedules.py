@@ -6,11 +6,10 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 
 from podiq._labels import SCHEDULE_LABEL
 from podiq._retries import sendable_labels
-from podiq._schedules import ScheduledTask, ScheduleSource, schedule_problems
+from podiq._schedules import ScheduledTask, ScheduleSource
 from podiq.exceptions import InvalidScheduleError
 
 if TYPE_CHECKING:
@@ -83,7 +82,5 @@ def _scheduled_task(task_name: str, index: int, entry: dict[str, Any], task_labe
             time=entry.get("time"),
             interval=entry.get("interval"),
         )
-    except ValidationError as exc:
-        raise InvalidScheduleError(
-            f"Invalid schedule label #{index} of task {task_name!r}: {schedule_problems(exc)}."
-        ) from None
+    except InvalidScheduleError as exc:
+        raise InvalidScheduleError(f"Invalid schedule label #{index} of task {task_name!r}: {exc.problems}.") from None

@@ -125,6 +125,14 @@ class ScheduledTask(BaseModel):
     time: datetime | None = None
     interval: timedelta | None = None
 
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            error = InvalidScheduleError(f"Invalid schedule for task {fields.get('task_name')!r}: {schedule_problems(exc)}.")
+            error.problems = schedule_problems(exc)
+            raise error from None
+
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
@@ -252,17 +260,14 @@ async def schedule_call(
     cron = trigger.get("cron")
     if isinstance(cron, CronSpec):
         trigger = {"cron": cron.to_cron(), "cron_offset": cron.cron_offset}
-    try:
-        schedule = ScheduledTask(
-            task_name=message.task_name,
-            labels=message.labels,
-            args=message.args,
-            kwargs=message.kwargs,
-            schedule_id=kicker.custom_schedule_id or uuid.uuid4().hex,
-            task_id=kicker.custom_task_id,
-            **trigger,
-        )
-    except ValidationError as exc:
-        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {schedule_problems(exc)}.") from None
+    schedule = ScheduledTask(
+        task_name=message.task_name,
+        labels=message.labels,
+        args=message.args,
+        kwargs=message.kwargs,
+        schedule_id=kicker.custom_schedule_id or uuid.uuid4().hex,
+        task_id=kicker.custom_task_id,
+        **trigger,
+    )
     await source.add_schedule(schedule)
     return CreatedSchedule(kicker, source, schedule.schedule_id, schedule)

@@ -152,6 +152,9 @@ class RemoteTaskError(TaskiqError):
 class InvalidScheduleError(TaskiqError, ValueError):
     """A schedule's cron string, time zone, time or interval is invalid."""
 
+    #: What was found wrong, field by field, for callers that add their own context.
+    problems: str = ""
+
 
 class InvalidProgressError(TaskiqError, ValueError):
     """A progress report is not whole numbers with 0 <= current <= total."""

@@ -351,7 +351,7 @@ def entry_from_cronjob(body: dict[str, Any]) -> ScheduleEntry | None:
             schedule_id=schedule_id,
             **trigger,
         )
-    except (ValidationError, KeyError):
+    except (InvalidScheduleError, KeyError):
         return None
     status = body.get("status") or {}
     return ScheduleEntry(
