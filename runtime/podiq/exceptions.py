@@ -6,7 +6,8 @@
     │       ├── SharedBrokerSendTaskError  a shared task was sent without a broker behind it
     │       ├── UnknownTaskError ........ no task of that name on this broker
     │       ├── InvalidArgumentsError ... arguments do not fit the task's signature (also a TypeError)
-    │       └── SerializationError ...... a value cannot be converted to JSON (also a TypeError)
+    │       ├── SerializationError ...... a value cannot be converted to JSON (also a TypeError)
+    │       └── ArgumentsTooLargeError .. arguments too large for a TaskRun, and no Redis to hold them (also a ValueError)
     ├── ResultBackendError
     │   ├── ResultGetError
     │   │   └── ResultNotReadyError ..... a result field was read before the task finished
@@ -21,6 +22,11 @@
     ├── ListenError
     │   └── SharedBrokerListenError ..... the shared broker has no messages to listen to
     ├── RemoteTaskError ................. a task's exception whose type cannot be rebuilt here
+    ├── StoreError ...................... the Redis store of large values failed
+    │   ├── StoreUnavailableError ....... Redis cannot be reached, timed out, or refused the credentials
+    │   ├── StoreAccessDeniedError ...... Redis refused a key outside this namespace's prefix (ACL)
+    │   ├── StoredValueExpiredError ..... a stored value is gone: expired, evicted or deleted
+    │   └── StoredValueCorruptError ..... a stored value does not match its size and sha256
     ├── InvalidScheduleError ............ a cron string, time zone or schedule is malformed (also a ValueError)
     ├── InvalidProgressError ............ set_progress() got numbers that are not a progress (also a ValueError)
     ├── ScheduledTaskCancelledError
@@ -74,6 +80,10 @@ class InvalidArgumentsError(SendTaskError, TypeError):
 
 class SerializationError(SendTaskError, TypeError):
     """A value cannot be converted to JSON for sending or storing."""
+
+
+class ArgumentsTooLargeError(SendTaskError, ValueError):
+    """A call's arguments are too large to be kept in its TaskRun, and no Redis is configured."""
 
 
 class ResultBackendError(TaskiqError):
@@ -147,6 +157,26 @@ class RemoteTaskError(TaskiqError):
         self.module = module
         self.message = message
         self.remote_traceback = traceback
+
+
+class StoreError(TaskiqError):
+    """The Redis store of large arguments, results and logs failed."""
+
+
+class StoreUnavailableError(StoreError):
+    """Redis cannot be reached, did not answer in time, or refused the credentials."""
+
+
+class StoreAccessDeniedError(StoreError):
+    """Redis refused the command: the key is outside this namespace's prefix, or the user lacks the right."""
+
+
+class StoredValueExpiredError(StoreError):
+    """A stored value is gone: it expired with its TaskRun's TTL, was evicted or deleted."""
+
+
+class StoredValueCorruptError(StoreError):
+    """A stored value's size or sha256 differs from the reference in the TaskRun."""
 
 
 class InvalidScheduleError(TaskiqError, ValueError):

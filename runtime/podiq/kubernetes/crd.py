@@ -11,6 +11,7 @@ module's output, and a unit test fails when they drift::
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any
 
@@ -50,7 +51,8 @@ def structural_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None
     node = {k: v for k, v in schema.items() if k not in _DROPPED and k != "$defs"}
 
     if "$ref" in node:
-        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        # A copy: a model used twice must not come out as YAML anchors and aliases.
+        target = copy.deepcopy(defs[node.pop("$ref").rsplit("/", 1)[-1]])
         merged = {**target, **node}  # the field's own description wins over the model's
         return structural_schema(merged, defs)
 

@@ -38,6 +38,7 @@ from podiq._progress import TaskProgress
 from podiq._labels import REQUEUE_LABEL
 from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
+from podiq.kubernetes.storage import StoredValue
 
 __all__ = [
     "API_VERSION",
@@ -66,6 +67,7 @@ __all__ = [
     "Reason",
     "ResourceRequirements",
     "ResultTooLargeError",
+    "StoredValue",
     "TaskRun",
     "TaskRunSpec",
     "TaskRunStatus",
@@ -272,6 +274,9 @@ class TaskRunSpec(_Model):
     )
     args: list[Any] = Field(default_factory=list, description="Positional arguments (JSON).")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments (JSON).")
+    args_ref: StoredValue | None = Field(
+        default=None, description="Arguments kept in Redis (`{args, kwargs}` as JSON) when too large for the spec.",
+    )
     labels: dict[str, Any] = Field(default_factory=dict, description="taskiq message labels (JSON values).")
     image: str | None = Field(default=None, max_length=1024, description="The runtime image; the operator's default if absent.")
     resources: ResourceRequirements | None = None
@@ -311,6 +316,10 @@ class TaskRunStatus(_Model):
     result: dict[str, Any] | None = Field(
         default=None, description="The attempt's TaskiqResult as JSON (podiq's ResultRecord); at most 256 KiB.",
     )
+    result_ref: StoredValue | None = Field(
+        default=None, description="The attempt's result kept in Redis when too large for `result`, which is then absent.",
+    )
+    log_ref: StoredValue | None = Field(default=None, description="The tail of the reported attempt's output, kept in Redis.")
     observed_generation: int | None = Field(default=None, ge=0)
 
     # --- predicates ---
@@ -401,7 +410,7 @@ class TaskRunStatus(_Model):
 
     def mark_cancelled(self, now: datetime, message: str = "Cancelled.", *, labels: Mapping[str, Any] | None = None) -> None:
         """Cancelled before finishing: the result is a TaskCancelledError, so waiting clients raise it."""
-        self.result = error_result(TaskCancelledError, message, labels=labels)
+        self.result, self.result_ref = error_result(TaskCancelledError, message, labels=labels), None
         self.mark_finished(Reason.CANCELLED, message, now)
 
     def set_progress(self, progress: Progress) -> None:
@@ -487,6 +496,8 @@ class TaskRun(_Model):
         now: datetime,
         *,
         result: Mapping[str, Any] | None = None,
+        result_ref: StoredValue | None = None,
+        log_ref: StoredValue | None = None,
         message: str = "",
         pod_name: str | None = None,
     ) -> None:
@@ -501,8 +512,9 @@ class TaskRun(_Model):
         status.reported_attempt = attempt
         if pod_name is not None:
             status.pod_name = pod_name
-        if result is not None:
-            status.result = dict(result)
+        if result is not None or result_ref is not None:
+            status.result, status.result_ref = (dict(result) if result is not None else None), result_ref
+        status.log_ref = log_ref
         if code is ExitCode.SUCCEEDED:
             status.mark_finished(Reason.SUCCEEDED, message or f"Attempt {attempt} succeeded.", now)
         elif code is ExitCode.REJECTED:
@@ -517,6 +529,7 @@ class TaskRun(_Model):
         """The current attempt died without reporting (operator side): record an error result, retry per policy."""
         status = self.status
         status.reported_attempt = status.attempts
+        status.result_ref = status.log_ref = None
         status.result = error_result(
             TaskTimeoutError if timed_out else InfrastructureError,
             f"{reason}: {message}" if message else reason,

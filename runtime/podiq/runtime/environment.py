@@ -7,6 +7,8 @@ import os
 from pydantic import BaseModel, Field, ValidationError
 from podiq._problems import problems
 
+from podiq.kubernetes.storage import ENV_REDIS_URL, StoreSettings
+
 ENV_TASKRUN_NAME = "PODIQ_TASKRUN_NAME"
 ENV_TASKRUN_NAMESPACE = "PODIQ_TASKRUN_NAMESPACE"
 ENV_ATTEMPT = "PODIQ_ATTEMPT"
@@ -15,8 +17,9 @@ ENV_JOB_NAME = "PODIQ_JOB_NAME"
 ENV_IMPORTS = "PODIQ_IMPORTS"
 ENV_PROGRESS_INTERVAL = "PODIQ_PROGRESS_INTERVAL"
 
-#: Variables the operator sets; a TaskRun's own env cannot override them.
-RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME})
+#: Variables the operator sets; a TaskRun's own env cannot override them (nor point the runtime at another Redis).
+RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME, ENV_REDIS_URL,
+                      *StoreSettings().to_env()})
 
 
 class RuntimeEnvironment(BaseModel):

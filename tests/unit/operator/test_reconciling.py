@@ -11,9 +11,10 @@ import pytest
 from podiq import ResultRecord
 from podiq.kubernetes import ExitCode
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
+from podiq.kubernetes.storage import StoreSettings
 from podiq.runtime.environment import RuntimeEnvironment
 from podiq.runtime.progress import TaskRunStatusBackend
-from podiq.runtime.running import report
+from podiq.runtime.running import report, stored_outcome
 
 from podiq_operator.clusters import ConflictError, NotFoundError
 from podiq_operator.config import OperatorConfig
@@ -58,7 +59,8 @@ class FakeCluster:
         api = RuntimeApi(self)
         backend = TaskRunStatusBackend(api, key[0], key[1])
         record = result or ResultRecord(is_err=code is not ExitCode.SUCCEEDED)
-        await report(api, run, code, record, backend, environment, NOW)
+        outcome = await stored_outcome(None, StoreSettings(), run, attempt, code, record)
+        await report(api, run, outcome, backend, environment, NOW)
 
     # ClusterApi
     async def create_job(self, body: dict[str, Any]) -> None:
