@@ -1,88 +1,55 @@
-"""The same end-to-end scenario on a kind cluster, for machines with Docker and kind.
+"""The end-to-end scenario on a kind cluster: real containers on a real kubelet.
 
-Builds the runtime and operator images from their Dockerfiles, loads them into kind and
-installs the chart with them. Where Docker or kind is missing (CI here), these tests are
-skipped; the local control plane runs the same scenario in test_helm_local.py.
+tests/kind builds the node image and podiq's images from their Dockerfiles offline, creates
+the cluster and loads the images with `kind load docker-image`; here the chart is installed
+into namespaces that enforce Pod Security "restricted" and tasks run through it. These
+tests run with PODIQ_KIND=1 (tests/kind/README.md); in CI a missing prerequisite fails them.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e import scenario
+from tests.kind import images
+from tests.kind.cluster import KindCluster
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kind, pytest.mark.timeout(900)]
 
 
-def _docker_works() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(1800),
-    pytest.mark.skipif(
-        shutil.which("kind") is None or not _docker_works(),
-        reason="needs `kind` and a running Docker engine; test_helm_local.py runs this scenario on the local control plane",
-    ),
-]
-
-IMAGE_TAG = "e2e"
-
-
-class KindCluster:
-    def __init__(self, name: str, kubeconfig: Path) -> None:
-        self.name = name
-        self.kubeconfig = kubeconfig
-
-    def _run(self, tool: str, args: tuple[str, ...], check: bool, timeout: float, input: str | None) -> Any:
-        done = subprocess.run([tool, "--kubeconfig", str(self.kubeconfig), *args], capture_output=True, text=True,
-                              timeout=timeout, input=input)
-        if check and done.returncode != 0:
-            raise AssertionError(f"{tool} {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None) -> Any:
-        return self._run("kubectl", args, check, timeout, input)
-
-    def helm(self, *args: str, check: bool = True, timeout: float = 180, input: str | None = None) -> Any:
-        return self._run("helm", args, check, timeout, input)
+def helm_sets() -> list[str]:
+    """The chart values the kind test installs with: the locally built images, never pulled."""
+    operator, operator_tag = images.OPERATOR.split(":")
+    runtime, runtime_tag = images.TASKS.split(":")
+    return [
+        f"operator.image.repository={operator}", f"operator.image.tag={operator_tag}",
+        f"runtime.image.repository={runtime}", f"runtime.image.tag={runtime_tag}",
+        "operator.image.pullPolicy=Never", "runtime.image.pullPolicy=Never",
+    ]
 
 
 @pytest.fixture(scope="module")
-def kind_cluster() -> Iterator[KindCluster]:
-    name = f"podiq-{uuid.uuid4().hex[:6]}"
-    kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
-    subprocess.run(["kind", "create", "cluster", "--name", name, "--kubeconfig", str(kubeconfig), "--wait", "120s"], check=True)
-    try:
-        for image, dockerfile in (
-            ("podiq/runtime", "runtime/Dockerfile"),
-            ("podiq/operator", "operator/Dockerfile"),
-            ("podiq/runtime-tasks", "tests/e2e/Dockerfile.tasks"),
-        ):
-            subprocess.run(["docker", "build", "-t", f"{image}:{IMAGE_TAG}", "-f", dockerfile, "."], cwd=scenario.REPO_ROOT, check=True)
-            subprocess.run(["kind", "load", "docker-image", f"{image}:{IMAGE_TAG}", "--name", name], check=True)
-        yield KindCluster(name, kubeconfig)
-    finally:
-        subprocess.run(["kind", "delete", "cluster", "--name", name], check=False)
+def installed(kind_cluster: KindCluster) -> Iterator[KindCluster]:
+    scenario.install(kind_cluster, *helm_sets())
+    yield kind_cluster
+    kind_cluster.helm("uninstall", scenario.RELEASE, "--namespace", scenario.OPERATOR_NAMESPACE, "--wait",
+                      check=False)
+    for namespace in (scenario.TASK_NAMESPACE, scenario.OPERATOR_NAMESPACE):
+        kind_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def test_tasks_run_through_the_chart_on_kind(kind_cluster: KindCluster) -> None:
-    # Test tasks come with the repository, so the runtime image gets them through a derived image.
-    scenario.install(
-        kind_cluster,
-        "operator.image.repository=podiq/operator", f"operator.image.tag={IMAGE_TAG}",
-        "runtime.image.repository=podiq/runtime-tasks", f"runtime.image.tag={IMAGE_TAG}",
-        "operator.image.pullPolicy=Never", "runtime.image.pullPolicy=Never",
-    )
-    assert scenario.operator_pod(kind_cluster)["status"]["phase"] == "Running"
-    outcome = scenario.wait(scenario.run_tasks(str(kind_cluster.kubeconfig)))
-    assert outcome["total"] == 6 and isinstance(outcome["error"], ValueError) and outcome["steps"] == 3
+def test_operator_runs_in_a_restricted_namespace(installed: Any) -> None:
+    pod = scenario.operator_pod(installed)
+    assert pod["status"]["phase"] == "Running"
+    assert pod["spec"]["containers"][0]["image"] == images.OPERATOR
+
+
+def test_tasks_run_through_the_chart_on_kind(installed: Any) -> None:
+    outcome = scenario.wait(scenario.run_tasks(str(installed.kubeconfig)))
+    assert outcome["total"] == 6
+    assert isinstance(outcome["error"], ValueError) and "Negative values not allowed" in str(outcome["error"])
+    assert outcome["requeued"].startswith("Processed: retry_me")
+    assert outcome["steps"] == 3
