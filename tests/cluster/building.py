@@ -212,13 +212,14 @@ def build_node(verbose: bool = True) -> Path:
         return comp.out
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    with (root / ".build.lock").open("w") as lock:
+    # Its own lock: it builds into its own directories, alongside a build of the others.
+    with (root / ".build-node.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not comp.done():
             t0 = time.monotonic()
             if verbose:
-                print(f"building {', '.join(comp.binaries)} (log: {root / 'build.log'}) ...", file=sys.stderr, flush=True)
-            _build_kubernetes(root / "build.log", comp.name, comp.binaries)
+                print(f"building {', '.join(comp.binaries)} (log: {root / 'build-node.log'}) ...", file=sys.stderr, flush=True)
+            _build_kubernetes(root / "build-node.log", comp.name, comp.binaries)
             if verbose:
                 print(f"  done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)
     return comp.out

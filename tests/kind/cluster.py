@@ -10,6 +10,7 @@ from typing import Any
 
 from . import steps
 from .paths import run_dir
+from .node import ETCD_TAG
 from .toolchain import Binaries
 
 NAME = "podiq"
@@ -27,6 +28,11 @@ kubeadmConfigPatches:
 - |
   kind: InitConfiguration
   skipPhases: [preflight, addon/coredns]
+- |
+  kind: ClusterConfiguration
+  etcd:
+    local:
+      imageTag: {etcd_tag}
 nodes:
 - role: control-plane
   image: {image}
@@ -57,9 +63,8 @@ class KindCluster:
 
     def load(self, *images: str) -> None:
         """`kind load docker-image`, as a user does with images built on their machine."""
-        for image in images:
-            with steps.timed(f"kind load docker-image {image}"):
-                self.kind("load", "docker-image", image, "--name", self.name, timeout=600)
+        with steps.timed(f"kind load docker-image {' '.join(images)}"):
+            self.kind("load", "docker-image", *images, "--name", self.name, timeout=900)
 
 
 def kubeconfig() -> Path:
@@ -89,7 +94,7 @@ def create(binaries: Binaries, image: str, name: str = NAME) -> KindCluster:
         cluster.kind("export", "kubeconfig", "--name", name, "--kubeconfig", str(cluster.kubeconfig))
         return cluster
     config = run_dir() / "kind-config.yaml"
-    config.write_text(CONFIG.format(image=image))
+    config.write_text(CONFIG.format(image=image, etcd_tag=ETCD_TAG))
     with steps.timed(f"kind create cluster {name}"):
         done = cluster.kind("create", "cluster", "--name", name, "--config", str(config), "--kubeconfig",
                             str(cluster.kubeconfig), "--wait", "240s", "--retain", check=False, timeout=900)

@@ -20,6 +20,8 @@ from .paths import HERE, cache_root
 from .toolchain import TOOLS, Binaries
 
 NODE_IMAGE = f"podiq-kind/node:{building.KUBERNETES_VERSION}"
+# kubeadm names a newer etcd than the one built here; the cluster config points it at this tag.
+ETCD_TAG = building.ETCD_VERSION.lstrip("v") + "-0"
 # Static Go binaries need nothing around them; kube-proxy needs iptables and conntrack.
 _STATIC = 'FROM scratch\nCOPY {binary} /usr/local/bin/{binary}\nENV PATH=/usr/local/bin\nLABEL podiq.key={key}\n'
 _KUBE_PROXY = ("FROM {base}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
@@ -42,6 +44,7 @@ def control_plane_images(binaries: Binaries) -> dict[str, str]:
     for line in listed.split():
         component = line.rsplit("/", 1)[-1].split(":", 1)[0]
         images[component] = line
+    images["etcd"] = images["etcd"].rsplit(":", 1)[0] + ":" + ETCD_TAG
     return images
 
 
