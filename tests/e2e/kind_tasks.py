@@ -48,8 +48,8 @@ async def from_missing_image() -> None:
 
 
 @broker.task
-async def slow(seconds: float) -> str:
-    for step in range(int(seconds)):
+async def slow(seconds: int) -> str:
+    for step in range(seconds):
         print(f"slow: step {step}", flush=True)
         await asyncio.sleep(1)
     return f"slept {seconds}s"
