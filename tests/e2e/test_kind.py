@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,7 @@ def helm_sets() -> list[str]:
 def installed(kind_cluster: KindCluster) -> Iterator[KindCluster]:
     scenario.install(kind_cluster, *helm_sets())
     yield kind_cluster
-    kind_cluster.helm("uninstall", scenario.RELEASE, "--namespace", scenario.OPERATOR_NAMESPACE, "--wait",
-                      check=False)
-    for namespace in (scenario.TASK_NAMESPACE, scenario.OPERATOR_NAMESPACE):
-        kind_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    scenario.uninstall(kind_cluster)
 
 
 def test_operator_runs_in_a_restricted_namespace(installed: Any) -> None:
@@ -131,38 +129,37 @@ def test_a_task_over_its_memory_limit_is_oomkilled_and_retried_per_policy(instal
     assert "OOMKilled" in str(result.error) and kt.MEMORY_LIMIT in str(result.error)
 
 
-def test_an_image_that_cannot_be_pulled_shows_the_pull_error_while_pending(installed: KindCluster) -> None:
+@contextmanager
+def missing_image_run(cluster: KindCluster) -> Iterator[str]:
+    """A TaskRun of a task whose image cannot be pulled; deleted afterwards, so that it waits no more."""
     async def kick() -> str:
-        kt.broker.kubeconfig = str(installed.kubeconfig)
+        kt.broker.kubeconfig = str(cluster.kubeconfig)
         async with kt.broker:
             return (await kt.from_missing_image.kiq()).task_id
 
     name = asyncio.run(kick())
     try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "taskrun", name, "-n", scenario.TASK_NAMESPACE, "--wait=false", check=False)
+
+
+def test_an_image_that_cannot_be_pulled_shows_the_pull_error_while_pending(installed: KindCluster) -> None:
+    with missing_image_run(installed) as name:
         run = wait_for_taskrun(installed, name, lambda r: succeeded_condition(r).get("reason") == "ImagePullBackOff",
                                120, "waiting on its image")
         phase, reason, message = outcome(run)
         assert phase in ("", "Pending"), phase
         assert kt.MISSING_IMAGE in message, message
-    finally:
-        installed.kubectl("delete", "taskrun", name, "-n", scenario.TASK_NAMESPACE, "--wait=false", check=False)
 
 
 @pytest.mark.xfail(strict=True, reason="PENDING DEADLINE: the operator does not yet end a run whose image never "
                    "comes; when it does, this passes and strict xfail fails the run: drop this mark then")
 def test_an_image_that_cannot_be_pulled_ends_failed_after_the_pending_deadline(installed: KindCluster) -> None:
-    async def kick() -> str:
-        kt.broker.kubeconfig = str(installed.kubeconfig)
-        async with kt.broker:
-            return (await kt.from_missing_image.kiq()).task_id
-
-    name = asyncio.run(kick())
-    try:
+    with missing_image_run(installed) as name:
         run = wait_for_taskrun(installed, name, lambda r: r.get("status", {}).get("phase") == "Failed", 60, "Failed")
         phase, reason, message = outcome(run)
-        assert phase == "Failed" and kt.MISSING_IMAGE in message
-    finally:
-        installed.kubectl("delete", "taskrun", name, "-n", scenario.TASK_NAMESPACE, "--wait=false", check=False)
+        assert phase == "Failed" and kt.MISSING_IMAGE in message, message
 
 
 def test_operator_probes_pass_and_deleting_its_pod_mid_run_loses_nothing(installed: KindCluster) -> None:

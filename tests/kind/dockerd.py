@@ -43,9 +43,9 @@ class Engine:
         self.started = False
 
     def running(self) -> bool:
-        done = subprocess.run(["docker", "info", "--format", "{{json .DefaultRuntime}}"],
-                              capture_output=True, text=True, timeout=30)
-        return done.returncode == 0
+        if shutil.which("docker") is None:
+            return False
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
 
     def default_runtime(self) -> str:
         return subprocess.run(["docker", "info", "--format", "{{.DefaultRuntime}}"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ def build(engine: dockerd.Engine) -> Built:
     with steps.timed("podiq images"):
         images.build()
     node_image = node.build(binaries)
-    print(f"[kind] everything built in {time.monotonic() - started:.0f}s")
+    print(f"[kind] everything built in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return Built(binaries, node_image)
 
 
@@ -41,10 +42,9 @@ def up() -> KindCluster:
     """Builds what is missing, starts the engine and the cluster, loads podiq's images into it."""
     engine = dockerd.Engine()
     built = build(engine)
-    state = {"dockerd_started": engine.started}
-    previous = _read_state()
-    state["dockerd_started"] = engine.started or previous.get("dockerd_started", False)
-    _state_file().write_text(json.dumps(state))
+    # A second `up` finds the engine running: whether to stop it stays the first one's call.
+    started = engine.started or _read_state().get("dockerd_started", False)
+    _state_file().write_text(json.dumps({"dockerd_started": started}))
     kind = cluster.create(built.binaries, built.node_image)
     kind.load(*IMAGES)
     return kind
