@@ -30,6 +30,9 @@ ETCD_VERSION = "v3.6.16"  # newest 3.6.x on the module proxy
 HELM_VERSION = "v3.22.0"  # newest 3.22.x on the module proxy
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# A real node's commands (the kind tier's node image): a component of their own, so that adding
+# them rebuilds nothing above; the Go build cache shares the packages they have in common.
+KUBERNETES_NODE_COMMANDS = ("kubelet", "kubeadm", "kube-proxy")
 ALL_BINARIES = (*KUBERNETES_COMMANDS, "etcd", "helm")
 
 # The wrapper modules declare this Go version; it must not be newer than the
@@ -191,14 +194,35 @@ def _kubernetes_ldflags() -> list[str]:
     return flags
 
 
-def _build_kubernetes(log: Path) -> _Component:
-    comp = _Component("kubernetes", KUBERNETES_VERSION, KUBERNETES_COMMANDS)
+def _build_kubernetes(log: Path, name: str = "kubernetes",
+                      commands: tuple[str, ...] = KUBERNETES_COMMANDS) -> _Component:
+    comp = _Component(name, KUBERNETES_VERSION, commands)
     if not comp.done():
         staging_tag = "v0." + KUBERNETES_VERSION.split(".", 1)[1]
         _build_wrapped(comp, "k8s.io/kubernetes",
-                       [f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES_COMMANDS],
+                       [f"k8s.io/kubernetes/cmd/{c}" for c in commands],
                        staging_tag, _kubernetes_ldflags(), log)
     return comp
+
+
+def build_node(verbose: bool = True) -> Path:
+    """Build kubelet, kubeadm and kube-proxy if missing; return their bin directory."""
+    comp = _Component("kubernetes-node", KUBERNETES_VERSION, KUBERNETES_NODE_COMMANDS)
+    if comp.done():
+        return comp.out
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    # Its own lock: it builds into its own directories, alongside a build of the others.
+    with (root / ".build-node.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not comp.done():
+            t0 = time.monotonic()
+            if verbose:
+                print(f"building {', '.join(comp.binaries)} (log: {root / 'build-node.log'}) ...", file=sys.stderr, flush=True)
+            _build_kubernetes(root / "build-node.log", comp.name, comp.binaries)
+            if verbose:
+                print(f"  done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)
+    return comp.out
 
 
 def _build_etcd(log: Path) -> _Component:

@@ -523,7 +523,7 @@ class TaskRun(_Model):
             status.requeues += 1
             status.set_condition(Reason.REQUEUED, message or f"Attempt {attempt} requeued the task.", now)
         else:
-            self._fail(Reason.FAILED, message or f"Attempt {attempt} failed.", now)
+            self._fail(Reason.FAILED, message or _failed_message(attempt, result), now)
 
     def fail_attempt(self, reason: str, message: str, now: datetime, *, timed_out: bool = False) -> None:
         """The current attempt died without reporting (operator side): record an error result, retry per policy."""
@@ -544,6 +544,14 @@ class TaskRun(_Model):
             self.status.set_condition(Reason.RETRYING, message + retry, now)
         else:
             self.status.mark_finished(final, message, now)
+
+
+def _failed_message(attempt: int, result: Mapping[str, Any] | None) -> str:
+    """The condition's message for a task that raised: what it raised, readable in `kubectl get`."""
+    error = (result or {}).get("error")
+    if not isinstance(error, Mapping) or not error.get("type"):
+        return f"Attempt {attempt} failed."
+    return f"Attempt {attempt} failed: {error['type']}: {error.get('message') or ''}".rstrip(": ")[:2000]
 
 
 def _int_label(value: Any) -> int:
