@@ -83,8 +83,20 @@ def sdist(cache: Path) -> Path:
     if not archive.exists():
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-             "--no-deps", "--no-binary", ":all:", f"taskiq=={VERSION}", "--dest", str(cache)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"taskiq=={VERSION}",
+                "--dest",
+                str(cache),
+            ],
             check=True,
         )
     return archive
@@ -134,7 +146,18 @@ def prepare(archive: Path, workdir: Path, kiq_returns_task: bool = False) -> Non
 
 def run(workdir: Path, extra: list[str]) -> dict[str, FileResult]:
     report = workdir / "report.xml"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors", f"--junitxml={report}", *IN_SCOPE, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        f"--junitxml={report}",
+        *IN_SCOPE,
+        *extra,
+    ]
     completed = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     if not report.exists():
         raise SystemExit(f"pytest did not run (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
@@ -170,7 +193,10 @@ def _file_of(case: ElementTree.Element) -> str:
 
 
 def measure(
-    cache: Path = DEFAULT_CACHE, kiq_returns_task: bool = False, pytest_args: list[str] | None = None, keep: bool = False
+    cache: Path = DEFAULT_CACHE,
+    kiq_returns_task: bool = False,
+    pytest_args: list[str] | None = None,
+    keep: bool = False,
 ) -> dict[str, FileResult]:
     """Run the renamed tests once; the results per file."""
     workdir = Path(tempfile.mkdtemp(prefix="podiq-taskiq-suite-"))
@@ -189,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the sdist is kept")
     parser.add_argument("--keep", action="store_true", help="keep the renamed tests and print where")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--kiq-returns-task", action="store_true",
-                        help="make task.kiq() return an AsyncTaskiqTask as taskiq's does (a measure, not podiq's API)")
+    parser.add_argument(
+        "--kiq-returns-task",
+        action="store_true",
+        help="make task.kiq() return an AsyncTaskiqTask as taskiq's does (a measure, not podiq's API)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
     args = parser.parse_args(argv)
 
@@ -199,8 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     passed = sum(r.passed for r in results.values())
     failed = sum(r.failed_count for r in results.values())
     if args.json:
-        print(json.dumps({"passed": passed, "failed": failed,
-                          "files": {p: {"passed": r.passed, "failed": r.failed_count} for p, r in results.items()}}))
+        print(
+            json.dumps(
+                {
+                    "passed": passed,
+                    "failed": failed,
+                    "files": {p: {"passed": r.passed, "failed": r.failed_count} for p, r in results.items()},
+                }
+            )
+        )
         return 0
     width = max(map(len, results))
     variant = ", with task.kiq() returning an AsyncTaskiqTask" if args.kiq_returns_task else ""

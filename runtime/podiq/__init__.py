@@ -17,8 +17,8 @@ from podiq._result import ResultRecord, TaskiqResult
 from podiq._result_backend import AsyncResultBackend
 from podiq._retries import SimpleRetryMiddleware, SmartRetryMiddleware
 from podiq._scheduler import TaskiqScheduler
-from podiq._shared_broker import async_shared_broker
 from podiq._schedules import CreatedSchedule, CronSpec, InMemoryScheduleSource, ScheduledTask, ScheduleSource
+from podiq._shared_broker import async_shared_broker
 from podiq._state import TaskiqEvents, TaskiqState
 from podiq._task import AsyncTaskiqTask
 from podiq._version import __version__

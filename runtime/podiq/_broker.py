@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
 
-
 from podiq._decor import AsyncTaskiqDecoratedTask
 from podiq._labels import TaskOptions
 from podiq._message import TaskiqMessage
@@ -152,7 +151,9 @@ class AsyncBroker(ABC):
     def add_middlewares(self, *middlewares: TaskiqMiddleware) -> None:
         for middleware in middlewares:
             if isinstance(middleware, type) and issubclass(middleware, TaskiqMiddleware):
-                raise BrokerError(f"{middleware.__name__} is a middleware class; pass an instance, {middleware.__name__}().")
+                raise BrokerError(
+                    f"{middleware.__name__} is a middleware class; pass an instance, {middleware.__name__}()."
+                )
             if not isinstance(middleware, TaskiqMiddleware):
                 raise BrokerError(f"{middleware!r} is not a TaskiqMiddleware; subclass podiq.TaskiqMiddleware.")
             middleware.set_broker(self)

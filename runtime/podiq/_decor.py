@@ -35,7 +35,8 @@ class AsyncTaskiqDecoratedTask(Generic[P, R]):
         self.return_type = self.signature.return_type
         # An object whose __call__ is async runs on the loop too, like a coroutine function.
         self.is_async = inspect.iscoroutinefunction(original_func) or (
-            not inspect.isroutine(original_func) and inspect.iscoroutinefunction(getattr(type(original_func), "__call__", None))
+            not inspect.isroutine(original_func)
+            and inspect.iscoroutinefunction(getattr(type(original_func), "__call__", None))  # noqa: B004 - the type's __call__ itself is inspected
         )
         self.__name__ = getattr(original_func, "__name__", task_name)
         self.__doc__ = original_func.__doc__

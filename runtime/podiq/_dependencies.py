@@ -24,7 +24,7 @@ def check_dependencies(func: Callable[..., Any], task_name: str) -> None:
 
 def _walk(target: Any, path: list[Any], done: set[int], task_name: str) -> None:
     if any(target is seen for seen in path):
-        chain = " -> ".join(_label(t) for t in [*path[path.index(target):], target])
+        chain = " -> ".join(_label(t) for t in [*path[path.index(target) :], target])
         raise BrokerError(
             f"Task {task_name!r} has a dependency cycle: {chain}. Break the cycle; a dependency "
             "cannot depend on itself, directly or through others."
@@ -33,7 +33,7 @@ def _walk(target: Any, path: list[Any], done: set[int], task_name: str) -> None:
         return
     function = target.__init__ if inspect.isclass(target) else target
     if not (inspect.isfunction(function) or inspect.ismethod(function)):
-        function = getattr(type(target), "__call__", None) if not inspect.isclass(target) else None
+        function = getattr(type(target), "__call__", None) if not inspect.isclass(target) else None  # noqa: B004 - the type's __call__ itself is inspected
     if function is None or not callable(function):
         return
     try:
@@ -46,7 +46,7 @@ def _walk(target: Any, path: list[Any], done: set[int], task_name: str) -> None:
         return
     try:
         hints = typing.get_type_hints(function, include_extras=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error of user annotations becomes one BrokerError
         raise BrokerError(
             f"Task {task_name!r}: the type hints of {_label(target)} cannot be resolved ({type(exc).__name__}: "
             f"{exc}), so its dependencies {sorted(dependencies)} could not be injected. Import the names its "

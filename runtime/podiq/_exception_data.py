@@ -101,7 +101,7 @@ def _plain(value: Any) -> Any:
         converted = pydantic_core.to_jsonable_python(value)
         pydantic_core.to_json(converted)
         return converted
-    except Exception:
+    except Exception:  # noqa: BLE001 - an attribute that cannot be JSON is kept as its repr
         return _text(repr(value))
 
 
@@ -139,32 +139,30 @@ def _importable_exception_type(module_name: str, qualname: str) -> type[BaseExce
 _NOT_REBUILT = (StopIteration, StopAsyncIteration)
 
 
-def _construct_group(
-    exc_type: type[BaseException], message: str, members: list[BaseException]
-) -> BaseException | None:
+def _construct_group(exc_type: type[BaseException], message: str, members: list[BaseException]) -> BaseException | None:
     if not issubclass(exc_type, BaseExceptionGroup) or not members:
         return None
     try:
         return exc_type(message, members)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a group type we cannot rebuild arrives as RemoteTaskError
         return None
 
 
 def _construct(exc_type: type[BaseException], args: list[Any], attributes: dict[str, Any]) -> BaseException | None:
     try:
         exc = exc_type(*args)
-    except Exception:
+    except Exception:  # noqa: BLE001 - user constructors may raise anything
         # Keyword-only constructors cannot be called with the stored args: build the object
         # without __init__ and restore its state instead.
         try:
             exc = exc_type.__new__(exc_type, *args)
-        except Exception:
+        except Exception:  # noqa: BLE001 - user constructors may raise anything
             return None
     # The constructor may have formatted its arguments into a message: keep the original args.
     exc.args = tuple(args)
     for name, value in attributes.items():
         try:
             setattr(exc, name, value)
-        except Exception:
+        except Exception:  # noqa: BLE001 - read-only attributes are skipped
             pass
     return exc

@@ -329,7 +329,7 @@ class InMemoryBroker(AsyncBroker):
                     slot.close()
         except asyncio.CancelledError:
             record = ResultRecord.failure(TaskCancelledError(f"Task {message.task_id} was cancelled."), message.labels)
-        except BaseException as exc:  # e.g. a middleware hook raised
+        except BaseException as exc:  # noqa: BLE001 - e.g. a middleware hook raised
             record = ResultRecord.failure(exc, message.labels)
         return record
 
@@ -349,16 +349,20 @@ class InMemoryBroker(AsyncBroker):
             record = ResultRecord.failure(failure, message.labels, record.execution_time)
             try:
                 await self.result_backend.set_result(message.task_id, record)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a broken backend must still wake the waiter
                 if isinstance(self.result_backend, InMemoryResultBackend):  # its own storage still works
                     await InMemoryResultBackend.set_result(self.result_backend, message.task_id, record)
                 return
         for middleware in self.middlewares:
             if overrides(middleware, "post_save"):
                 try:
-                    await maybe_await(middleware.post_save(message, TaskiqResult.from_record(record, task_id=message.task_id)))
+                    await maybe_await(
+                        middleware.post_save(message, TaskiqResult.from_record(record, task_id=message.task_id))
+                    )
                 except Exception:
-                    logger.exception("Middleware %s failed in post_save of task %s.", type(middleware).__name__, message.task_id)
+                    logger.exception(
+                        "Middleware %s failed in post_save of task %s.", type(middleware).__name__, message.task_id
+                    )
 
     async def _run_with_retries(self, message: TaskiqMessage) -> ResultRecord | None:
         while True:

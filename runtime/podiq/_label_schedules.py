@@ -6,7 +6,6 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-
 from podiq._labels import SCHEDULE_LABEL
 from podiq._retries import sendable_labels
 from podiq._schedules import ScheduledTask, ScheduleSource

@@ -59,4 +59,3 @@ class TaskOptions(BaseModel):
             and error_type not in NEVER_RETRIED
             and retries_done < self.max_retries
         )
-

@@ -79,7 +79,7 @@ class Receiver:
                     ) from None
         except NoResultError:
             return None
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - whatever the task raises is its outcome
             # Whatever the task raises is its outcome, SystemExit and KeyboardInterrupt too:
             # letting them through would stop the caller's event loop and every other run.
             error = exc
@@ -93,7 +93,7 @@ class Receiver:
         if error is None:
             try:
                 encoded = task.signature.encode_return(returned)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a return value that cannot convert fails the run
                 error = exc
         record = (
             ResultRecord(return_value=encoded, execution_time=execution_time, labels=message.labels)
@@ -190,7 +190,7 @@ async def _tear_down(dependencies: Any, error: BaseException | None, task_name: 
         try:
             await dependencies.close(*exc_info)
             break
-        except Exception as teardown_error:
+        except Exception as teardown_error:  # noqa: BLE001 - every teardown error is collected
             failures.append(teardown_error)
     if error is not None or not failures:
         return error

@@ -43,7 +43,17 @@ class TaskiqResult(Generic[ReturnType]):
       which return the task's value or raise its exception, and then fill the container fields.
     """
 
-    __slots__ = ("_task", "_task_id", "_complete", "_is_err", "_return_value", "_execution_time", "_labels", "_error", "_log")
+    __slots__ = (
+        "_task",
+        "_task_id",
+        "_complete",
+        "_is_err",
+        "_return_value",
+        "_execution_time",
+        "_labels",
+        "_error",
+        "_log",
+    )
 
     def __init__(
         self,
@@ -81,7 +91,7 @@ class TaskiqResult(Generic[ReturnType]):
         if not record.is_err:
             try:
                 value = from_json_compatible(record.return_value, return_type, what="The task's return value")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an unreadable result is a failed container
                 # A finished container that failed, not an exception: waiting (and gather) never raise.
                 error = ResultGetError(f"Result of task {task_id} cannot be read as {return_type!r}: {exc}")
         return cls(

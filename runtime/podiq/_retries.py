@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from podiq._message import TaskiqMessage
 
 
-
 class SimpleRetryMiddleware(TaskiqMiddleware):
     """taskiq's retry middleware, as settings for podiq's built-in retries.
 
@@ -81,7 +80,7 @@ class SmartRetryMiddleware(SimpleRetryMiddleware):
         if self.use_delay_exponent:
             delay = min(delay * retries, self.max_delay_exponent)
         if self.use_jitter:
-            delay += random.random()  # noqa: S311 - spreading retries, not security
+            delay += random.random()
         return delay
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from podiq._kicker import AsyncKicker
@@ -47,7 +47,7 @@ class TaskiqScheduler:
     async def tick(self, now: datetime | None = None) -> list[ScheduledTask]:
         """Send every schedule due at `now`; returns those sent. A schedule seen for the first
         time becomes due at its next time after `now` (a one-shot time already past fires now)."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         fired: list[ScheduledTask] = []
         seen: set[str] = set()
         for source in self.sources:
@@ -68,7 +68,9 @@ class TaskiqScheduler:
                 except Exception:
                     # A schedule that cannot be computed or sent is skipped until it changes;
                     # the others keep firing.
-                    logger.exception("Schedule %s of task %s failed; skipping it.", schedule.schedule_id, schedule.task_name)
+                    logger.exception(
+                        "Schedule %s of task %s failed; skipping it.", schedule.schedule_id, schedule.task_name
+                    )
                     self._due[schedule.schedule_id] = _NEVER
         for gone in set(self._due) - seen:
             del self._due[gone]
@@ -104,7 +106,7 @@ class TaskiqScheduler:
         try:
             while not stop.is_set():
                 await self.tick()
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 wait = min([self.refresh_delay, *((due - now).total_seconds() for due in self._due.values())])
                 try:
                     await asyncio.wait_for(stop.wait(), max(wait, 0.0))
@@ -135,10 +137,10 @@ class TaskiqScheduler:
         return True
 
 
-_NEVER = datetime.max.replace(tzinfo=timezone.utc)
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def _first_due(schedule: ScheduledTask, now: datetime) -> datetime:
     if schedule.time is not None:
-        return schedule.next_run(datetime.min.replace(tzinfo=timezone.utc)) or now
+        return schedule.next_run(datetime.min.replace(tzinfo=UTC)) or now
     return schedule.next_run(now) or now

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +28,7 @@ def validate_cron(cron: str) -> str:
             "'minute hour day-of-month month day-of-week', e.g. '*/5 * * * *'"
         )
     try:  # well-formed, but some dates never come (30 February)
-        croniter(cron, datetime(2000, 1, 1, tzinfo=timezone.utc)).get_next(datetime)
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
     except CroniterBadDateError:
         raise ValueError(f"{cron!r} never fires: no date matches its day and month fields") from None
     return cron
@@ -38,7 +38,9 @@ def validate_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not a known IANA time zone; use a name such as 'Europe/Berlin' or 'UTC'") from None
+        raise ValueError(
+            f"{name!r} is not a known IANA time zone; use a name such as 'Europe/Berlin' or 'UTC'"
+        ) from None
     return name
 
 
@@ -129,7 +131,9 @@ class ScheduledTask(BaseModel):
         try:
             super().__init__(**fields)
         except ValidationError as exc:
-            error = InvalidScheduleError(f"Invalid schedule for task {fields.get('task_name')!r}: {schedule_problems(exc)}.")
+            error = InvalidScheduleError(
+                f"Invalid schedule for task {fields.get('task_name')!r}: {schedule_problems(exc)}."
+            )
             error.problems = schedule_problems(exc)
             raise error from None
 
@@ -152,7 +156,7 @@ class ScheduledTask(BaseModel):
     def next_run(self, after: datetime) -> datetime | None:
         """The first time strictly after `after` (aware, UTC) when this schedule fires; None if never."""
         if self.time is not None:
-            when = self.time if self.time.tzinfo else self.time.replace(tzinfo=timezone.utc)
+            when = self.time if self.time.tzinfo else self.time.replace(tzinfo=UTC)
             return when if when > after else None
         if self.interval is not None:
             return after + self.interval
@@ -167,7 +171,7 @@ class ScheduledTask(BaseModel):
             # As cron does: when the clock goes back, a job at a fixed hour runs in the first of
             # the repeated hour only; one whose hour is a wildcard runs in both.
             if "*" in self.cron.split()[1] or not _second_of_repeated(when):
-                return when.astimezone(timezone.utc)
+                return when.astimezone(UTC)
 
 
 def _second_of_repeated(local: datetime) -> bool:

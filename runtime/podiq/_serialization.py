@@ -217,15 +217,17 @@ def _type_hints(func: Callable[..., Any], task_name: str) -> dict[str, Any]:
     only under TYPE_CHECKING, say) turns conversion off for its own parameter only, with a warning."""
     try:
         return typing.get_type_hints(func, include_extras=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - falls back to resolving hints one by one
         pass
-    target = inspect.unwrap(func) if inspect.isroutine(func) else getattr(type(func), "__call__", func)
+    target = inspect.unwrap(func) if inspect.isroutine(func) else getattr(type(func), "__call__", func)  # noqa: B004 - the type's __call__ itself is inspected
     hints: dict[str, Any] = {}
     for name, annotation in getattr(target, "__annotations__", {}).items():
-        holder = types.SimpleNamespace(__annotations__={name: annotation}, __globals__=getattr(target, "__globals__", {}))
+        holder = types.SimpleNamespace(
+            __annotations__={name: annotation}, __globals__=getattr(target, "__globals__", {})
+        )
         try:
             hints.update(typing.get_type_hints(holder, include_extras=True))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one unresolvable hint only warns
             warnings.warn(
                 f"Task {task_name!r}: the annotation {annotation!r} of {name!r} cannot be resolved ({exc}); its "
                 "value is passed as plain JSON data. Import the name at module level to have it converted.",
@@ -257,4 +259,3 @@ def _check_injectable(signature: inspect.Signature, injected: set[str], task_nam
 def _is_annotated_dependency(hint: Any) -> bool:
     """`Annotated[Context, TaskiqDepends()]`, taskiq's other way to ask for a dependency."""
     return typing.get_origin(hint) is typing.Annotated and any(is_dependency(m) for m in hint.__metadata__)
-

@@ -14,21 +14,43 @@ from podiq.kubernetes.resources import TaskRun
 NOW = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
 
 
-def run(name: str, *, phase: str | None = None, progress: str | None = None, age: timedelta = timedelta(seconds=41),
-        task: str = "app.reports.monthly:render_quarterly_summary", message: str = "") -> TaskRun:
+def run(
+    name: str,
+    *,
+    phase: str | None = None,
+    progress: str | None = None,
+    age: timedelta = timedelta(seconds=41),
+    task: str = "app.reports.monthly:render_quarterly_summary",
+    message: str = "",
+) -> TaskRun:
     status: dict[str, object] = {"attempts": 1}
     if phase:
         status["phase"] = phase
     if progress:
         status["progressText"] = progress
     if message:
-        status["conditions"] = [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": message,
-                                 "lastTransitionTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ")}]
-    return TaskRun.from_api({
-        "apiVersion": "podiq.io/v1alpha1", "kind": "TaskRun",
-        "metadata": {"name": name, "namespace": "jobs", "creationTimestamp": (NOW - age).strftime("%Y-%m-%dT%H:%M:%SZ")},
-        "spec": {"taskName": task}, "status": status,
-    })
+        status["conditions"] = [
+            {
+                "type": "Succeeded",
+                "status": "Unknown",
+                "reason": "Running",
+                "message": message,
+                "lastTransitionTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        ]
+    return TaskRun.from_api(
+        {
+            "apiVersion": "podiq.io/v1alpha1",
+            "kind": "TaskRun",
+            "metadata": {
+                "name": name,
+                "namespace": "jobs",
+                "creationTimestamp": (NOW - age).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "spec": {"taskName": task},
+            "status": status,
+        }
+    )
 
 
 RUNS = [
@@ -72,7 +94,9 @@ def test_rows_are_oldest_first_and_filters_match_phase_and_task() -> None:
     assert not listing.matches(RUNS[0], "other:task", None)
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [(0, "0s"), (59, "59s"), (60, "1m"), (119, "1m"), (7199, "119m"),
-                                                (7200, "2h"), (172799, "47h"), (172800, "2d")])
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0s"), (59, "59s"), (60, "1m"), (119, "1m"), (7199, "119m"), (7200, "2h"), (172799, "47h"), (172800, "2d")],
+)
 def test_age_reads_like_kubectl(seconds: int, shown: str) -> None:
     assert listing.age(NOW - timedelta(seconds=seconds), NOW) == shown

@@ -20,7 +20,10 @@ PATHS: dict[str, dict[str, object]] = {
     "podiq.abc.result_backend": {"AsyncResultBackend": podiq.AsyncResultBackend},
     "podiq.abc.middleware": {"TaskiqMiddleware": podiq.TaskiqMiddleware},
     "podiq.abc.schedule_source": {"ScheduleSource": podiq.ScheduleSource},
-    "podiq.brokers.inmemory_broker": {"InMemoryBroker": podiq.InMemoryBroker, "InMemoryResultBackend": podiq.InMemoryResultBackend},
+    "podiq.brokers.inmemory_broker": {
+        "InMemoryBroker": podiq.InMemoryBroker,
+        "InMemoryResultBackend": podiq.InMemoryResultBackend,
+    },
     "podiq.brokers.shared_broker": {"async_shared_broker": podiq.async_shared_broker},
     "podiq.depends.progress_tracker": {"ProgressTracker": ProgressTracker, "TaskProgress": podiq.TaskProgress},
     "podiq.schedule_sources": {},

@@ -23,7 +23,9 @@ def _counting(broker: InMemoryBroker, error: type[Exception], **labels):
 async def test_built_in_retries_honour_types_of_exceptions() -> None:
     broker = InMemoryBroker()
     other, other_runs = _counting(broker, TypeError, retry_on_error=True, types_of_exceptions=(ValueError,))
-    listed, listed_runs = _counting(broker, ValueError, retry_on_error=True, max_retries=2, types_of_exceptions=(ValueError,))
+    listed, listed_runs = _counting(
+        broker, ValueError, retry_on_error=True, max_retries=2, types_of_exceptions=(ValueError,)
+    )
     with pytest.raises(TypeError):
         await (await other.kiq())
     with pytest.raises(ValueError):
@@ -84,7 +86,9 @@ def test_smart_middleware_delays() -> None:
     message = TaskiqMessage(task_id="t", task_name="n")
     assert SmartRetryMiddleware(default_delay=2).make_delay(message, 3) == 2
     assert SmartRetryMiddleware(default_delay=2, use_delay_exponent=True).make_delay(message, 3) == 6
-    assert SmartRetryMiddleware(default_delay=2, use_delay_exponent=True, max_delay_exponent=5).make_delay(message, 3) == 5
+    assert (
+        SmartRetryMiddleware(default_delay=2, use_delay_exponent=True, max_delay_exponent=5).make_delay(message, 3) == 5
+    )
     jittered = SmartRetryMiddleware(default_delay=2, use_jitter=True).make_delay(message, 1)
     assert 2 <= jittered < 3
     labelled = message.model_copy(update={"labels": {"delay": "0.5"}})
@@ -104,7 +108,9 @@ async def test_smart_middleware_waits_before_each_retry(monkeypatch: pytest.Monk
 
     monkeypatch.setattr("podiq._inmemory.asyncio.sleep", recording_sleep)
     broker = InMemoryBroker().with_middlewares(
-        SmartRetryMiddleware(default_retry_count=3, default_retry_label=True, default_delay=1.5, use_delay_exponent=True)
+        SmartRetryMiddleware(
+            default_retry_count=3, default_retry_label=True, default_delay=1.5, use_delay_exponent=True
+        )
     )
     task, runs = _counting(broker, ValueError)
     assert (await (await task.kiq()).task.wait_result(timeout=5)).is_err

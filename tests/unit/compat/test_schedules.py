@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from podiq import CronSpec, InMemoryBroker, InMemoryScheduleSource, InvalidScheduleError, ScheduledTask, ScheduleSource, TaskiqScheduler
+from podiq import (
+    CronSpec,
+    InMemoryBroker,
+    InMemoryScheduleSource,
+    InvalidScheduleError,
+    ScheduledTask,
+    ScheduleSource,
+    TaskiqScheduler,
+)
 from podiq.api import run_scheduler_task
 from podiq.cli.scheduler.args import SchedulerArgs
 from podiq.cli.scheduler.run import run_scheduler
 from podiq.schedule_sources import LabelScheduleSource
 
-NOW = datetime(2030, 1, 1, 12, 0, 30, tzinfo=timezone.utc)
+NOW = datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC)
 
 
 async def test_label_schedules_fire_in_process() -> None:
@@ -135,12 +143,14 @@ async def test_run_scheduler_task_and_run_scheduler() -> None:
     broker = InMemoryBroker()
     fired = asyncio.Event()
 
-    @broker.task(schedule=[{"time": datetime.now(timezone.utc)}])
+    @broker.task(schedule=[{"time": datetime.now(UTC)}])
     async def job() -> None:
         fired.set()
 
-    for runner in (run_scheduler_task(TaskiqScheduler(broker, [LabelScheduleSource(broker)])),
-                   run_scheduler(SchedulerArgs(scheduler=TaskiqScheduler(broker, [LabelScheduleSource(broker)])))):
+    for runner in (
+        run_scheduler_task(TaskiqScheduler(broker, [LabelScheduleSource(broker)])),
+        run_scheduler(SchedulerArgs(scheduler=TaskiqScheduler(broker, [LabelScheduleSource(broker)]))),
+    ):
         fired.clear()
         running = asyncio.create_task(runner)
         await asyncio.wait_for(fired.wait(), 5)

@@ -136,5 +136,7 @@ def test_messages_carry_their_json_as_taskiq_brokers_send_it() -> None:
 
     message = TaskiqMessage(task_id="t", task_name="n", args=[1], labels={"a": "b"})
     assert json.loads(message.message) == message.model_dump()
-    carried = BrokerMessage(task_id=message.task_id, task_name=message.task_name, message=message.message, labels=message.labels)
+    carried = BrokerMessage(
+        task_id=message.task_id, task_name=message.task_name, message=message.message, labels=message.labels
+    )
     assert TaskiqMessage.model_validate_json(carried.message) == message

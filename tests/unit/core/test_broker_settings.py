@@ -39,14 +39,24 @@ def test_invalid_backend_limit_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [{"max_async_tasks": 1}, {"max_stored_results": 0}, {"max_stored_results": -1}, {"sync_tasks_pool_size": 1},
-     {"shutdown_timeout": None}, {"shutdown_timeout": 0}],
+    [
+        {"max_async_tasks": 1},
+        {"max_stored_results": 0},
+        {"max_stored_results": -1},
+        {"sync_tasks_pool_size": 1},
+        {"shutdown_timeout": None},
+        {"shutdown_timeout": 0},
+    ],
 )
 def test_valid_settings_are_kept(settings: dict) -> None:
     broker = InMemoryBroker(**settings)
     for name, value in settings.items():
         if name != "sync_tasks_pool_size":
-            assert (getattr(broker, name, None) if name != "max_stored_results" else broker.result_backend.max_stored_results) == value
+            assert (
+                getattr(broker, name, None)
+                if name != "max_stored_results"
+                else broker.result_backend.max_stored_results
+            ) == value
 
 
 async def test_waiting_for_an_evicted_result_says_so() -> None:
@@ -88,7 +98,9 @@ async def test_a_failing_result_backend_still_wakes_the_waiter() -> None:
         return a + b
 
     async with broker:
-        with pytest.raises(ResultSetError, match="could not be stored by Full: OSError: disk full.*run itself succeeded"):
+        with pytest.raises(
+            ResultSetError, match="could not be stored by Full: OSError: disk full.*run itself succeeded"
+        ):
             await asyncio.wait_for((await add.kiq(1, 1)).wait_result(), 5)
 
 
@@ -128,4 +140,3 @@ async def test_a_failing_post_save_does_not_lose_the_result() -> None:
 
     async with broker:
         assert await asyncio.wait_for((await add.kiq(1, 2)).wait_result(), 5) == 3
-

@@ -56,7 +56,9 @@ async def test_a_teardown_error_after_success_fails_the_run_and_says_so(broker: 
 
     with pytest.raises(ConnectionError, match="commit failed") as caught:
         await asyncio.wait_for((await job.kiq()).wait_result(), 5)
-    assert any("tearing down the dependencies" in note and "return value was discarded" for note in caught.value.__notes__)
+    assert any(
+        "tearing down the dependencies" in note and "return value was discarded" for note in caught.value.__notes__
+    )
 
 
 def test_a_dependency_cycle_is_refused_when_declared() -> None:
@@ -92,7 +94,9 @@ def test_unresolvable_hints_on_a_task_with_dependencies_are_refused() -> None:
 
     async def job(amount: Decimal, context: Context = TaskiqDepends()) -> None: ...
 
-    with pytest.raises(BrokerError, match=r"type hints of .*job cannot be resolved \(NameError.*Decimal.*\['context'\].*module level"):
+    with pytest.raises(
+        BrokerError, match=r"type hints of .*job cannot be resolved \(NameError.*Decimal.*\['context'\].*module level"
+    ):
         with pytest.warns(UserWarning, match="'Decimal' of 'amount' cannot be resolved"):
             broker.task(job)
 
@@ -108,8 +112,8 @@ async def test_shared_dependencies_are_not_a_cycle(broker: InMemoryBroker) -> No
         return b + 2
 
     @broker.task
-    async def job(l: int = TaskiqDepends(left), r: int = TaskiqDepends(right)) -> int:
-        return l + r
+    async def job(lhs: int = TaskiqDepends(left), rhs: int = TaskiqDepends(right)) -> int:
+        return lhs + rhs
 
     assert await (await job.kiq()) == 5
 

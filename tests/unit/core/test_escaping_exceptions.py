@@ -16,7 +16,7 @@ async def test_stop_iteration_in_a_plain_task_fails_the_run(broker: InMemoryBrok
         return next(iter(xs))
 
     result = await first.kiq([])
-    with pytest.raises(RuntimeError, match="first raised StopIteration") as caught:
+    with pytest.raises(RuntimeError, match="first raised StopIteration"):
         await asyncio.wait_for(result.wait_result(), 5)
     assert await (await first.kiq([7])) == 7
 
@@ -61,8 +61,12 @@ def _interrupt_plain() -> int:
 
 @pytest.mark.parametrize(
     ("func", "type_name"),
-    [(_exit, "SystemExit"), (_raise_system_exit, "SystemExit"), (_interrupt, "KeyboardInterrupt"),
-     (_interrupt_plain, "KeyboardInterrupt")],
+    [
+        (_exit, "SystemExit"),
+        (_raise_system_exit, "SystemExit"),
+        (_interrupt, "KeyboardInterrupt"),
+        (_interrupt_plain, "KeyboardInterrupt"),
+    ],
 )
 async def test_system_exit_and_keyboard_interrupt_fail_only_their_run(func, type_name: str) -> None:
     broker = InMemoryBroker()

@@ -69,7 +69,7 @@ async def test_cause_context_and_notes_cross(broker: InMemoryBroker) -> None:
         try:
             1 / 0
         except ZeroDivisionError:
-            raise ValueError("while handling")
+            raise ValueError("while handling")  # noqa: B904 - the implicit __context__ is what is tested
 
     error = await _raised(broker, wrapped)
     assert isinstance(error.__cause__, KeyError) and error.__cause__.args == ("key",)

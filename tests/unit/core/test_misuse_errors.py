@@ -80,7 +80,9 @@ async def test_a_hook_that_forgets_to_return_the_message_is_named() -> None:
     broker = InMemoryBroker().with_middlewares(_ForgetsToReturn())
     task = broker.task("hooked")(lambda: 1)
     async with broker:
-        with pytest.raises(BrokerError, match="_ForgetsToReturn.pre_send\\(\\) returned None instead of a TaskiqMessage"):
+        with pytest.raises(
+            BrokerError, match="_ForgetsToReturn.pre_send\\(\\) returned None instead of a TaskiqMessage"
+        ):
             await task.kiq()
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podiq import CronSpec, InMemoryBroker, InMemoryScheduleSource, InvalidScheduleError, ScheduledTask, ScheduleSource, TaskiqScheduler
+from podiq import (
+    CronSpec,
+    InMemoryBroker,
+    InMemoryScheduleSource,
+    InvalidScheduleError,
+    ScheduledTask,
+    ScheduleSource,
+    TaskiqScheduler,
+)
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -48,16 +56,32 @@ async def test_one_broken_schedule_does_not_stop_the_others(ping, broker: InMemo
     source = InMemoryScheduleSource()
     # Made without validation, as a third-party source might.
     broken = ScheduledTask.model_construct(
-        task_name=ping.task_name, schedule_id="broken", cron="0 0 30 2 *", cron_offset=None, time=None,
-        interval=None, labels={}, args=[], kwargs={},
+        task_name=ping.task_name,
+        schedule_id="broken",
+        cron="0 0 30 2 *",
+        cron_offset=None,
+        time=None,
+        interval=None,
+        labels={},
+        args=[],
+        kwargs={},
     )
     far = ScheduledTask.model_construct(
-        task_name=ping.task_name, schedule_id="far", cron="* * * * *", cron_offset=timedelta(hours=30), time=None,
-        interval=None, labels={}, args=[], kwargs={},
+        task_name=ping.task_name,
+        schedule_id="far",
+        cron="* * * * *",
+        cron_offset=timedelta(hours=30),
+        time=None,
+        interval=None,
+        labels={},
+        args=[],
+        kwargs={},
     )
     await source.add_schedule(broken)
     await source.add_schedule(far)
-    await source.add_schedule(ScheduledTask(task_name=ping.task_name, schedule_id="good", interval=timedelta(seconds=1)))
+    await source.add_schedule(
+        ScheduledTask(task_name=ping.task_name, schedule_id="good", interval=timedelta(seconds=1))
+    )
     scheduler = TaskiqScheduler(broker, [source])
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert await scheduler.tick(now) == []
@@ -91,8 +115,11 @@ def test_a_fixed_time_cron_fires_once_when_the_clock_goes_back() -> None:
     for _ in range(3):
         after = at_half_past_two.next_run(after)
         runs.append(after)
-    assert runs == [datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
-                    datetime(2026, 10, 27, 1, 30, tzinfo=UTC)]
+    assert runs == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
+        datetime(2026, 10, 27, 1, 30, tzinfo=UTC),
+    ]
     assert all(run.astimezone(ZoneInfo("Europe/Berlin")).hour == 2 for run in runs)
 
 
@@ -106,7 +133,9 @@ def test_a_wildcard_hour_cron_fires_in_both_repeated_hours() -> None:
 
 
 @settings(max_examples=20, deadline=None)
-@given(zone=st.timezones(no_cache=False), hour=st.integers(0, 23), minute=st.integers(0, 59), year=st.integers(2000, 2035))
+@given(
+    zone=st.timezones(no_cache=False), hour=st.integers(0, 23), minute=st.integers(0, 59), year=st.integers(2000, 2035)
+)
 def test_a_fixed_time_cron_fires_at_most_once_a_local_day(zone, hour: int, minute: int, year: int) -> None:
     if not hasattr(zone, "key"):
         return  # UTC-like fixed zones have no repeated hours

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,15 +13,15 @@ from podiq import (
     CronSpec,
     InMemoryBroker,
     InMemoryScheduleSource,
+    InvalidArgumentsError,
     InvalidScheduleError,
     ScheduledTask,
     ScheduledTaskCancelledError,
     ScheduleSource,
     TaskiqScheduler,
-    InvalidArgumentsError,
 )
 
-UTC = timezone.utc
+UTC = UTC
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
@@ -169,8 +169,8 @@ async def test_schedule_by_time_and_interval(job) -> None:
 
 async def test_kicker_schedules_with_its_labels_and_schedule_id(job) -> None:
     source = InMemoryScheduleSource()
-    created = await job.kicker().with_labels(priority=1).with_schedule_id("nightly").schedule_by_cron(
-        source, "0 0 * * *", 1
+    created = (
+        await job.kicker().with_labels(priority=1).with_schedule_id("nightly").schedule_by_cron(source, "0 0 * * *", 1)
     )
     assert created.schedule_id == "nightly"
     [schedule] = await source.get_schedules()

@@ -20,7 +20,9 @@ def test_two_closures_of_one_factory_cannot_share_a_name() -> None:
         return scaled
 
     double = make(2)
-    with pytest.raises(BrokerError, match=r"'.*:scaled' is already used by .*make.<locals>.scaled \(another function object"):
+    with pytest.raises(
+        BrokerError, match=r"'.*:scaled' is already used by .*make.<locals>.scaled \(another function object"
+    ):
         make(3)
     assert broker.find_task(double.task_name) is double
 

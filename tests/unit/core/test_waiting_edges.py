@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from datetime import UTC
 
 import pytest
 
@@ -99,10 +100,10 @@ def test_labels_that_cannot_travel_as_json_are_refused(value) -> None:
 
 
 def test_json_labels_are_accepted() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     # Values that convert to JSON are fine, as a KubernetesBroker's not_before datetime is.
     task = InMemoryBroker().task(
-        "ok", team="ops", weights=[1, 2.5], meta={"a": None, "b": [True]}, at=datetime(2030, 1, 1, tzinfo=timezone.utc)
+        "ok", team="ops", weights=[1, 2.5], meta={"a": None, "b": [True]}, at=datetime(2030, 1, 1, tzinfo=UTC)
     )(lambda: None)
     assert task.labels["meta"] == {"a": None, "b": [True]}
