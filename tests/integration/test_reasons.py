@@ -66,3 +66,32 @@ async def test_a_failed_runs_condition_carries_the_tasks_error_and_its_finish_an
     seen = cluster.wait_for(
         "the finish Event", lambda: ("Warning", "Failed") in (e := events_of(cluster, podiq_namespace, result.task_id)) and e)
     assert ("Normal", "Started") in seen
+
+
+async def test_a_waiting_client_is_told_why(k8s_broker: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from podiq import TaskiqResultTimeoutError
+    from tests.integration import k8s_tasks as t
+
+    result = await t.calculate_sum.kicker().with_labels(service_account="nobody-here").kiq([1])
+    with caplog.at_level("WARNING", logger="podiq.kubernetes"), pytest.raises(TaskiqResultTimeoutError) as raised:
+        await result.wait_result(timeout=8)
+    assert "it is Pending (ServiceAccountMissing: " in str(raised.value) and "nobody-here" in str(raised.value)
+    told = [r.getMessage() for r in caplog.records if "is waiting" in r.getMessage()]
+    assert len(told) == 1 and "ServiceAccountMissing" in told[0]
+    await k8s_broker.cancel(result.task_id)
+
+
+def test_the_demo_never_waits_forever_and_says_what_to_check(cluster: Any, podiq_crd: Any) -> None:
+    """No operator serves `default` here: the demo gives up after its timeout, naming what to check."""
+    import subprocess
+    import sys
+
+    demo = subprocess.run(
+        [sys.executable, "-m", "podiq.cli", "demo", "--broker", "kubernetes", "--timeout", "4"],
+        env={**cluster.env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60,
+    )
+    assert demo.returncode == 1, demo.stdout + demo.stderr
+    assert "did not all finish within 4 s" in demo.stdout
+    assert "no status yet: no podiq operator has picked it up" in demo.stdout
+    assert "kubectl describe taskrun -n default" in demo.stdout
+    cluster.kubectl("delete", "taskruns", "--all", "-n", "default", "--wait=false")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client, watch
@@ -41,6 +42,10 @@ class TaskRunWatch:
         self._taskruns = TaskRunApi(api_client)
         self.namespace = namespace
         self._waiters: dict[str, list[asyncio.Future[TaskRun]]] = {}
+        # name -> what each waiter wants to hear of an unfinished run's changes (why it waits).
+        self._listeners: dict[str, list[Callable[[TaskRun], None]]] = {}
+        # name -> the newest unfinished state seen of a run someone waits for.
+        self.latest: dict[str, TaskRun] = {}
         # name -> the watch epoch it was created in, or its finished TaskRun once seen.
         self._tracked: OrderedDict[str, int | TaskRun] = OrderedDict()
         self._runner: asyncio.Task[None] | None = None
@@ -69,8 +74,13 @@ class TaskRunWatch:
         if len(self._tracked) > MAX_TRACKED:
             self._tracked.popitem(last=False)
 
-    async def wait(self, name: str, timeout: float | None) -> TaskRun:
-        """The TaskRun once it is done; raises TaskRunGone if it is deleted first."""
+    async def wait(
+        self, name: str, timeout: float | None, on_update: Callable[[TaskRun], None] | None = None,
+    ) -> TaskRun:
+        """The TaskRun once it is done; raises TaskRunGone if it is deleted first.
+
+        ``on_update`` is called with each unfinished state seen meanwhile (phase, reason, message).
+        """
         await self.start()
         tracked = self._tracked.get(name)
         if isinstance(tracked, TaskRun):
@@ -78,6 +88,8 @@ class TaskRunWatch:
             return tracked
         waiter: asyncio.Future[TaskRun] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(name, []).append(waiter)
+        if on_update is not None:
+            self._listeners.setdefault(name, []).append(on_update)
         try:
             if tracked != self._epoch:
                 self._deliver(await self._taskruns.get(self.namespace, name), name)
@@ -87,8 +99,14 @@ class TaskRunWatch:
             waiters = self._waiters.get(name, [])
             if waiter in waiters:
                 waiters.remove(waiter)
+            listeners = self._listeners.get(name, [])
+            if on_update in listeners:
+                listeners.remove(on_update)
+            if not listeners:
+                self._listeners.pop(name, None)
             if not waiters:
                 self._waiters.pop(name, None)
+                self.latest.pop(name, None)
 
     def _deliver(self, body: dict[str, Any] | None, name: str, deleted: bool = False) -> None:
         waiters = self._waiters.get(name)
@@ -103,7 +121,12 @@ class TaskRunWatch:
             return
         taskrun = TaskRun.from_api(body)
         if not taskrun.is_done():
+            if waiters:
+                self.latest[name] = taskrun
+                for listener in list(self._listeners.get(name, ())):
+                    listener(taskrun)
             return
+        self.latest.pop(name, None)
         if not waiters:
             self._tracked[name] = taskrun
         for waiter in waiters or ():
