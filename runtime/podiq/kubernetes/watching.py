@@ -23,6 +23,8 @@ WATCH_SECONDS = 240
 MAX_BACKOFF = 5.0
 #: How many runs created here, and not yet awaited, the watch remembers.
 MAX_TRACKED = 100_000
+#: TaskRuns per page when listing again after the watch was lost.
+LIST_PAGE = 500
 
 
 class TaskRunGone(Exception):
@@ -33,8 +35,10 @@ class TaskRunWatch:
     """Watches a namespace's TaskRuns and resolves the waits of runs that finished.
 
     No finish is missed: runs this process created after the watch began (`track`) have
-    their finish kept until awaited; any other wait reads the run once after registering,
-    and every wait is read again whenever the watch had to be re-established.
+    their finish kept until awaited; any other wait reads the run once after registering.
+    A lost connection or a restarted API server resumes the watch from the last
+    resourceVersion; when that is too old (410 Gone), one listing delivers what finished
+    or was deleted meanwhile, to waiters and to runs created here.
     """
 
     def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
@@ -51,6 +55,9 @@ class TaskRunWatch:
         self._runner: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._epoch = 0  # counts (re)starts of the watch; events may be missed only across one
+        self._listing = False
+        self.relists = 0
+        """Times the watch started from a listing (once at start, then after each 410)."""
 
     async def start(self) -> None:
         if self._runner is None:
@@ -70,7 +77,8 @@ class TaskRunWatch:
 
     def track(self, name: str) -> None:
         """`name` was just created by this process, while the watch is open."""
-        self._tracked[name] = self._epoch
+        # Created while listing again: the listing may predate it, so its waiter reads it once.
+        self._tracked[name] = -1 if self._listing else self._epoch
         if len(self._tracked) > MAX_TRACKED:
             self._tracked.popitem(last=False)
 
@@ -139,11 +147,7 @@ class TaskRunWatch:
         while True:
             try:
                 if version is None:
-                    version = await self._current_version()
-                    self._epoch += 1
-                    # Anything that changed while no watch was open is read again.
-                    for name in list(self._waiters):
-                        self._deliver(await self._taskruns.get(self.namespace, name), name)
+                    version = await self._relist()
                     self._ready.set()
                 version = await self._watch_from(version)
                 backoff = 0.2
@@ -159,8 +163,41 @@ class TaskRunWatch:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
-    async def _current_version(self) -> str:
-        listing = await self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, limit=1)
+    async def _relist(self) -> str:
+        """Start (again) from a listing: what finished or vanished while no watch was open is
+        delivered from it, to waiters and to runs created here alike. Returns its resourceVersion."""
+        first = self._epoch == 0
+        self._epoch += 1
+        self.relists += 1
+        if first:  # nothing to catch up on yet: the newest version is all it takes
+            listing = await self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, limit=1)
+            return str(listing["metadata"]["resourceVersion"])
+        self._listing = True
+        try:
+            return await self._catch_up()
+        finally:
+            self._listing = False
+
+    async def _catch_up(self) -> str:
+        wanted = set(self._waiters) | {name for name, value in self._tracked.items() if not isinstance(value, TaskRun)}
+        seen: set[str] = set()
+        token: str | None = None
+        while True:
+            listing = await self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, limit=LIST_PAGE, _continue=token, _request_timeout=60,
+            )
+            for body in listing.get("items") or ():
+                name = body["metadata"]["name"]
+                if name in wanted:
+                    seen.add(name)
+                    if isinstance(self._tracked.get(name), int) and self._tracked[name] != -1:
+                        self._tracked[name] = self._epoch  # seen in this epoch: its waiter need not read it
+                    self._deliver(body, name)
+            token = listing.get("metadata", {}).get("continue")
+            if not token:
+                break
+        for name in wanted - seen:  # deleted meanwhile
+            self._deliver(None, name, deleted=True)
         return str(listing["metadata"]["resourceVersion"])
 
     async def _watch_from(self, version: str) -> str:
@@ -176,6 +213,8 @@ class TaskRunWatch:
                 resource_version=version,
                 timeout_seconds=WATCH_SECONDS,
                 allow_watch_bookmarks=True,
+                # A connection that goes silent (a server that hangs, a dropped route) ends too.
+                _request_timeout=WATCH_SECONDS + 30,
             ):
                 body = event["raw_object"]
                 version = body.get("metadata", {}).get("resourceVersion", version)
