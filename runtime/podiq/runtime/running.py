@@ -42,9 +42,14 @@ T = TypeVar("T")
 
 
 def _transient(exc: BaseException) -> bool:
-    """Errors worth waiting out: no connection, a timeout, the server busy or restarting."""
+    """Errors worth waiting out: no connection, a timeout, the server busy or restarting.
+
+    An API server that has just restarted refuses tokens and requests (401, 403) while its
+    authentication and RBAC caches fill; a runtime whose Role is really missing fails the
+    same way, only later, with the same message.
+    """
     if isinstance(exc, ApiException):
-        return exc.status in (0, 429) or exc.status >= 500
+        return exc.status in (0, 401, 403, 429) or exc.status >= 500
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError))
 
 

@@ -475,3 +475,22 @@ async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event() -> None
     assert h.cluster.writes == ["create taskrun", "operator status"] and not h.cluster.jobs
     assert [e.reason for e in h.events] == ["NamespaceExcluded"]
     await h.reconciler.close()
+
+
+async def test_a_job_the_api_server_finds_invalid_ends_the_run_saying_why(h: Harness) -> None:
+    import json as _json
+
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    async def invalid(body: dict[str, Any]) -> None:
+        exc = ApiException(status=422, reason="Unprocessable Entity")
+        exc.body = _json.dumps({"message": 'Job.batch "add-1-a1" is invalid: spec.template.spec.containers[0].image: Required value'})
+        raise exc
+
+    h.cluster.create_job = invalid  # type: ignore[method-assign]
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.INVALID_POD_SPEC)
+    assert "The Job for attempt 1 was refused" in run.status.message and "image: Required value" in run.status.message
+    assert [e.reason for e in h.events] == ["InvalidPodSpec"] and key not in h.reconciler._wakeups

@@ -44,7 +44,7 @@ async def test_the_runtime_waits_out_an_api_server_that_is_away(monkeypatch: Any
     from podiq.runtime import running
 
     monkeypatch.setattr(running, "API_BACKOFF", (0.01, 0.02))
-    failures = [aiohttp.ClientConnectionError("refused"), ApiException(status=503), TimeoutError()]
+    failures = [aiohttp.ClientConnectionError("refused"), ApiException(status=503), TimeoutError(), ApiException(status=403)]
 
     async def flaky() -> str:
         if failures:
@@ -53,11 +53,11 @@ async def test_the_runtime_waits_out_an_api_server_that_is_away(monkeypatch: Any
 
     assert await running.patiently("report", flaky) == "written"
 
-    async def forbidden() -> None:
-        raise ApiException(status=403)
+    async def invalid() -> None:
+        raise ApiException(status=422)
 
     with pytest.raises(ApiException):
-        await running.patiently("report", forbidden)  # not transient: at once
+        await running.patiently("report", invalid)  # not transient: at once
     monkeypatch.setattr(running, "API_PATIENCE", 0.05)
 
     async def down() -> None:
