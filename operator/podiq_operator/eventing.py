@@ -66,20 +66,20 @@ class EventPoster:
         self._slots = asyncio.Semaphore(CONCURRENT)
         self._pending: set[asyncio.Task[None]] = set()
 
-    def __call__(self, taskrun: dict[str, Any], event: Event) -> None:
+    def __call__(self, body: dict[str, Any], event: Event) -> None:
         if len(self._pending) >= BACKLOG:
-            logger.warning("Too many Events waiting to be posted; dropped %s on %s.", event.reason, taskrun["metadata"].get("name"))
+            logger.warning("Too many Events waiting to be posted; dropped %s on %s.", event.reason, body["metadata"].get("name"))
             return
-        task = asyncio.get_running_loop().create_task(self._post(event_body(taskrun, event, self.clock(), self.instance)))
+        task = asyncio.get_running_loop().create_task(self._post(event_body(body, event, self.clock(), self.instance)))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _post(self, body: dict[str, Any]) -> None:
+    async def _post(self, event: dict[str, Any]) -> None:
         async with self._slots:
             try:
-                await self.api.create_event(body)
+                await self.api.create_event(event)
             except Exception as exc:  # a courtesy: never fail anything over one
-                logger.debug("Could not post Event %s on %s: %s", body["reason"], body["involvedObject"]["name"], exc)
+                logger.debug("Could not post Event %s on %s: %s", event["reason"], event["involvedObject"]["name"], exc)
 
     async def close(self) -> None:
         """Send what is waiting (briefly), then stop."""

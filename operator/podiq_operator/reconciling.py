@@ -308,6 +308,6 @@ class Reconciler:
 def _api_message(exc: ApiException) -> str:
     """The API server's own words for a refusal."""
     try:
-        return str(json.loads(exc.body).get("message") or exc.reason)
+        return str(json.loads(str(exc.body)).get("message") or exc.reason)
     except (TypeError, ValueError):
         return str(exc.reason)

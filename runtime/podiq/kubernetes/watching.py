@@ -184,7 +184,8 @@ class TaskRunWatch:
         token: str | None = None
         while True:
             listing = await self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, limit=LIST_PAGE, _continue=token, _request_timeout=60,
+                GROUP, VERSION, self.namespace, PLURAL, limit=LIST_PAGE, _request_timeout=60,
+                _continue=token,  # type: ignore[arg-type]  # None is left out of the query
             )
             for body in listing.get("items") or ():
                 name = body["metadata"]["name"]
