@@ -30,11 +30,10 @@ from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
 
 from podiq_operator.caches import Key, key_of
 from podiq_operator.config import OperatorConfig
-from podiq_operator.decisions import Event
 from podiq_operator.informers import Handler, Informer, Source
 from podiq_operator.reconciling import Reconciler
 
-__all__ = ["Secondaries", "apply_settings", "build_informers", "build_registry", "post_event"]
+__all__ = ["Secondaries", "apply_settings", "build_informers", "build_registry"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,18 +145,6 @@ def service_account_login() -> kopf.ConnectionInfo | None:
         token=(SERVICE_ACCOUNT_DIR / "token").read_text().strip(),
         default_namespace=(SERVICE_ACCOUNT_DIR / "namespace").read_text().strip(),
     )
-
-
-def post_event(body: dict[str, Any], event: Event) -> None:
-    """Post a Kubernetes Event on the TaskRun through kopf's batched, rate-limited poster."""
-    try:
-        if event.warning:
-            kopf.warn(cast(kopf.Body, body), reason=event.reason, message=event.message[:1024])
-        else:
-            kopf.info(cast(kopf.Body, body), reason=event.reason, message=event.message[:1024])
-    except LookupError:
-        # Outside a kopf handler's context (no event queue): skip, Events are optional.
-        logger.debug("No event queue here; skipped event %s.", event.reason)
 
 
 class Secondaries:

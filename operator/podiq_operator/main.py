@@ -16,7 +16,8 @@ from podiq.kubernetes.storage import RedisStore
 
 from podiq_operator.clusters import KubernetesClusterApi
 from podiq_operator.config import OperatorConfig
-from podiq_operator.handlers import Secondaries, build_informers, build_registry, post_event
+from podiq_operator.eventing import EventPoster
+from podiq_operator.handlers import Secondaries, build_informers, build_registry
 from podiq_operator.informers import Informer
 from podiq_operator.metrics import Metrics
 from podiq_operator.reconciling import Reconciler
@@ -41,7 +42,8 @@ async def operate(
     storage = NamespaceStorage(RedisStore(config.store), connection) if config.store.url else None
     try:
         api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
-        reconciler = Reconciler(api, config, metrics=metrics, events=post_event, storage=storage)
+        events = EventPoster(api)
+        reconciler = Reconciler(api, config, metrics=metrics, events=events, storage=storage)
         secondaries = Secondaries(reconciler)
         # With peering, kopf must own every watch: pausing in favour of another replica stops only kopf's.
         standalone = config.peering is None
@@ -58,6 +60,7 @@ async def operate(
                 stop_flag=stop_flag,
                 ready_flag=ready_flag,
             )
+        await events.close()
     finally:
         if storage is not None:
             await storage.close()

@@ -32,7 +32,17 @@ from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
 from podiq.kubernetes.offloading import offload_arguments, read_result, read_stored_log
 from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
-from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, is_dns_label, label_value, to_api
+from podiq.kubernetes.resources import (
+    API_VERSION,
+    BLOCKED_REASONS,
+    KIND,
+    LABEL_TASK,
+    TASK_NAME_PATTERN,
+    TaskRun,
+    is_dns_label,
+    label_value,
+    to_api,
+)
 from podiq.kubernetes.storage import RedisStore, StoreSettings
 from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
 
@@ -251,10 +261,22 @@ class KubernetesResultBackend(AsyncResultBackend):
         if watch is None:
             raise _not_started()
         warner = asyncio.create_task(self._warn_if_unattended(task_id))
+        told: set[tuple[Any, ...]] = set()
+        seen: list[TaskRun] = []
+
+        def tell(taskrun: TaskRun) -> None:
+            """Say why a run waits, once per reason: the operator's status, not a silent wait."""
+            seen[:] = [taskrun]
+            status = taskrun.status
+            if status.reason in BLOCKED_REASONS and (status.reason, status.message) not in told:
+                told.add((status.reason, status.message))
+                logger.warning("TaskRun %s/%s is waiting: %s", taskrun.namespace, task_id, describe(taskrun))
+
         try:
-            taskrun = await watch.wait(task_id, timeout)
+            taskrun = await watch.wait(task_id, timeout, on_update=tell)
         except TimeoutError:
-            raise TaskiqResultTimeoutError(f"TaskRun {task_id} did not finish within {timeout} s.") from None
+            state = f"; it is {describe(seen[0])}" if seen else ""
+            raise TaskiqResultTimeoutError(f"TaskRun {task_id} did not finish within {timeout} s{state}.") from None
         except TaskRunGone as exc:
             raise ResultGetError(str(exc)) from None
         finally:
@@ -291,6 +313,15 @@ class KubernetesResultBackend(AsyncResultBackend):
         return None if progress is None else progress.as_task_progress()
 
 
+def describe(taskrun: TaskRun) -> str:
+    """``Pending (ServiceAccountMissing: ...)``: a run's phase, reason and message, for people."""
+    status = taskrun.status
+    if status.phase is None:
+        return "not yet seen by an operator"
+    message = f": {status.message}" if status.message else ""
+    return f"{status.phase.value} ({status.reason.value}{message})"
+
+
 async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None:
     """The output of the run's latest pod, or None if there is no pod (any more)."""
     core = client.CoreV1Api(connection)
@@ -317,5 +348,5 @@ async def taskrun_logs(connection: client.ApiClient, store: RedisStore | None, t
     return logs
 
 
-__all__ = ["KubernetesBroker", "KubernetesResultBackend", "pod_logs", "taskrun_logs"]
+__all__ = ["KubernetesBroker", "KubernetesResultBackend", "describe", "pod_logs", "taskrun_logs"]
 

@@ -26,6 +26,8 @@ class KubernetesOptions(BaseModel):
     queue_name: str | None = None
     ttl: int | None = None
     not_before: datetime | None = None
+    pending_deadline: int | None = None
+    """Seconds an attempt may wait for its pod to start before the run ends Failed."""
 
     def merged_over(self, defaults: KubernetesOptions) -> KubernetesOptions:
         merged = defaults.model_copy(update=self.model_dump(exclude_none=True))
@@ -53,6 +55,7 @@ def taskrun_spec(
             queue_name=options.queue_name,
             ttl_seconds_after_finished=options.ttl,
             not_before=options.not_before,
+            pending_deadline_seconds=options.pending_deadline,
             timeout_seconds=execution.timeout,
             retry_on_error=execution.retry_on_error,
             max_retries=execution.max_retries,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import timedelta
 from typing import Any
@@ -31,6 +32,7 @@ class FakeCluster:
     def __init__(self) -> None:
         self.taskruns: dict[tuple[str, str], dict[str, Any]] = {}
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.others: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.writes: list[str] = []
         self.reads: list[str] = []
         self._rv = 1000
@@ -90,6 +92,22 @@ class FakeCluster:
     async def delete_taskrun(self, namespace: str, name: str, uid: str | None) -> None:
         self.writes.append(f"delete taskrun {name}")
         self.taskruns.pop((namespace, name), None)
+
+    async def create_service_account(self, body: dict[str, Any]) -> None:
+        self._create_once(body)
+
+    async def create_role_binding(self, body: dict[str, Any]) -> None:
+        self._create_once(body)
+
+    async def create_event(self, body: dict[str, Any]) -> None:
+        self.writes.append(f"event {body['reason']}")
+
+    def _create_once(self, body: dict[str, Any]) -> None:
+        key = (body["kind"], body["metadata"]["namespace"], body["metadata"]["name"])
+        if key in self.others:
+            raise ConflictError("AlreadyExists")
+        self.others[key] = body
+        self.writes.append(f"create {body['kind']} {body['metadata']['name']}")
 
     def _patch(self, key: tuple[str, str], status: dict[str, Any], rv: str | None, what: str) -> dict[str, Any]:
         body = self.taskruns.get(key)
@@ -182,7 +200,7 @@ async def test_a_successful_task_costs_four_writes(h: Harness) -> None:
     await h.sync(key)
     assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "operator status", "runtime status"]
     assert h.status(key).status.is_succeeded()
-    assert [e.reason for e in h.events] == ["Started"]
+    assert [e.reason for e in h.events] == ["Started", "Succeeded"], "finishing is told like starting"
     metrics = h.reconciler.metrics
     assert metrics.registry.get_sample_value("podiq_taskruns_finished_total", {"phase": "Succeeded"}) == 1
     assert metrics.registry.get_sample_value("podiq_attempts_started_total", {"kind": "first"}) == 1
@@ -423,3 +441,86 @@ async def test_triggers_while_one_waits_its_turn_join_it(h: Harness) -> None:
     h.reconciler.trigger(key)  # after it ran, a new trigger reconciles again
     await asyncio.sleep(0.05)
     assert calls == 2 and len(h.cluster.jobs) == 1
+
+
+async def test_the_first_run_in_a_namespace_provisions_its_service_accounts_once() -> None:
+    import dataclasses
+
+    from podiq_operator.config import NamespaceConfig
+
+    setup = NamespaceConfig(provision=True, runtime_cluster_role="podiq-runtime", scheduler_service_account="podiq-scheduler")
+    h = Harness(dataclasses.replace(OperatorConfig(metrics_port=None), namespace_setup=setup))
+    h.cluster.others[("ServiceAccount", "jobs", "podiq-scheduler")] = {}  # made by hand: left as it is
+    first, second = h.cluster.create_taskrun(taskrun_body("add-1")), h.cluster.create_taskrun(taskrun_body("add-2"))
+    await h.sync(first)
+    await h.sync(second)
+    assert h.cluster.writes == [
+        "create taskrun", "create taskrun",
+        "create ServiceAccount podiq-runtime", "create RoleBinding podiq-runtime", "create RoleBinding podiq-scheduler",
+        "create job add-1-a1", "create job add-2-a1",
+    ]
+    binding = h.cluster.others[("RoleBinding", "jobs", "podiq-runtime")]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "podiq-runtime"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "podiq-runtime", "namespace": "jobs"}]
+    await h.reconciler.close()
+
+
+async def test_no_provisioning_unless_configured(h: Harness) -> None:
+    await h.sync(h.cluster.create_taskrun(taskrun_body()))
+    assert h.cluster.writes == ["create taskrun", "create job add-1-a1"]
+
+
+async def test_a_run_that_cannot_start_fails_at_its_deadline_and_its_job_goes(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body(pendingDeadlineSeconds=60))
+    await h.sync(key)
+    job = h.cluster.jobs[("jobs", "add-1-a1")]
+    job["metadata"]["creationTimestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    message = 'Error creating: pods "add-1-a1-" is forbidden: error looking up service account jobs/podiq-runtime: serviceaccount "podiq-runtime" not found'
+    h.reconciler.cache.put_job(copy.deepcopy(job))
+    h.reconciler.cache.put_failed_create("jobs", "add-1-a1", message)
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.PENDING, Reason.SERVICE_ACCOUNT_MISSING)
+    assert 59 <= h.reconciler._wakeups[key].when() - asyncio.get_running_loop().time() <= 60
+    h.now = NOW + timedelta(seconds=61)
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.SERVICE_ACCOUNT_MISSING)
+    assert "did not start within 60 s" in run.status.message and "not found" in run.status.message
+    assert "delete job add-1-a1" in h.cluster.writes
+    assert [e.reason for e in h.events] == ["Started", "ServiceAccountMissing", "ServiceAccountMissing"]
+    assert h.events[-1].warning
+
+
+async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event() -> None:
+    import dataclasses
+
+    from podiq_operator.config import NamespaceConfig
+
+    h = Harness(dataclasses.replace(OperatorConfig(metrics_port=None), namespace_setup=NamespaceConfig(excluded=frozenset({"jobs"}))))
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.NAMESPACE_EXCLUDED)
+    assert h.cluster.writes == ["create taskrun", "operator status"] and not h.cluster.jobs
+    assert [e.reason for e in h.events] == ["NamespaceExcluded"]
+    await h.reconciler.close()
+
+
+async def test_a_job_the_api_server_finds_invalid_ends_the_run_saying_why(h: Harness) -> None:
+    import json as _json
+
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    async def invalid(body: dict[str, Any]) -> None:
+        exc = ApiException(status=422, reason="Unprocessable Entity")
+        exc.body = _json.dumps({"message": 'Job.batch "add-1-a1" is invalid: spec.template.spec.containers[0].image: Required value'})
+        raise exc
+
+    h.cluster.create_job = invalid  # type: ignore[method-assign]
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.INVALID_POD_SPEC)
+    assert "The Job for attempt 1 was refused" in run.status.message and "image: Required value" in run.status.message
+    assert [e.reason for e in h.events] == ["InvalidPodSpec"] and key not in h.reconciler._wakeups
