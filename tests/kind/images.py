@@ -42,7 +42,7 @@ def wheels() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     with steps.timed("pip wheel (image dependencies)"):
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt", ".[operator]"],
+        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt", ".[operator,redis]"],
                   cwd=REPO_ROOT, timeout=1200)
         steps.run([*pip, "download", "--quiet", "--dest", str(partial), *BUILD_BACKEND],
                   cwd=REPO_ROOT, timeout=600)
