@@ -22,6 +22,8 @@ OPERATOR = f"podiq/operator:{TAG}"
 TASKS = f"podiq/runtime-tasks:{TAG}"
 # The build backend the offline install of podiq itself needs (pyproject's build-system).
 BUILD_BACKEND = ("setuptools==84.2.1", "wheel==0.48.0")
+#: What the images install: podiq with the extras the operator and task pods need.
+IMAGE_REQUIREMENT = ".[operator,redis]"
 WHEELS_IN_CONTEXT = REPO_ROOT / "requirements" / "wheels"
 
 
@@ -29,7 +31,7 @@ def _lock_key() -> str:
     digest = hashlib.sha256()
     for name in ("requirements/ci.txt", "pyproject.toml"):
         digest.update((REPO_ROOT / name).read_bytes())
-    digest.update(repr(BUILD_BACKEND).encode())
+    digest.update(repr((BUILD_BACKEND, IMAGE_REQUIREMENT)).encode())
     return digest.hexdigest()[:12]
 
 
@@ -42,7 +44,7 @@ def wheels() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     with steps.timed("pip wheel (image dependencies)"):
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt", ".[operator,redis]"],
+        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt", IMAGE_REQUIREMENT],
                   cwd=REPO_ROOT, timeout=1200)
         steps.run([*pip, "download", "--quiet", "--dest", str(partial), *BUILD_BACKEND],
                   cwd=REPO_ROOT, timeout=600)
