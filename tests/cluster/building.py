@@ -205,9 +205,17 @@ def _build_kubernetes(log: Path, name: str = "kubernetes",
     return comp
 
 
+def _node_component() -> _Component:
+    return _Component("kubernetes-node", KUBERNETES_VERSION, KUBERNETES_NODE_COMMANDS)
+
+
+def node_bin_dir() -> Path:
+    return _node_component().out
+
+
 def build_node(verbose: bool = True) -> Path:
     """Build kubelet, kubeadm and kube-proxy if missing; return their bin directory."""
-    comp = _Component("kubernetes-node", KUBERNETES_VERSION, KUBERNETES_NODE_COMMANDS)
+    comp = _node_component()
     if comp.done():
         return comp.out
     root = cache_root()
