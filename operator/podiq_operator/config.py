@@ -10,6 +10,13 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from podiq.kubernetes.storage import StoreSettings
+
+
+
+#: The Secret in each task namespace holding that namespace's Redis URL (key ``url``).
+NAMESPACE_SECRET = "podiq-redis"
+
 
 @dataclasses.dataclass(frozen=True)
 class JobConfig:
@@ -33,6 +40,13 @@ class JobConfig:
     tmp_size_limit: str | None = "1Gi"
     """Size limit of the ``/tmp`` emptyDir (the only writable path), a quantity or ``None``
     (``PODIQ_TMP_SIZE_LIMIT``)."""
+
+    store_secret: str | None = None
+    """Secret in the task's namespace whose ``url`` becomes the pod's ``PODIQ_REDIS_URL``; set
+    when the operator has Redis (``PODIQ_REDIS_URL``), see :mod:`podiq_operator.storage`."""
+
+    store_env: tuple[tuple[str, str], ...] = ()
+    """The store's settings (``PODIQ_REDIS_*``) passed on to task pods, so they agree with clients."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +73,8 @@ class ApiConfig:
 class OperatorConfig:
     jobs: JobConfig = dataclasses.field(default_factory=JobConfig)
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    """Redis for large values (``PODIQ_REDIS_URL``, an admin connection, and ``PODIQ_REDIS_*``)."""
 
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means all (``PODIQ_WATCH_NAMESPACES``, comma-separated)."""
@@ -88,12 +104,15 @@ class OperatorConfig:
             value = env.get(f"PODIQ_{name}")
             return value if value not in (None, "") else None
 
+        store = StoreSettings.from_env(env)
         jobs = JobConfig(
             runtime_image=get("RUNTIME_IMAGE") or JobConfig.runtime_image,
             image_pull_policy=get("IMAGE_PULL_POLICY"),
             runtime_service_account=get("RUNTIME_SERVICE_ACCOUNT") or JobConfig.runtime_service_account,
             deadline_grace_seconds=int(get("DEADLINE_GRACE") or JobConfig.deadline_grace_seconds),
             tmp_size_limit=get("TMP_SIZE_LIMIT") or JobConfig.tmp_size_limit,
+            store_secret=NAMESPACE_SECRET if store.url else None,
+            store_env=tuple(store.to_env().items()) if store.url else (),
         )
         api = ApiConfig(
             request_timeout=float(get("API_TIMEOUT") or ApiConfig.request_timeout),
@@ -106,6 +125,7 @@ class OperatorConfig:
         return cls(
             jobs=jobs,
             api=api,
+            store=store,
             namespaces=tuple(n.strip() for n in (get("WATCH_NAMESPACES") or "").split(",") if n.strip()),
             events=(get("EVENTS") or "true").lower() not in ("0", "false", "no", "off"),
             metrics_port=cls.metrics_port if metrics_port is None else (int(metrics_port) or None),

@@ -29,7 +29,6 @@ class TaskRunStatusBackend(AsyncResultBackend):
         self._written: TaskProgress | None = None
         self._last_write = float("-inf")
         self._pending: asyncio.Task[None] | None = None
-        self.writes = 0
 
     async def set_progress(self, task_id: str, progress: TaskProgress) -> None:
         self.latest = progress
@@ -48,11 +47,10 @@ class TaskRunStatusBackend(AsyncResultBackend):
         if progress is None or progress == self._written:
             return
         self._written, self._last_write = progress, time.monotonic()
-        status = Progress(current=progress.current, total=progress.total, message=progress.message[:4096])
+        status = Progress.of(progress)
         await self.api.patch_status(
             self.namespace, self.name, {"progress": to_api(status), "progressText": status.text}
         )
-        self.writes += 1
 
     async def close(self) -> None:
         if self._pending is not None and not self._pending.done():

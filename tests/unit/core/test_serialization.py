@@ -127,13 +127,13 @@ async def test_argument_that_does_not_fit_the_annotation_fails_the_run(broker: I
 
 
 async def test_return_value_that_does_not_fit_the_annotation(broker: InMemoryBroker) -> None:
-    from podiq import ResultGetError
+    from podiq import SerializationError
 
     @broker.task
     async def lies() -> int:
         return "not a number"  # type: ignore[return-value]
 
-    with pytest.raises(ResultGetError, match="cannot be read as"):
+    with pytest.raises(SerializationError, match="The return value of task .*lies' does not match its annotation"):
         await (await lies.kiq())
 
 
