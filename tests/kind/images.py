@@ -57,7 +57,8 @@ def wheels() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     with steps.timed("pip wheel (image dependencies)"):
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt", f".[{','.join(extras())}]"],
+        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt",
+                   f".[{','.join(extras())}]"],
                   cwd=REPO_ROOT, timeout=1200)
         steps.run([*pip, "download", "--quiet", "--dest", str(partial), *BUILD_BACKEND, *BASE_PYTHON_ONLY],
                   cwd=REPO_ROOT, timeout=600)

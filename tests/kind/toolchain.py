@@ -52,7 +52,8 @@ TOOLS = (
     Tool("kind", KIND_VERSION, ("sigs.k8s.io/kind",)),
     # The optional snapshotters are never used in a kind node (kind's own build leaves them out).
     Tool("containerd", CONTAINERD_VERSION,
-         tuple(f"github.com/containerd/containerd/v2/cmd/{c}" for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
+         tuple(f"github.com/containerd/containerd/v2/cmd/{c}"
+               for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
          tags="no_aufs no_zfs no_btrfs no_devmapper"),
     Tool("cri-tools", CRI_TOOLS_VERSION, ("sigs.k8s.io/cri-tools/cmd/crictl",)),
     Tool("cni-plugins", CNI_PLUGINS_VERSION,
