@@ -293,5 +293,7 @@ def _oom_message(run: TaskRun, exit_code: int | None) -> str:
     """The kernel killed the task for memory: say which limit, the one thing to change."""
     limits = run.spec.resources.limits if run.spec.resources else None
     limit = (limits or {}).get("memory")
-    over = f"its memory limit of {limit}" if limit else "the memory it may use (no limit on the TaskRun: the namespace's LimitRange or the node's memory)"
-    return f"The task went over {over} and the kernel killed it; exit code {exit_code}. Raise resources.limits.memory or use less."
+    over = (f"its memory limit of {limit}" if limit
+            else "the memory it may use (no limit on the TaskRun: the namespace's LimitRange or the node's memory)")
+    return (f"The task went over {over} and the kernel killed it; exit code {exit_code}. "
+            "Raise resources.limits.memory or use less.")

@@ -215,9 +215,17 @@ def _build_kubernetes(
     return comp
 
 
+def _node_component() -> _Component:
+    return _Component("kubernetes-node", KUBERNETES_VERSION, KUBERNETES_NODE_COMMANDS)
+
+
+def node_bin_dir() -> Path:
+    return _node_component().out
+
+
 def build_node(verbose: bool = True) -> Path:
     """Build kubelet, kubeadm and kube-proxy if missing; return their bin directory."""
-    comp = _Component("kubernetes-node", KUBERNETES_VERSION, KUBERNETES_NODE_COMMANDS)
+    comp = _node_component()
     if comp.done():
         return comp.out
     root = cache_root()
@@ -228,11 +236,8 @@ def build_node(verbose: bool = True) -> Path:
         if not comp.done():
             t0 = time.monotonic()
             if verbose:
-                print(
-                    f"building {', '.join(comp.binaries)} (log: {root / 'build-node.log'}) ...",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                print(f"building {', '.join(comp.binaries)} (log: {root / 'build-node.log'}) ...",
+                      file=sys.stderr, flush=True)
             _build_kubernetes(root / "build-node.log", comp.name, comp.binaries)
             if verbose:
                 print(f"  done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)

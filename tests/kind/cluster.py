@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from . import steps
-from .paths import run_dir
 from .node import ETCD_TAG
+from .paths import run_dir
 from .toolchain import Binaries
 
 NAME = "podiq"

@@ -52,13 +52,13 @@ class Engine:
                               capture_output=True, text=True, timeout=30).stdout.strip()
 
     def start(self) -> None:
+        ensure_packages()
         if self.running():
             runtime = self.default_runtime()
             if runtime != RUNTIME_NAME:
                 raise KindError(f"a Docker engine is already running with default runtime {runtime!r}; the kind "
                                 f"nodes need {RUNTIME_NAME!r} (see tests/kind/README.md): stop it or configure it so")
             return
-        ensure_packages()
         self.state.mkdir(parents=True, exist_ok=True)
         config = {
             "runtimes": {RUNTIME_NAME: {"path": str(steps.local_program("runcwrap"))}},

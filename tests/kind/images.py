@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -22,16 +23,28 @@ OPERATOR = f"podiq/operator:{TAG}"
 TASKS = f"podiq/runtime-tasks:{TAG}"
 # The build backend the offline install of podiq itself needs (pyproject's build-system).
 BUILD_BACKEND = ("setuptools==84.2.1", "wheel==0.48.0")
-#: What the images install: podiq with the extras the operator and task pods need.
-IMAGE_REQUIREMENT = ".[operator,redis]"
+# What the base's Python (bookworm: 3.11.2) needs beyond the lock, resolved on a newer host
+# Python: redis wants async-timeout before 3.11.3. pip download cannot resolve for another
+# interpreter's markers, so these are named here.
+BASE_PYTHON_ONLY = ("async-timeout==5.0.1",)
 WHEELS_IN_CONTEXT = REPO_ROOT / "requirements" / "wheels"
+
+
+def extras() -> list[str]:
+    """The extras the Dockerfiles install ("/src[operator,redis]"), read from them so that the
+    wheels never miss one."""
+    found = set()
+    for dockerfile in ("runtime/Dockerfile", "operator/Dockerfile"):
+        for group in re.findall(r"/src\[([\w,-]+)\]", (REPO_ROOT / dockerfile).read_text()):
+            found.update(group.split(","))
+    return sorted(found)
 
 
 def _lock_key() -> str:
     digest = hashlib.sha256()
     for name in ("requirements/ci.txt", "pyproject.toml"):
         digest.update((REPO_ROOT / name).read_bytes())
-    digest.update(repr((BUILD_BACKEND, IMAGE_REQUIREMENT)).encode())
+    digest.update(repr((BUILD_BACKEND, BASE_PYTHON_ONLY, extras())).encode())
     return digest.hexdigest()[:12]
 
 
@@ -44,14 +57,18 @@ def wheels() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     with steps.timed("pip wheel (image dependencies)"):
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt", IMAGE_REQUIREMENT],
+        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt",
+                   f".[{','.join(extras())}]"],
                   cwd=REPO_ROOT, timeout=1200)
-        steps.run([*pip, "download", "--quiet", "--dest", str(partial), *BUILD_BACKEND],
+        steps.run([*pip, "download", "--quiet", "--dest", str(partial), *BUILD_BACKEND, *BASE_PYTHON_ONLY],
                   cwd=REPO_ROOT, timeout=600)
         # podiq itself is installed from the build context, never from a wheel.
         for own in partial.glob("podiq-*.whl"):
             own.unlink()
         partial.rename(out)
+    for stale in cache_root().glob("wheels-*"):
+        if stale != out:  # an older lock's
+            shutil.rmtree(stale, ignore_errors=True)
     return out
 
 

@@ -55,7 +55,7 @@ def _image(name: str, dockerfile: str, files: dict[str, Path], key: str) -> None
         context = Path(tmp)
         for target, source in files.items():
             shutil.copy2(source, context / target)
-        (context / "Dockerfile").write_text(dockerfile.format(key=key, base=base.IMAGE, **{"binary": next(iter(files))}))
+        (context / "Dockerfile").write_text(dockerfile.format(key=key, base=base.IMAGE, binary=next(iter(files))))
         steps.run(["docker", "build", "-q", "-t", name, str(context)], timeout=900)
 
 

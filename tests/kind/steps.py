@@ -69,16 +69,21 @@ def go_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def program_path(name: str) -> Path:
+    """Where the small program ``name`` of this directory is cached, by its source's digest."""
+    return cache_root() / "tools" / f"{name}-{source_key(HERE / name)}" / name
+
+
 def local_program(name: str) -> Path:
     """A small program of this directory (the pause container, the runc wrapper), built static."""
     source = HERE / name
-    out = cache_root() / "tools" / f"{name}-{source_key(source)}" / name
+    out = program_path(name)
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.parent / "tmp"
         tmp.mkdir(exist_ok=True)
         run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out) + ".partial", "."],
-                  cwd=source, env=go_env(tmp), timeout=600)
+            cwd=source, env=go_env(tmp), timeout=600)
         os.rename(str(out) + ".partial", out)
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -52,7 +52,8 @@ TOOLS = (
     Tool("kind", KIND_VERSION, ("sigs.k8s.io/kind",)),
     # The optional snapshotters are never used in a kind node (kind's own build leaves them out).
     Tool("containerd", CONTAINERD_VERSION,
-         tuple(f"github.com/containerd/containerd/v2/cmd/{c}" for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
+         tuple(f"github.com/containerd/containerd/v2/cmd/{c}"
+               for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
          tags="no_aufs no_zfs no_btrfs no_devmapper"),
     Tool("cri-tools", CRI_TOOLS_VERSION, ("sigs.k8s.io/cri-tools/cmd/crictl",)),
     Tool("cni-plugins", CNI_PLUGINS_VERSION,
@@ -95,8 +96,11 @@ def build() -> Binaries:
     root.mkdir(parents=True, exist_ok=True)
     if shutil.which("go") is None:
         raise steps.KindError("the 'go' command is not on PATH; Go >= 1.26 builds the kind tier's tool chain")
-    kubernetes = building.build()
-    node = building.build_node()
+    try:
+        kubernetes = building.build()
+        node = building.build_node()
+    except building.BuildError as exc:
+        raise steps.KindError(f"the Kubernetes build failed: {exc}") from exc
     with (root / ".tools.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for tool in TOOLS:
@@ -110,7 +114,5 @@ def build() -> Binaries:
 
 def binaries() -> Binaries:
     """The paths of an existing build, without building (for `down` and `env`)."""
-    tools = {t.name: t.bin for t in TOOLS}
-    pause = next((cache_root() / "tools").glob("pause-*/pause"), cache_root() / "tools" / "pause")
-    node = building.cache_root() / f"kubernetes-node-{building.KUBERNETES_VERSION}" / "bin"
-    return Binaries(kubernetes=building.bin_dir(), node=node, tools=tools, pause=pause)
+    return Binaries(kubernetes=building.bin_dir(), node=building.node_bin_dir(), tools={t.name: t.bin for t in TOOLS},
+                    pause=steps.program_path("pause"))
