@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -366,15 +368,22 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="record the operator with py-spy: an SVG flame graph, or collapsed stacks for any other suffix")
     args = parser.parse_args()
 
+    with local_cluster() as cluster:
+        prepare(cluster, args.rounds)
+        figures = asyncio.run(measure(cluster, args, cluster.state_dir))
+        report(figures, args)
+
+
+@contextlib.contextmanager
+def local_cluster() -> Iterator[Cluster]:
+    """A fresh local control plane for one benchmark, KUBECONFIG pointing at it; gone afterwards."""
     state = new_state_dir(run_root())
     control_plane = ControlPlane(bin_dir=building.build(), state_dir=state)
     control_plane.start()
-    cluster = Cluster(control_plane)
     try:
+        cluster = Cluster(control_plane)
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-        prepare(cluster, args.rounds)
-        figures = asyncio.run(measure(cluster, args, state))
-        report(figures, args)
+        yield cluster
     finally:
         control_plane.stop()
         remove_state_dir(state)

@@ -31,7 +31,9 @@ class RedisServer:
     def __init__(self, directory: Path, *, maxmemory: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.fail("redis-server is not on PATH: run scripts/setup (it installs Debian's redis-server).", pytrace=False)
+            pytest.fail(
+                "redis-server is not on PATH: run scripts/setup (it installs Debian's redis-server).", pytrace=False
+            )
         self.binary = binary
         self.directory = directory
         self.password = secrets.token_hex(16)
@@ -47,13 +49,31 @@ class RedisServer:
         for _ in range(3):  # another process may take the port between picking and binding
             self.port = self.port or free_port()
             args = [
-                self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--requirepass", self.password,
-                "--save", "", "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no",
-                "--protected-mode", "yes", "--logfile", str(self.directory / f"redis-{self.port}.log"),
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--requirepass",
+                self.password,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--logfile",
+                str(self.directory / f"redis-{self.port}.log"),
             ]
             if self.maxmemory:
                 args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "allkeys-lru"]
-            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            )
             if self._wait_ready():
                 return
             self.stop()

@@ -36,6 +36,15 @@ class ClusterApi(Protocol):
 
     async def delete_taskrun(self, namespace: str, name: str, uid: str | None) -> None: ...
 
+    async def create_service_account(self, body: dict[str, Any]) -> None:
+        """Create; :class:`ConflictError` if it exists."""
+
+    async def create_role_binding(self, body: dict[str, Any]) -> None:
+        """Create; :class:`ConflictError` if it exists."""
+
+    async def create_event(self, body: dict[str, Any]) -> None:
+        """Post a core/v1 Event."""
+
 
 class KubernetesClusterApi:
     def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0) -> None:
@@ -43,6 +52,8 @@ class KubernetesClusterApi:
         # response into V1Job models and back, which was a fifth of the operator's CPU.
         self._objects = client.CustomObjectsApi(api_client)
         self._batch = client.BatchV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._rbac = client.RbacAuthorizationV1Api(api_client)
         self._taskruns = TaskRunApi(api_client, request_timeout=request_timeout)
         self._timeout = request_timeout
 
@@ -52,15 +63,11 @@ class KubernetesClusterApi:
             "batch", "v1", body["metadata"]["namespace"], "jobs", JsonBody(body),
             _request_timeout=self._timeout, _preload_content=False,
         )
-        data = await response.read()
-        if not 200 <= response.status <= 299:
-            exc = ApiException(status=response.status, reason=response.reason)
-            exc.body = data.decode(errors="replace")
-            raise translated(exc)
+        await _raise_for_status(response)
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
                 "batch", "v1", namespace, "jobs", name, _request_timeout=self._timeout,
             )
         except ApiException as exc:
@@ -88,4 +95,25 @@ class KubernetesClusterApi:
     async def delete_taskrun(self, namespace: str, name: str, uid: str | None) -> None:
         await self._taskruns.delete(namespace, name, uid=uid)
 
+    async def create_service_account(self, body: dict[str, Any]) -> None:
+        await self._create(self._core.create_namespaced_service_account, body)
 
+    async def create_role_binding(self, body: dict[str, Any]) -> None:
+        await self._create(self._rbac.create_namespaced_role_binding, body)
+
+    async def create_event(self, body: dict[str, Any]) -> None:
+        await self._create(self._core.create_namespaced_event, body)
+
+    async def _create(self, method: Any, body: dict[str, Any]) -> None:
+        """Create without decoding the answer (nothing reads it)."""
+        response = await method(body["metadata"]["namespace"], JsonBody(body), _request_timeout=self._timeout, _preload_content=False)
+        await _raise_for_status(response)
+
+
+async def _raise_for_status(response: Any) -> None:
+    """An undecoded response's error as podiq's (404, 409) or kubernetes-asyncio's exception."""
+    data = await response.read()
+    if not 200 <= response.status <= 299:
+        exc = ApiException(status=response.status, reason=response.reason)
+        exc.body = data.decode(errors="replace")
+        raise translated(exc)

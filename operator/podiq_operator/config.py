@@ -12,7 +12,10 @@ from collections.abc import Mapping
 
 from podiq.kubernetes.storage import StoreSettings
 
-from podiq_operator.storage import NAMESPACE_SECRET
+
+
+#: The Secret in each task namespace holding that namespace's Redis URL (key ``url``).
+NAMESPACE_SECRET = "podiq-redis"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,35 @@ class JobConfig:
 
     store_env: tuple[tuple[str, str], ...] = ()
     """The store's settings (``PODIQ_REDIS_*``) passed on to task pods, so they agree with clients."""
+    pending_deadline_seconds: float = 600.0
+    """Seconds an attempt's pod may take to start after its Job was created (scheduling, image
+    pulls, quota); after them the run ends Failed with the reason it could not start. A TaskRun's
+    ``spec.pendingDeadlineSeconds`` overrides it; a Job queued by Kueue is not counted
+    (``PODIQ_PENDING_DEADLINE``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NamespaceConfig:
+    """Which namespaces the operator runs tasks in, and what it sets up there."""
+
+    excluded: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+    """Namespaces whose TaskRuns are refused with the reason NamespaceExcluded
+    (``PODIQ_EXCLUDED_NAMESPACES``, comma-separated; ``-`` for none)."""
+
+    provision: bool = False
+    """Create the runtime (and scheduler) service account and its RoleBinding in a namespace the
+    first time a TaskRun runs there; the chart turns it on when every namespace is watched
+    (``PODIQ_PROVISION``)."""
+
+    runtime_cluster_role: str = "podiq-runtime"
+    """The ClusterRole the runtime service account is bound to (``PODIQ_RUNTIME_CLUSTER_ROLE``)."""
+
+    scheduler_service_account: str | None = None
+    """Service account of schedules' CronJob pods, provisioned alongside; ``None`` for none
+    (``PODIQ_SCHEDULER_SERVICE_ACCOUNT``)."""
+
+    scheduler_cluster_role: str = "podiq-scheduler"
+    """The ClusterRole the scheduler service account is bound to (``PODIQ_SCHEDULER_CLUSTER_ROLE``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +104,7 @@ class OperatorConfig:
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     """Redis for large values (``PODIQ_REDIS_URL``, an admin connection, and ``PODIQ_REDIS_*``)."""
+    namespace_setup: NamespaceConfig = dataclasses.field(default_factory=NamespaceConfig)
 
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means all (``PODIQ_WATCH_NAMESPACES``, comma-separated)."""
@@ -110,6 +143,15 @@ class OperatorConfig:
             tmp_size_limit=get("TMP_SIZE_LIMIT") or JobConfig.tmp_size_limit,
             store_secret=NAMESPACE_SECRET if store.url else None,
             store_env=tuple(store.to_env().items()) if store.url else (),
+            pending_deadline_seconds=float(get("PENDING_DEADLINE") or JobConfig.pending_deadline_seconds),
+        )
+        excluded = get("EXCLUDED_NAMESPACES")
+        namespace_setup = NamespaceConfig(
+            excluded=NamespaceConfig().excluded if excluded is None else frozenset(_names(excluded) - {"-"}),
+            provision=_flag(get("PROVISION"), default=False),
+            runtime_cluster_role=get("RUNTIME_CLUSTER_ROLE") or NamespaceConfig.runtime_cluster_role,
+            scheduler_service_account=get("SCHEDULER_SERVICE_ACCOUNT"),
+            scheduler_cluster_role=get("SCHEDULER_CLUSTER_ROLE") or NamespaceConfig.scheduler_cluster_role,
         )
         api = ApiConfig(
             request_timeout=float(get("API_TIMEOUT") or ApiConfig.request_timeout),
@@ -123,10 +165,19 @@ class OperatorConfig:
             jobs=jobs,
             api=api,
             store=store,
+            namespace_setup=namespace_setup,
             namespaces=tuple(n.strip() for n in (get("WATCH_NAMESPACES") or "").split(",") if n.strip()),
-            events=(get("EVENTS") or "true").lower() not in ("0", "false", "no", "off"),
+            events=_flag(get("EVENTS"), default=True),
             metrics_port=cls.metrics_port if metrics_port is None else (int(metrics_port) or None),
             metrics_address=get("METRICS_ADDRESS") or cls.metrics_address,
             liveness_endpoint=cls.liveness_endpoint if liveness is None else (liveness or None),
             peering=get("PEERING"),
         )
+
+
+def _names(value: str) -> set[str]:
+    return {n.strip() for n in value.split(",") if n.strip()}
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    return default if value is None else value.lower() not in ("0", "false", "no", "off")

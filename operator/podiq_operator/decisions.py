@@ -1,6 +1,7 @@
 """What to do next for a TaskRun: one straight chain of guards, like Tekton's reconciler.
 
-    done → first attempt → cancelled → not before → next attempt → unreported end → observe
+    done → refused namespace → first attempt → cancelled → not before → next attempt
+         → unreported end → pending deadline → observe
 
 An attempt starts when its Job is created, and the Job (its name is derived from the
 TaskRun and the attempt) is the record of it: starting an attempt is one write. The status
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 
 from podiq.exceptions import TaskRejectedError
 from podiq.kubernetes.exitcodes import ExitCode
-from podiq.kubernetes.resources import Reason, TaskRun, TaskRunStatus, error_result
+from podiq.kubernetes.resources import BLOCKED_REASONS, Reason, TaskRun, TaskRunStatus, error_result
 
 from podiq_operator.jobs import job_name
 from podiq_operator.observations import AttemptObservation, AttemptState
@@ -31,6 +32,7 @@ __all__ = [
     "DeleteTaskRun",
     "Event",
     "Idle",
+    "Policy",
     "Refresh",
     "StartAttempt",
     "Wake",
@@ -87,7 +89,8 @@ class StartAttempt:
 
 @dataclasses.dataclass(frozen=True)
 class Cancel:
-    """Delete the running Job (if any), then write the Cancelled status."""
+    """Stop the attempt: delete its Job (if any), then write the final status (Cancelled, or
+    Failed because it could not start by its pending deadline)."""
 
     job_name: str | None
     status: TaskRunStatus
@@ -100,6 +103,17 @@ class DeleteTaskRun:
 
 
 Action = Idle | Wake | Refresh | WriteStatus | StartAttempt | Cancel | DeleteTaskRun
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The operator's settings that decisions depend on."""
+
+    pending_deadline_seconds: float = 600.0
+    """How long an attempt's pod may take to start, for TaskRuns that do not set their own."""
+
+    excluded_namespaces: frozenset[str] = frozenset()
+    """Namespaces whose TaskRuns are refused."""
 
 
 #: The Job controller makes a Job's pod within milliseconds, but a busy one (it writes at a
@@ -118,6 +132,7 @@ def decide(
     now: datetime,
     *,
     fresh: bool = False,
+    policy: Policy = Policy(),
 ) -> Action:
     """The next action for ``run``.
 
@@ -135,11 +150,22 @@ def decide(
         expires = status.completion_time + timedelta(seconds=ttl)
         return DeleteTaskRun() if expires <= now else Wake(_seconds(expires - now))
     if run.spec.pool is not None:  # pool runs get no Job: their workers and the pool keeper run them
-        from podiq_operator.pools import decide_pool_run
+        from podiq_operator.pool_decisions import decide_pool_run
 
         return decide_pool_run(run, now)
 
-    # 2. Never started, and neither cancelled nor held back: start (the Job records it, no write).
+    # 2. A namespace podiq must not run in: refuse before anything runs.
+    if attempt == 0 and run.namespace in policy.excluded_namespaces:
+        refused = run.model_copy(deep=True)
+        refused.refuse(
+            Reason.NAMESPACE_EXCLUDED,
+            f"podiq does not run tasks in namespace {run.namespace!r}: it is among the operator's excluded "
+            "namespaces (the chart's excludedNamespaces, PODIQ_EXCLUDED_NAMESPACES). Send the task to another namespace.",
+            now,
+        )
+        return WriteStatus(refused.status)
+
+    # 3. Never started, and neither cancelled nor held back: start (the Job records it, no write).
     if attempt == 0 and not run.is_cancelled() and run.not_started_before(now) is None:
         return _start(run, 1)
 
@@ -148,7 +174,7 @@ def decide(
     # The attempt's Job exists but the status does not record it yet (see the module's doc).
     unrecorded = new.record_attempt(attempt, job_name(run.name, attempt), observation.started or now)
 
-    # 3. Cancelled: stop the attempt, whatever it is doing.
+    # 4. Cancelled: stop the attempt, whatever it is doing.
     if run.is_cancelled():
         new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
         running = observation.state is not AttemptState.MISSING and not observation.finished
@@ -158,7 +184,7 @@ def decide(
             Event("Cancelled", f"Cancelled; attempt {attempt} stopped." if running else "Cancelled."),
         )
 
-    # 4. Not before: hold the first attempt back.
+    # 5. Not before: hold the first attempt back.
     if attempt == 0 and (wait := run.not_started_before(now)) is not None:
         assert run.spec.not_before is not None
         new.mark_waiting(run.spec.not_before, now)
@@ -166,11 +192,11 @@ def decide(
             return Wake(_seconds(wait))
         return WriteStatus(new, Event("Waiting", new.message), wake_after=_seconds(wait))
 
-    # 5. The current attempt reported a retry or a requeue: start the next one.
+    # 6. The current attempt reported a retry or a requeue: start the next one.
     if not unrecorded and status.wants_next_attempt():
         return _start(run, attempt + 1, "requeued" if status.reason is Reason.REQUEUED else "retrying")
 
-    # 6. The attempt ended (or its Job vanished) without the runtime reporting.
+    # 7. The attempt ended (or its Job vanished) without the runtime reporting.
     if (observation.finished or observation.state is AttemptState.MISSING) and not status.has_report_for(attempt):
         if not fresh:
             return Refresh()
@@ -180,7 +206,12 @@ def decide(
         final = unreported.status
         return WriteStatus(final, Event(final.reason.value, final.message, warning=not final.is_succeeded()))
 
-    # 7. Observe: running, or stuck and why.
+    # 8. Not started by its pending deadline: give up, with the reason it could not start.
+    pending_left = _pending_left(run, observation, now, policy)
+    if pending_left is not None and pending_left <= 0:
+        return _give_up(run, new, attempt, observation, now, _deadline(run, policy))
+
+    # 9. Observe: running, or stuck and why.
     if observation.state is AttemptState.BLOCKED and observation.reason is not None:
         new.mark_blocked(observation.reason, observation.message, now)
     elif observation.state is AttemptState.ACTIVE and (unrecorded or status.reason is not Reason.RUNNING):
@@ -192,11 +223,42 @@ def decide(
         new.pod_name = observation.pod_name or status.pod_name
     if new == status or (new.model_copy(update={"observed_generation": status.observed_generation}) == status):
         # Only the observed generation moved: not worth a write on its own.
-        return Idle()
+        return Idle() if pending_left is None else Wake(pending_left)
     blocked = observation.state is AttemptState.BLOCKED
     if unrecorded and new.reason is Reason.RUNNING:
-        return WriteStatus(new)  # the "Started" Event told it already
-    return WriteStatus(new, Event(new.reason.value, new.message, warning=blocked))
+        return WriteStatus(new, wake_after=pending_left)  # the "Started" Event told it already
+    return WriteStatus(new, Event(new.reason.value, new.message, warning=blocked), wake_after=pending_left)
+
+
+def _pending_left(run: TaskRun, observation: AttemptObservation, now: datetime, policy: Policy) -> float | None:
+    """Seconds until the attempt's pending deadline, or None when it does not apply: the pod
+    started, or the Job waits for a queue's admission (waiting there is what queues are for)."""
+    if observation.state is AttemptState.BLOCKED:
+        if observation.reason is Reason.QUEUED:
+            return None
+    elif observation.state is not AttemptState.ACTIVE or observation.pod_started:
+        return None
+    return _deadline(run, policy) - _seconds(now - (observation.started or now))
+
+
+def _deadline(run: TaskRun, policy: Policy) -> float:
+    return run.spec.pending_deadline_seconds or policy.pending_deadline_seconds
+
+
+def _give_up(
+    run: TaskRun, new: TaskRunStatus, attempt: int, observation: AttemptObservation, now: datetime, deadline: float,
+) -> Cancel:
+    if observation.state is AttemptState.BLOCKED and observation.reason in BLOCKED_REASONS:
+        reason, why = observation.reason, observation.message or observation.reason.value
+    else:
+        reason = Reason.NOT_STARTED
+        why = (f"pod {observation.pod_name} is still pending" if observation.pod_name else "the Job created no pod") + (
+            " and Kubernetes reported no reason (`kubectl describe pod` and the namespace's Events may tell)"
+        )
+    ended = run.model_copy(deep=True)
+    ended.status = new
+    ended.fail_to_start(reason, f"Attempt {attempt} did not start within {deadline:g} s: {why}.", now)
+    return Cancel(job_name(run.name, attempt), ended.status, Event(reason.value, ended.status.message, warning=True))
 
 
 def _start(run: TaskRun, attempt: int, why: str = "") -> StartAttempt:
@@ -225,5 +287,17 @@ def _record_unreported_end(run: TaskRun, observation: AttemptObservation, now: d
         run.fail_attempt("NoResult", "The runtime exited 0 without writing a result.", now)
     elif code is ExitCode.TASK_ERROR:
         run.fail_attempt("NoResult", "The task failed and the runtime did not write its error.", now)
+    elif observation.failure == "OOMKilled":
+        run.fail_attempt("OOMKilled", _oom_message(run, observation.exit_code), now)
     else:
         run.fail_attempt(observation.failure or "Failed", observation.message, now)
+
+
+def _oom_message(run: TaskRun, exit_code: int | None) -> str:
+    """The kernel killed the task for memory: say which limit, the one thing to change."""
+    limits = run.spec.resources.limits if run.spec.resources else None
+    limit = (limits or {}).get("memory")
+    over = (f"its memory limit of {limit}" if limit
+            else "the memory it may use (no limit on the TaskRun: the namespace's LimitRange or the node's memory)")
+    return (f"The task went over {over} and the kernel killed it; exit code {exit_code}. "
+            "Raise resources.limits.memory or use less.")

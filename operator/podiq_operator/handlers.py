@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes_asyncio import client
@@ -30,11 +30,10 @@ from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
 
 from podiq_operator.caches import Key, key_of
 from podiq_operator.config import OperatorConfig
-from podiq_operator.decisions import Event
 from podiq_operator.informers import Handler, Informer, Source
 from podiq_operator.reconciling import Reconciler
 
-__all__ = ["Secondaries", "apply_settings", "build_informers", "build_registry", "post_event"]
+__all__ = ["Secondaries", "apply_settings", "build_informers", "build_registry"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,18 +147,6 @@ def service_account_login() -> kopf.ConnectionInfo | None:
     )
 
 
-def post_event(body: dict[str, Any], event: Event) -> None:
-    """Post a Kubernetes Event on the TaskRun through kopf's batched, rate-limited poster."""
-    try:
-        if event.warning:
-            kopf.warn(body, reason=event.reason, message=event.message[:1024])
-        else:
-            kopf.info(body, reason=event.reason, message=event.message[:1024])
-    except LookupError:
-        # Outside a kopf handler's context (no event queue): skip, Events are optional.
-        logger.debug("No event queue here; skipped event %s.", event.reason)
-
-
 class Secondaries:
     """What the operator does with the objects it only reads: fill the caches, and reconcile
     a TaskRun when its Job, Pod or FailedCreate Event tells something new.
@@ -225,7 +212,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig, secondaries: 
         await reconciler.close()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def taskrun_event(event: dict[str, Any], **_: Any) -> None:
+    async def taskrun_event(event: kopf.RawEvent, **_: Any) -> None:
         raw = event["object"]
         key = key_of(raw)
         if event.get("type") == "DELETED":
@@ -241,8 +228,8 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig, secondaries: 
 
 
 def _kopf_adapter(handler: Handler) -> Callable[..., Awaitable[None]]:
-    async def on_event(event: dict[str, Any], **_: Any) -> None:
-        await handler(event.get("type"), event["object"])
+    async def on_event(event: kopf.RawEvent, **_: Any) -> None:
+        await handler(event.get("type") or "", cast(dict[str, Any], event["object"]))
 
     on_event.__name__ = on_event.__qualname__ = getattr(handler, "__name__", "on_event")  # kopf's handler id
     return on_event

@@ -18,7 +18,8 @@ from podiq.kubernetes.storage import RedisStore
 
 from podiq_operator.clusters import KubernetesClusterApi
 from podiq_operator.config import OperatorConfig
-from podiq_operator.handlers import Secondaries, build_informers, build_registry, post_event
+from podiq_operator.eventing import EventPoster
+from podiq_operator.handlers import Secondaries, build_informers, build_registry
 from podiq_operator.informers import Informer
 from podiq_operator.metrics import Metrics
 from podiq_operator.pools import PoolKeeper
@@ -45,7 +46,8 @@ async def operate(
     keeper: PoolKeeper | None = None
     try:
         api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
-        reconciler = Reconciler(api, config, metrics=metrics, events=post_event, storage=storage)
+        events = EventPoster(api)
+        reconciler = Reconciler(api, config, metrics=metrics, events=events, storage=storage)
         secondaries = Secondaries(reconciler)
         # With peering, kopf must own every watch: pausing in favour of another replica stops only kopf's.
         standalone = config.peering is None
@@ -65,6 +67,7 @@ async def operate(
                 stop_flag=stop_flag,
                 ready_flag=ready_flag,
             )
+        await events.close()
     finally:
         if keeper is not None:
             await keeper.stop()

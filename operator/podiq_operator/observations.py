@@ -1,8 +1,10 @@
 """What an attempt is doing, read from its Job and Pod: a plain function, no API calls.
 
-This is where "why is my task not running" is answered: a pod that cannot be scheduled,
-an image that cannot be pulled, a Job that cannot create its pod because of a quota, a
-Job suspended by Kueue. Terminal states carry the exit code and the reason Kubernetes
+This is where "why is my task not running" is answered, from what Kubernetes itself
+reports: a pod that cannot be scheduled (its PodScheduled condition), an image that cannot
+be pulled or a container that cannot be made (its waiting reason), a Job that cannot create
+its pod (the Job controller's FailedCreate Event: quota, LimitRange, missing service
+account, Pod Security, admission, an invalid pod), a Job suspended by Kueue. Terminal states carry the exit code and the reason Kubernetes
 gives (OOMKilled, DeadlineExceeded, Evicted, ...).
 """
 
@@ -13,16 +15,43 @@ import enum
 import signal
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from podiq.kubernetes.resources import Reason
 
 from podiq_operator.jobs import CONTAINER_NAME
 
-__all__ = ["AttemptObservation", "AttemptState", "observe_attempt"]
+__all__ = ["AttemptObservation", "AttemptState", "failed_create_reason", "observe_attempt"]
 
 #: Container waiting reasons that mean the image cannot be had.
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+#: Container waiting reasons that mean the kubelet cannot build the container from its spec.
+CONTAINER_CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+
+#: What the Job controller's FailedCreate message says, in the words of the API server's
+#: admission plugins, checked in this order (a quota message also says "forbidden").
+_FAILED_CREATE_REASONS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
+    (Reason.SERVICE_ACCOUNT_MISSING, ("error looking up service account",)),
+    (Reason.QUOTA_EXCEEDED, ("exceeded quota", "failed quota")),
+    (Reason.POD_SECURITY, ("violates podsecurity",)),
+    (Reason.LIMIT_RANGE, ("usage per container", "usage per pod", "ratio per container", "limitrange")),
+    (Reason.ADMISSION_DENIED, ("admission webhook", "validatingadmissionpolicy", "denied the request", "denied request")),
+    (Reason.INVALID_POD_SPEC, ("is invalid",)),
+    (Reason.ADMISSION_DENIED, ("is forbidden",)),
+)
+
+
+def failed_create_reason(message: str) -> Reason:
+    """Why the Job controller could not create a pod, from its FailedCreate Event's message.
+
+    The message is the API server's refusal, passed on; a message none of these match is
+    :attr:`Reason.POD_CREATE_FAILED`, with the message as it is, rather than a guess.
+    """
+    text = message.lower()
+    for reason, needles in _FAILED_CREATE_REASONS:
+        if any(needle in text for needle in needles):
+            return reason
+    return Reason.POD_CREATE_FAILED
 
 
 class AttemptState(str, enum.Enum):
@@ -42,7 +71,7 @@ class AttemptState(str, enum.Enum):
 class AttemptObservation:
     state: AttemptState
     reason: Reason | None = None
-    """For BLOCKED: Queued, Unschedulable, ImagePullBackOff or QuotaExceeded."""
+    """For BLOCKED: one of podiq's BLOCKED_REASONS."""
     message: str = ""
     exit_code: int | None = None
     failure: str | None = None
@@ -51,6 +80,8 @@ class AttemptObservation:
     pod_name: str | None = None
     started: datetime | None = None
     """When the attempt's Job was created (None for a Job only this process has seen, just created)."""
+    pod_started: bool = False
+    """The pod's container has started (is running, or ran): the attempt is past its pending deadline's reach."""
 
     @property
     def finished(self) -> bool:
@@ -60,7 +91,7 @@ class AttemptObservation:
 def _condition(obj: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
     for cond in (obj or {}).get("status", {}).get("conditions") or []:
         if cond.get("type") == kind and cond.get("status") == "True":
-            return cond
+            return cast(Mapping[str, Any], cond)
     return None
 
 
@@ -120,6 +151,11 @@ def _observe(job: Mapping[str, Any], pod: Mapping[str, Any] | None, failed_creat
             AttemptState.BLOCKED, Reason.IMAGE_PULL_BACK_OFF, pod_name=pod_name,
             message=f"{waiting.get('reason')}: {waiting.get('message') or 'cannot pull the image'}",
         )
+    if waiting and waiting.get("reason") in CONTAINER_CONFIG_REASONS:
+        return AttemptObservation(
+            AttemptState.BLOCKED, Reason.CONTAINER_CONFIG_ERROR, pod_name=pod_name,
+            message=f"{waiting.get('reason')}: {waiting.get('message') or 'cannot create the container'}",
+        )
     for cond in (pod or {}).get("status", {}).get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
             return AttemptObservation(
@@ -129,8 +165,9 @@ def _observe(job: Mapping[str, Any], pod: Mapping[str, Any] | None, failed_creat
     if _condition(job, "Suspended"):
         return AttemptObservation(AttemptState.BLOCKED, Reason.QUEUED, message="The Job is suspended, waiting for admission.")
     if pod is None and failed_create:
-        return AttemptObservation(AttemptState.BLOCKED, Reason.QUOTA_EXCEEDED, message=failed_create)
-    return AttemptObservation(AttemptState.ACTIVE, pod_name=pod_name)
+        return AttemptObservation(AttemptState.BLOCKED, failed_create_reason(failed_create), message=failed_create)
+    started = "running" in (container.get("state") or {}) or (pod or {}).get("status", {}).get("phase") == "Running"
+    return AttemptObservation(AttemptState.ACTIVE, pod_name=pod_name, pod_started=started)
 
 
 def _failed_pod(

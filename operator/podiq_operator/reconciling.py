@@ -10,14 +10,16 @@ decision was based on, so it never overwrites what the runtime wrote meanwhile.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from podiq.kubernetes.resources import TaskRun, TaskRunStatus, status_patch
+from podiq.kubernetes.resources import Reason, TaskRun, TaskRunStatus, status_patch
 
 from podiq_operator.caches import Cache, Key
 from podiq_operator.clusters import ClusterApi, ConflictError, NotFoundError
@@ -27,6 +29,7 @@ from podiq_operator.decisions import (
     DeleteTaskRun,
     Event,
     Idle,
+    Policy,
     Refresh,
     StartAttempt,
     Wake,
@@ -37,6 +40,7 @@ from podiq_operator.jobs import build_job, job_name
 from podiq_operator.metrics import Metrics
 from podiq_operator.observations import observe_attempt
 from podiq_operator.storage import NamespaceStorage
+from podiq_operator.provisioning import Provisioner
 
 __all__ = ["EventSink", "Reconciler"]
 
@@ -73,11 +77,15 @@ class Reconciler:
         self.metrics = metrics or Metrics()
         self.events = events if config.events else _no_events
         self.clock = clock
+        self.policy = Policy(config.jobs.pending_deadline_seconds, config.namespace_setup.excluded)
+        self.provisioner = Provisioner(api, config.namespace_setup, config.jobs.runtime_service_account)
         self._locks: dict[Key, asyncio.Lock] = {}
         self._wakeups: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[Key] = set()
+        # Unfinished runs seen by this process: their finish gets an Event (once, by whoever wrote it).
+        self._unfinished: set[Key] = set()
         self._queued: set[Key] = set()
         # Bounds concurrent reconciliations, and with them concurrent API writes.
         self._workers = asyncio.Semaphore(config.api.max_workers)
@@ -108,6 +116,7 @@ class Reconciler:
         self.cache.forget_taskrun(key)
         self._failures.pop(key, None)
         self._locks.pop(key, None)
+        self._unfinished.discard(key)
         if key in self._in_flight:
             self._in_flight.discard(key)
             self.metrics.in_flight.set(len(self._in_flight))
@@ -158,7 +167,7 @@ class Reconciler:
             observation = observe_attempt(
                 self.cache.job(key, attempt), self.cache.pod(key, attempt), self.cache.failed_create(key, attempt),
             )
-            action = decide(run, attempt, observation, self.clock(), fresh=fresh)
+            action = decide(run, attempt, observation, self.clock(), fresh=fresh, policy=self.policy)
             self._count(key, run, attempt)
             fresh = False
             match action:
@@ -173,7 +182,7 @@ class Reconciler:
                 case WriteStatus(status=status, event=event, wake_after=wake_after):
                     if not await self._write_status(key, run, status):
                         continue
-                    self._post(key, event)
+                    self._post(key, event, finish=status.is_done())
                     if wake_after is not None:
                         self.wake(key, wake_after)
                         return
@@ -188,7 +197,7 @@ class Reconciler:
                     if job is not None:
                         await self.api.delete_job(run.namespace, job)
                     if await self._write_status(key, run, status):
-                        self._post(key, event)
+                        self._post(key, event, finish=True)
                 case DeleteTaskRun():
                     await self.api.delete_taskrun(run.namespace, run.name, run.metadata.uid)
                     if self.storage is not None:
@@ -235,6 +244,7 @@ class Reconciler:
     async def _create_job(self, key: Key, run: TaskRun, attempt: int) -> bool:
         """Create the attempt's Job unless it exists; False if its name is taken by another owner."""
         body = build_job(run, attempt, self.config.jobs)
+        await self.provisioner.ensure(run.namespace)
         try:
             await self.api.create_job(body)
         except ConflictError:
@@ -246,6 +256,16 @@ class Reconciler:
                 self.wake(key, 5.0)
                 return False
             body = existing
+        except ApiException as exc:
+            if exc.status not in (400, 422):
+                raise
+            # The API server finds the Job invalid (its resources, image, env, deadline...): trying
+            # again would be refused again, so the run ends here, saying what was refused.
+            refused = run.model_copy(deep=True)
+            refused.refuse(Reason.INVALID_POD_SPEC, f"The Job for attempt {attempt} was refused: {_api_message(exc)}", self.clock())
+            if await self._write_status(key, run, refused.status):
+                self._post(key, Event(Reason.INVALID_POD_SPEC.value, refused.status.message, warning=True), finish=True)
+            return False
         self.cache.put_job(body)
         return True
 
@@ -256,7 +276,10 @@ class Reconciler:
         if handle is not None:
             handle.cancel()
 
-    def _post(self, key: Key, event: Event | None) -> None:
+    def _post(self, key: Key, event: Event | None, *, finish: bool = False) -> None:
+        """Post ``event``; with ``finish``, it tells the run's end, which :meth:`_count` then need not."""
+        if finish and event is not None:
+            self._unfinished.discard(key)
         body = self.cache.taskruns.get(key)
         if event is not None and body is not None:
             try:
@@ -272,7 +295,13 @@ class Reconciler:
             self.metrics.dispatch_latency.observe(max((self.clock() - created).total_seconds(), 0.0))
 
     def _count(self, key: Key, run: TaskRun, attempt: int) -> None:
-        """Track in-flight runs, and count a finish once, when this process saw it running."""
+        """Track in-flight runs, and count (and tell) a finish once, when this process saw it unfinished."""
+        if run.is_done() and key in self._unfinished:
+            self._unfinished.discard(key)
+            status = run.status
+            self._post(key, Event(status.reason.value, status.message or status.reason.value, warning=not status.is_succeeded()))
+        elif not run.is_done():
+            self._unfinished.add(key)
         if run.is_done():
             if key in self._in_flight:
                 self._in_flight.discard(key)
@@ -281,3 +310,11 @@ class Reconciler:
         elif attempt:
             self._in_flight.add(key)
         self.metrics.in_flight.set(len(self._in_flight))
+
+
+def _api_message(exc: ApiException) -> str:
+    """The API server's own words for a refusal."""
+    try:
+        return str(json.loads(str(exc.body)).get("message") or exc.reason)
+    except (TypeError, ValueError):
+        return str(exc.reason)

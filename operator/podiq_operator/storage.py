@@ -29,12 +29,12 @@ from podiq.exceptions import StoreError
 from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import RedisStore, namespace_user, run_keys, with_credentials
 
+from podiq_operator.config import NAMESPACE_SECRET
+
 __all__ = ["NAMESPACE_SECRET", "NamespaceStorage", "namespace_password", "namespace_secret"]
 
 logger = logging.getLogger(__name__)
 
-#: The Secret in each task namespace holding that namespace's Redis URL (key ``url``).
-NAMESPACE_SECRET = "podiq-redis"
 SECRET_KEY = "url"
 #: Seconds before a namespace's user and Secret are checked again (a Redis restarted without
 #: persistence forgets its ACL users).

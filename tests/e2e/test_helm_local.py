@@ -20,9 +20,7 @@ def installed(cluster: Any, podiq_crd: Any) -> Any:
     # Pods here are local processes on the host network, so the operator's endpoints stay on loopback.
     scenario.install(cluster, "operator.listenAddress=127.0.0.1", "metrics.port=18080", "health.port=18081")
     yield cluster
-    cluster.helm("uninstall", scenario.RELEASE, "--namespace", scenario.OPERATOR_NAMESPACE, "--wait", check=False)
-    for namespace in (scenario.TASK_NAMESPACE, scenario.OPERATOR_NAMESPACE):
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    scenario.uninstall(cluster)
 
 
 def test_operator_runs_as_a_restricted_pod_with_its_own_service_account(installed: Any) -> None:
@@ -76,3 +74,132 @@ def test_rendered_chart_passes_server_side_validation(cluster: Any, podiq_crd: A
 def test_helm_lint_passes(cluster: Any) -> None:
     linted = cluster.helm("lint", str(scenario.CHART), "--strict", check=False)
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+FRESH_NAMESPACE = "podiq-fresh"
+
+#: Run in a pod as the runtime service account: writes the status of the TaskRuns named in argv.
+WRITER = """
+import json, os, ssl, sys, urllib.request, urllib.error
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(f"{sa}/token").read().strip()
+context = ssl.create_default_context(cafile=f"{sa}/ca.crt")
+base = f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
+for name in sys.argv[1:]:
+    request = urllib.request.Request(
+        f"{base}/apis/podiq.io/v1alpha1/namespaces/{os.environ['NS']}/taskruns/{name}/status", method="PATCH",
+        data=json.dumps({"status": {"progressText": "1/2"}}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"})
+    try:
+        code, text = urllib.request.urlopen(request, context=context, timeout=10).status, ""
+    except urllib.error.HTTPError as exc:
+        code, text = exc.code, json.loads(exc.read()).get("message", "")
+    print(json.dumps({"name": name, "code": code, "message": text}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def every_namespace(installed: Any) -> Any:
+    """The release upgraded to the chart's default values: every namespace watched, none set up beforehand."""
+    installed.helm("upgrade", scenario.RELEASE, str(scenario.CHART), "--namespace", scenario.OPERATOR_NAMESPACE,
+                   "--set", "operator.listenAddress=127.0.0.1", "--set", "metrics.port=18080", "--set", "health.port=18081",
+                   "--wait", "--timeout", "180s", timeout=240)
+    installed.kubectl("create", "namespace", FRESH_NAMESPACE)
+    installed.kubectl("label", "namespace", FRESH_NAMESPACE, *scenario.RESTRICTED)
+    yield installed
+    installed.kubectl("delete", "namespace", FRESH_NAMESPACE, "--wait=false", check=False)
+
+
+def _taskrun(name: str, namespace: str, **spec: Any) -> str:
+    return json.dumps({"apiVersion": "podiq.io/v1alpha1", "kind": "TaskRun", "metadata": {"name": name, "namespace": namespace},
+                       "spec": {"taskName": "tests.integration.k8s_tasks:noop", **spec}})
+
+
+def test_with_default_values_a_task_runs_in_any_namespace(every_namespace: Any) -> None:
+    cluster = every_namespace
+    assert not cluster.get("serviceaccounts", "-n", FRESH_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq")["items"]
+    outcome = scenario.wait(_run_in(str(cluster.kubeconfig), FRESH_NAMESPACE))
+    assert outcome == 6
+    made = {(o["kind"], o["metadata"]["name"]) for kind in ("serviceaccounts", "rolebindings")
+            for o in cluster.get(kind, "-n", FRESH_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq")["items"]}
+    assert made == {("ServiceAccount", "podiq-runtime"), ("RoleBinding", "podiq-runtime"),
+                    ("ServiceAccount", "podiq-scheduler"), ("RoleBinding", "podiq-scheduler")}
+
+
+async def _run_in(kubeconfig: str, namespace: str) -> Any:
+    from tests.integration import k8s_tasks as t
+
+    t.broker.namespace, t.broker.kubeconfig = namespace, kubeconfig
+    async with t.broker:
+        return await (await t.calculate_sum.kiq([1, 2, 3])).wait_result(timeout=120)
+
+
+def test_a_taskrun_in_an_excluded_namespace_is_refused_with_its_reason(every_namespace: Any) -> None:
+    cluster = every_namespace
+    cluster.apply(_taskrun("refused", "kube-system"))
+
+    def refused() -> dict[str, Any] | None:
+        status = cluster.get("taskrun", "refused", "-n", "kube-system").get("status", {})
+        return status if status.get("phase") else None
+
+    status = cluster.wait_for("the refusal", refused, timeout=30)
+    assert status["phase"] == "Failed" and status["conditions"][0]["reason"] == "NamespaceExcluded"
+    assert "excludedNamespaces" in status["conditions"][0]["message"]
+    assert not cluster.get("jobs", "-n", "kube-system", "-l", "podiq.io/taskrun=refused")["items"]
+    cluster.kubectl("delete", "taskrun", "refused", "-n", "kube-system")
+
+
+def test_rbac_matrix_of_the_operator_runtime_and_scheduler(every_namespace: Any) -> None:
+    cluster = every_namespace
+    operator = f"system:serviceaccount:{scenario.OPERATOR_NAMESPACE}:podiq-operator"
+    runtime = f"system:serviceaccount:{FRESH_NAMESPACE}:podiq-runtime"
+    scheduler = f"system:serviceaccount:{FRESH_NAMESPACE}:podiq-scheduler"
+
+    def can(who: str, verb: str, resource: str, *extra: str) -> bool:
+        out = cluster.kubectl("auth", "can-i", verb, resource, "-n", FRESH_NAMESPACE, "--as", who, *extra, check=False)
+        return out.stdout.strip() == "yes"
+
+    allowed = [
+        (operator, "create", "jobs.batch"), (operator, "patch", "taskruns.podiq.io", "--subresource=status"),
+        (operator, "create", "serviceaccounts"), (operator, "create", "rolebindings"),
+        (operator, "bind", "clusterroles/podiq-runtime"), (operator, "bind", "clusterroles/podiq-scheduler"),
+        (operator, "create", "events"), (operator, "list", "pods"),
+        (runtime, "get", "taskruns.podiq.io"), (runtime, "patch", "taskruns.podiq.io", "--subresource=status"),
+        (scheduler, "create", "taskruns.podiq.io"), (scheduler, "watch", "taskruns.podiq.io"),
+    ]
+    denied = [
+        (operator, "bind", "clusterroles/cluster-admin"), (operator, "escalate", "clusterroles"),
+        (operator, "get", "secrets"), (operator, "delete", "serviceaccounts"), (operator, "patch", "rolebindings"),
+        (operator, "create", "serviceaccounts", "--subresource=token"), (operator, "create", "pods"), (operator, "create", "roles"),
+        (runtime, "create", "taskruns.podiq.io"), (runtime, "patch", "taskruns.podiq.io"), (runtime, "list", "taskruns.podiq.io"),
+        (runtime, "get", "pods"), (runtime, "get", "secrets"), (runtime, "create", "jobs.batch"),
+        (scheduler, "delete", "taskruns.podiq.io"), (scheduler, "patch", "taskruns.podiq.io", "--subresource=status"),
+        (scheduler, "get", "secrets"), (scheduler, "create", "jobs.batch"),
+    ]
+    assert [a for a in allowed if not can(*a)] == []
+    assert [d for d in denied if can(*d)] == []
+
+
+def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any) -> None:
+    cluster = every_namespace
+    later = "2099-01-01T00:00:00Z"  # both runs wait: nothing but the pod below writes to them
+    for name in ("mine", "victim"):
+        cluster.apply(_taskrun(name, FRESH_NAMESPACE, notBefore=later))
+    restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                  "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+    pod = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mine-a1-x7k2q", "namespace": FRESH_NAMESPACE},
+        "spec": {"serviceAccountName": "podiq-runtime", "restartPolicy": "Never", "containers": [{
+            "name": "writer", "image": "podiq-runtime:test", "command": ["python", "-c", WRITER, "victim", "mine"],
+            "env": [{"name": "NS", "value": FRESH_NAMESPACE}], "securityContext": restricted}]},
+    }
+    cluster.apply(json.dumps(pod))
+    cluster.wait_for("the writer pod to finish", lambda: cluster.get("pod", pod["metadata"]["name"], "-n", FRESH_NAMESPACE)
+                     ["status"].get("phase") in ("Succeeded", "Failed"), timeout=60)
+    lines = cluster.kubectl("logs", pod["metadata"]["name"], "-n", FRESH_NAMESPACE).stdout.splitlines()
+    answers = {a["name"]: a for a in map(json.loads, lines)}
+    assert answers["victim"]["code"] == 403
+    assert "pod mine-a1-x7k2q is not a pod of TaskRun victim" in answers["victim"]["message"]
+    assert answers["mine"]["code"] == 200
+    assert "progressText" not in cluster.get("taskrun", "victim", "-n", FRESH_NAMESPACE).get("status", {})
+    assert cluster.get("taskrun", "mine", "-n", FRESH_NAMESPACE)["status"]["progressText"] == "1/2"

@@ -33,3 +33,16 @@ app.kubernetes.io/component: operator
 {{- define "podiq.clusterwide" -}}
 {{- if empty .Values.watchNamespaces -}}true{{- end -}}
 {{- end -}}
+
+{{/* Whether the operator sets namespaces up itself: every namespace watched, and not turned off. */}}
+{{- define "podiq.provision" -}}
+{{- if and (include "podiq.clusterwide" .) .Values.runtime.provisionNamespaces -}}true{{- end -}}
+{{- end -}}
+
+{{- define "podiq.runtimeClusterRole" -}}
+{{- printf "%s-runtime" (include "podiq.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "podiq.schedulerClusterRole" -}}
+{{- printf "%s-scheduler" (include "podiq.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

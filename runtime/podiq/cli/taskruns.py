@@ -6,18 +6,20 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from podiq.kubernetes.api import TaskRunApi
+from podiq.cli import listing
 from podiq.cli._cluster import cluster_command, console
+from podiq.kubernetes.api import TaskRunApi
 from podiq.kubernetes.connecting import api_client
 from podiq.exceptions import StoreError
 from podiq.kubernetes.offloading import read_result
-from podiq.kubernetes.resources import GROUP, PLURAL, VERSION, TaskRun
+from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import ENV_REDIS_URL, RedisStore, StoreSettings
 
 
@@ -29,9 +31,10 @@ def add_parser(subparsers: Any) -> None:
     get.add_argument("name")
     get.add_argument("-w", "--watch", action="store_true")
     _redis_option(get)
-    listing = command("list", "list TaskRuns", list_taskruns)
-    listing.add_argument("--task", help="only runs of this task (module:function)")
-    listing.add_argument("--phase", help="only runs in this phase, e.g. Failed")
+    lister = command("list", "list TaskRuns", list_taskruns)
+    lister.add_argument("--task", help="only runs of this task (module:function)")
+    lister.add_argument("--phase", help="only runs in this phase, e.g. Failed")
+    lister.add_argument("-o", "--output", choices=["wide"], help="wide: also reason, duration, Job and message")
     logs = command("logs", "print the output of a TaskRun's latest pod (its tail from Redis once the pod is gone)", show_logs)
     logs.add_argument("name")
     _redis_option(logs)
@@ -130,23 +133,26 @@ def details(taskrun: TaskRun, stored: dict[str, Any] | str | None = None) -> Tab
 
 
 async def list_taskruns(args: argparse.Namespace, api: TaskRunApi) -> int:
-    from kubernetes_asyncio import client
-
-    listing = await client.CustomObjectsApi(args.connection).list_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL)
-    runs = [TaskRun.from_api(item) for item in listing["items"]]
-    runs = [r for r in runs if (not args.task or r.spec.task_name == args.task) and (not args.phase or (r.status.phase and r.status.phase.value == args.phase))]
-    table = Table(title=f"TaskRuns in {args.namespace}")
-    for column in ("name", "task", "phase", "progress", "attempts", "duration"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("message", overflow="ellipsis", no_wrap=True, max_width=48)
-    for run in sorted(runs, key=lambda r: r.metadata.creation_timestamp or 0):
-        status = run.status
-        table.add_row(
-            run.name, run.spec.task_name, status.phase.value if status.phase else "Pending",
-            status.progress_text or "", str(status.attempts), status.duration or "", status.message[:60],
-        )
-    console.print(table)
+    runs = [TaskRun.from_api(item) for item in await api.list(args.namespace)]
+    runs = [run for run in runs if listing.matches(run, args.task, args.phase)]
+    if not runs:
+        console.print(f"No TaskRuns in {args.namespace}{' that match' if args.task or args.phase else ''}.")
+        return 0
+    console.print(listing_table(runs, wide=args.output == "wide"))
     return 0
+
+
+def listing_table(runs: list[TaskRun], *, wide: bool = False, now: datetime | None = None) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    cells = listing.rows(runs, wide=wide, now=now)
+    for index, column in enumerate(listing.WIDE_COLUMNS if wide else listing.COLUMNS):
+        # Short columns keep their full width; the long ones (name, task, message) fold.
+        width = max(len(column.header), *(len(row[index]) for row in cells))
+        table.add_column(column.header, overflow="fold", no_wrap=not column.folds,
+                         min_width=None if column.folds else width)
+    for row in cells:
+        table.add_row(*row)
+    return table
 
 
 async def show_logs(args: argparse.Namespace, api: TaskRunApi) -> int:

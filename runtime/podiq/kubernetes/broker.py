@@ -17,6 +17,7 @@ from podiq._broker import AsyncBroker
 from podiq._message import TaskiqMessage
 from podiq._progress import TaskProgress
 from podiq._result import ResultRecord
+from podiq._schedules import ScheduledTask
 from podiq._result_backend import AsyncResultBackend
 from podiq.exceptions import (
     BrokerError,
@@ -32,7 +33,17 @@ from podiq.kubernetes.connecting import api_client, default_namespace
 from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.offloading import offload_arguments, read_result, read_stored_log
 from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
-from podiq.kubernetes.resources import API_VERSION, KIND, LABEL_TASK, TASK_NAME_PATTERN, TaskRun, label_value, to_api
+from podiq.kubernetes.resources import (
+    API_VERSION,
+    BLOCKED_REASONS,
+    KIND,
+    LABEL_TASK,
+    TASK_NAME_PATTERN,
+    TaskRun,
+    is_dns_label,
+    label_value,
+    to_api,
+)
 from podiq.kubernetes.storage import RedisStore, StoreSettings
 from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
 
@@ -43,7 +54,6 @@ UNATTENDED_AFTER = 30.0
 #: Pool enqueues in flight at once: each holds a Redis connection, and a burst of kiq calls
 #: must not open thousands (redis-py refuses past its pool's limit).
 ENQUEUE_CONCURRENCY = 32
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
 
@@ -113,6 +123,13 @@ class KubernetesBroker(AsyncBroker):
             self._taskruns = TaskRunApi(self.api_client)
         if self.store is None and self.store_settings.url:
             self.store = RedisStore(self.store_settings)
+
+    async def apply_label_schedules(self, schedules: list[ScheduledTask]) -> bool:
+        """Label schedules become CronJobs (or held-back TaskRuns); nothing has to keep running."""
+        from podiq.kubernetes.schedules import apply_label_schedules
+
+        await apply_label_schedules(self, schedules)
+        return True
 
     async def startup(self) -> None:
         await self.connect()
@@ -202,7 +219,7 @@ class KubernetesBroker(AsyncBroker):
                 "`module:function` name, so define the task in an importable module (not __main__) and "
                 "keep the default task name."
             )
-        if len(message.task_id) > 63 or not _DNS_NAME.match(message.task_id):
+        if not is_dns_label(message.task_id):
             raise InvalidArgumentsError(
                 f"Task id {message.task_id!r} cannot name a TaskRun: use at most 63 lowercase letters, "
                 "digits and '-', starting and ending with a letter or digit."
@@ -237,7 +254,7 @@ def _taken(message: TaskiqMessage, namespace: str) -> SendTaskError:
 def _refused(exc: ApiException, message: TaskiqMessage) -> Exception:
     """The API server's refusal of a TaskRun, as an error that says what to change."""
     try:
-        detail = json.loads(exc.body).get("message", exc.reason)
+        detail = json.loads(exc.body or b"").get("message", exc.reason)
     except (TypeError, ValueError):
         detail = exc.reason
     if exc.status in (400, 422):
@@ -274,10 +291,22 @@ class KubernetesResultBackend(AsyncResultBackend):
         if watch is None:
             raise _not_started()
         warner = asyncio.create_task(self._warn_if_unattended(task_id))
+        told: set[tuple[Any, ...]] = set()
+        seen: list[TaskRun] = []
+
+        def tell(taskrun: TaskRun) -> None:
+            """Say why a run waits, once per reason: the operator's status, not a silent wait."""
+            seen[:] = [taskrun]
+            status = taskrun.status
+            if status.reason in BLOCKED_REASONS and (status.reason, status.message) not in told:
+                told.add((status.reason, status.message))
+                logger.warning("TaskRun %s/%s is waiting: %s", taskrun.namespace, task_id, describe(taskrun))
+
         try:
-            taskrun = await watch.wait(task_id, timeout)
+            taskrun = await watch.wait(task_id, timeout, on_update=tell)
         except TimeoutError:
-            raise TaskiqResultTimeoutError(f"TaskRun {task_id} did not finish within {timeout} s.") from None
+            state = f"; it is {describe(seen[0])}" if seen else ""
+            raise TaskiqResultTimeoutError(f"TaskRun {task_id} did not finish within {timeout} s{state}.") from None
         except TaskRunGone as exc:
             raise ResultGetError(str(exc)) from None
         finally:
@@ -311,7 +340,16 @@ class KubernetesResultBackend(AsyncResultBackend):
 
     async def get_progress(self, task_id: str) -> TaskProgress | None:
         progress = (await self._read(task_id)).status.progress
-        return None if progress is None else TaskProgress(progress.current, progress.total, progress.message)
+        return None if progress is None else progress.as_task_progress()
+
+
+def describe(taskrun: TaskRun) -> str:
+    """``Pending (ServiceAccountMissing: ...)``: a run's phase, reason and message, for people."""
+    status = taskrun.status
+    if status.phase is None:
+        return "not yet seen by an operator"
+    message = f": {status.message}" if status.message else ""
+    return f"{status.phase.value} ({status.reason.value}{message})"
 
 
 async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None:
@@ -340,5 +378,5 @@ async def taskrun_logs(connection: client.ApiClient, store: RedisStore | None, t
     return logs
 
 
-__all__ = ["KubernetesBroker", "KubernetesResultBackend", "pod_logs", "taskrun_logs"]
+__all__ = ["KubernetesBroker", "KubernetesResultBackend", "describe", "pod_logs", "taskrun_logs"]
 

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from podiq.kubernetes import resources as r
 
@@ -90,7 +91,7 @@ def structural_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None
     return node
 
 
-def _model_schema(model: type[r.BaseModel]) -> dict[str, Any]:
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return structural_schema(model.model_json_schema(by_alias=True, mode="validation"))
 
 
@@ -125,8 +126,8 @@ def render_pool_crd() -> dict[str, Any]:
 
 
 def _render(
-    kind: str, plural: str, singular: str, short_names: tuple[str, ...], spec_model: type[r.BaseModel],
-    status_model: type[r.BaseModel], columns: list[dict[str, Any]], description: str,
+    kind: str, plural: str, singular: str, short_names: tuple[str, ...], spec_model: type[BaseModel],
+    status_model: type[BaseModel], columns: list[dict[str, Any]], description: str,
 ) -> dict[str, Any]:
     root = {
         "type": "object",

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from podiq._problems import problems
 from podiq._labels import TaskOptions
 from podiq.exceptions import InvalidArgumentsError
 from podiq.kubernetes.resources import EnvVar, ResourceRequirements, TaskRunSpec
@@ -26,6 +27,8 @@ class KubernetesOptions(BaseModel):
     ttl: int | None = None
     not_before: datetime | None = None
     pool: str | None = None
+    pending_deadline: int | None = None
+    """Seconds an attempt may wait for its pod to start before the run ends Failed."""
 
     def merged_over(self, defaults: KubernetesOptions) -> KubernetesOptions:
         merged = defaults.model_copy(update=self.model_dump(exclude_none=True))
@@ -53,11 +56,11 @@ def taskrun_spec(
             queue_name=options.queue_name,
             ttl_seconds_after_finished=options.ttl,
             not_before=options.not_before,
+            pending_deadline_seconds=options.pending_deadline,
             timeout_seconds=execution.timeout,
             retry_on_error=execution.retry_on_error,
             max_retries=execution.max_retries,
             pool=options.pool,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise InvalidArgumentsError(f"Cannot make a TaskRun for {task_name!r}: {problems}.") from None
+        raise InvalidArgumentsError(f"Cannot make a TaskRun for {task_name!r}: {problems(exc)}.") from None

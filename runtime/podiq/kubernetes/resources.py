@@ -34,12 +34,15 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from podiq._progress import TaskProgress
+from podiq._labels import REQUEUE_LABEL
 from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.storage import StoredValue
 
 __all__ = [
     "API_VERSION",
+    "BLOCKED_REASONS",
     "GROUP",
     "KIND",
     "KUEUE_QUEUE_LABEL",
@@ -49,6 +52,7 @@ __all__ = [
     "MAX_INLINE_RESULT_BYTES",
     "PLURAL",
     "REQUEUE_LABEL",
+    "is_dns_label",
     "SHORT_NAMES",
     "SINGULAR",
     "SUCCEEDED",
@@ -93,7 +97,6 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"
 #: Kueue admits a Job into a queue by this label.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: The taskiq label counting requeues (a string holding an int, as in taskiq).
-REQUEUE_LABEL = "X-Taskiq-requeue"
 
 #: ``module.path:function``: the runtime imports the module and looks the function up.
 #: Written for Go's regexp (the API server) and Python alike: ASCII classes, no ``\\w``.
@@ -108,7 +111,8 @@ MAX_INLINE_RESULT_BYTES = 256 * 1024
 SUCCEEDED = "Succeeded"
 
 _LABEL_VALUE_MAX = 63
-_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_LABEL_MATCH = re.compile(DNS_LABEL).match
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
@@ -186,7 +190,23 @@ class Reason(str, enum.Enum):
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
     """The attempt's pod cannot pull its image (ImagePullBackOff, ErrImagePull, InvalidImageName)."""
     QUOTA_EXCEEDED = "QuotaExceeded"
-    """The Job cannot create its pod: a ResourceQuota or LimitRange forbids it."""
+    """The Job cannot create its pod: a ResourceQuota forbids it (exceeded, or it needs requests/limits)."""
+    LIMIT_RANGE = "LimitRange"
+    """The Job cannot create its pod: the namespace's LimitRange forbids its resources."""
+    SERVICE_ACCOUNT_MISSING = "ServiceAccountMissing"
+    """The Job cannot create its pod: its service account does not exist in the namespace."""
+    POD_SECURITY = "PodSecurity"
+    """The Job cannot create its pod: the namespace's Pod Security level forbids it."""
+    ADMISSION_DENIED = "AdmissionDenied"
+    """The Job cannot create its pod: an admission webhook or policy denied it."""
+    INVALID_POD_SPEC = "InvalidPodSpec"
+    """The Job cannot create its pod: the API server finds the pod invalid (resources, env, names)."""
+    POD_CREATE_FAILED = "PodCreateFailed"
+    """The Job cannot create its pod for another reason; the message is the Job controller's."""
+    CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    """The pod cannot start its container: a ConfigMap, Secret or setting it needs is missing."""
+    NOT_STARTED = "NotStarted"
+    """The attempt's pod did not start within the pending deadline, and Kubernetes said nothing why."""
     # --- True ---
     SUCCEEDED = "Succeeded"
     """The task returned."""
@@ -199,6 +219,8 @@ class Reason(str, enum.Enum):
     """The task rejected its message."""
     CANCELLED = "Cancelled"
     """Cancelled by ``spec.cancelled``."""
+    NAMESPACE_EXCLUDED = "NamespaceExcluded"
+    """The operator does not run tasks in this namespace (the chart's ``excludedNamespaces``)."""
 
 
 _DONE_PHASE = {
@@ -207,7 +229,15 @@ _DONE_PHASE = {
     Reason.TIMED_OUT: Phase.FAILED,
     Reason.REJECTED: Phase.REJECTED,
     Reason.CANCELLED: Phase.CANCELLED,
+    Reason.NAMESPACE_EXCLUDED: Phase.FAILED,
 }
+#: Reasons under which an attempt cannot start. Each is also how a run ends (False, Failed)
+#: when it stays so past its pending deadline.
+BLOCKED_REASONS = frozenset({
+    Reason.QUEUED, Reason.UNSCHEDULABLE, Reason.IMAGE_PULL_BACK_OFF, Reason.QUOTA_EXCEEDED, Reason.LIMIT_RANGE,
+    Reason.SERVICE_ACCOUNT_MISSING, Reason.POD_SECURITY, Reason.ADMISSION_DENIED, Reason.INVALID_POD_SPEC,
+    Reason.POD_CREATE_FAILED, Reason.CONTAINER_CONFIG_ERROR, Reason.NOT_STARTED,
+})
 #: Reasons under which an attempt is in flight; every other unfinished reason is Pending.
 _RUNNING_REASONS = frozenset({Reason.RUNNING})
 #: Unfinished reasons after which the operator must start the next attempt.
@@ -249,6 +279,14 @@ class Progress(_Model):
     def text(self) -> str:
         return f"{self.current}/{self.total}"
 
+    @classmethod
+    def of(cls, progress: TaskProgress) -> Progress:
+        """A task's reported progress as the status holds it (the message cut to fit)."""
+        return cls(current=progress.current, total=progress.total, message=progress.message[:4096])
+
+    def as_task_progress(self) -> TaskProgress:
+        return TaskProgress(self.current, self.total, self.message)
+
 
 class TaskRunSpec(_Model):
     """What to run and how: written by the client, read by the operator and the runtime.
@@ -274,6 +312,11 @@ class TaskRunSpec(_Model):
     timeout_seconds: float | None = Field(
         default=None, gt=0, description="Per attempt; the runtime cancels the task after it, the Job is killed a little later.",
     )
+    pending_deadline_seconds: int | None = Field(
+        default=None, strict=True, ge=1, le=7 * 24 * 3600,
+        description="Per attempt: end the run Failed when its pod has not started this long after its Job was "
+        "created (the operator's default if absent; a Job queued by Kueue is not counted).",
+    )
     retry_on_error: bool = Field(default=False, strict=True, description="Retry attempts that fail (task errors and pod failures).")
     max_retries: int = Field(default=3, strict=True, ge=0, le=100, description="Retries after the first attempt, when retryOnError.")
     not_before: Timestamp | None = Field(default=None, description="Do not start before this time (RFC 3339).")
@@ -283,7 +326,7 @@ class TaskRunSpec(_Model):
     )
     queue_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253, description="Kueue LocalQueue.")
     pool: str | None = Field(
-        default=None, pattern=_DNS_LABEL, max_length=40,
+        default=None, pattern=DNS_LABEL, max_length=40,
         description="Run on the warm workers of this TaskPool (through its Redis stream) instead of as a Job.",
     )
 
@@ -357,25 +400,27 @@ class TaskRunStatus(_Model):
 
     # --- mutators (each leaves the status coherent; none touches the API) ---
 
-    def set_condition(self, reason: Reason, message: str, now: datetime) -> None:
+    def set_condition(self, reason: Reason, message: str, now: datetime, *, final: bool = False) -> None:
         """Set the ``Succeeded`` condition and the phase that follows from it.
 
+        ``final`` ends the run with a reason that otherwise means "not yet" (an attempt that
+        could not start by its deadline ends Failed, with the reason it could not).
         The transition time moves only when something changed, so that setting the
         same condition twice leaves the status equal and nothing is written.
         """
         status = (
             ConditionStatus.TRUE if reason is Reason.SUCCEEDED
-            else ConditionStatus.FALSE if reason in _DONE_PHASE
+            else ConditionStatus.FALSE if reason in _DONE_PHASE or final
             else ConditionStatus.UNKNOWN
         )
         current = self.condition
         if current is None or (current.status, current.reason, current.message) != (status, reason, message):
             new = Condition(status=status, reason=reason, message=message, last_transition_time=now)
             self.conditions = [c for c in self.conditions if c.type != SUCCEEDED] + [new]
-        self.phase = _DONE_PHASE.get(reason) or (Phase.RUNNING if reason in _RUNNING_REASONS else Phase.PENDING)
-
-    def mark_pending(self, now: datetime, message: str = "Waiting for the first attempt to start.") -> None:
-        self.set_condition(Reason.PENDING, message, now)
+        self.phase = (
+            _DONE_PHASE.get(reason) or (Phase.FAILED if final else None)
+            or (Phase.RUNNING if reason in _RUNNING_REASONS else Phase.PENDING)
+        )
 
     def mark_waiting(self, not_before: datetime, now: datetime) -> None:
         self.set_condition(Reason.WAITING, f"Not starting before {_timestamp(not_before)}.", now)
@@ -402,7 +447,7 @@ class TaskRunStatus(_Model):
         return True
 
     def mark_blocked(self, reason: Reason, message: str, now: datetime) -> None:
-        """The current attempt cannot make progress (Queued, Unschedulable, ImagePullBackOff, QuotaExceeded)."""
+        """The current attempt cannot start (one of :data:`BLOCKED_REASONS`)."""
         self.set_condition(reason, message, now)
 
     def mark_cancelled(self, now: datetime, message: str = "Cancelled.", *, labels: Mapping[str, Any] | None = None) -> None:
@@ -416,7 +461,7 @@ class TaskRunStatus(_Model):
 
     def mark_finished(self, reason: Reason, message: str, now: datetime) -> None:
         """The run is over: set the final condition, completion time and duration."""
-        self.set_condition(reason, message, now)
+        self.set_condition(reason, message, now, final=True)
         self.completion_time = now
         if self.start_time is not None:
             self.duration = format_duration(now - self.start_time)
@@ -520,7 +565,7 @@ class TaskRun(_Model):
             status.requeues += 1
             status.set_condition(Reason.REQUEUED, message or f"Attempt {attempt} requeued the task.", now)
         else:
-            self._fail(Reason.FAILED, message or f"Attempt {attempt} failed.", now)
+            self._fail(Reason.FAILED, message or f"Attempt {attempt} failed{_error_text(status.result)}.", now)
 
     def fail_attempt(self, reason: str, message: str, now: datetime, *, timed_out: bool = False) -> None:
         """The current attempt died without reporting (operator side): record an error result, retry per policy."""
@@ -534,6 +579,19 @@ class TaskRun(_Model):
         )
         self._fail(Reason.TIMED_OUT if timed_out else Reason.FAILED, f"Attempt {status.attempts}: {reason}. {message}".strip(), now)
 
+    def fail_to_start(self, reason: Reason, message: str, now: datetime) -> None:
+        """The current attempt could not start by its pending deadline: the run ends Failed with
+        ``reason`` (never retried: another attempt would meet the same obstacle)."""
+        status = self.status
+        status.reported_attempt = status.attempts
+        status.result = error_result(InfrastructureError, f"{reason.value}: {message}", labels=self.message_labels())
+        status.mark_finished(reason, message, now)
+
+    def refuse(self, reason: Reason, message: str, now: datetime) -> None:
+        """End the run before any attempt: the operator will not run it."""
+        self.status.result = error_result(InfrastructureError, f"{reason.value}: {message}", labels=self.message_labels())
+        self.status.mark_finished(reason, message, now)
+
     def _fail(self, final: Reason, message: str, now: datetime) -> None:
         if self.can_retry():
             self.status.retries += 1
@@ -541,6 +599,16 @@ class TaskRun(_Model):
             self.status.set_condition(Reason.RETRYING, message + retry, now)
         else:
             self.status.mark_finished(final, message, now)
+
+
+def _error_text(result: Mapping[str, Any] | None) -> str:
+    """``: ValueError: Negative values not allowed`` from an error result, for the condition's message."""
+    error = (result or {}).get("error") or {}
+    kind, text = error.get("type"), str(error.get("message") or "").strip()
+    if not kind:
+        return ""
+    text = text if len(text) <= 1000 else text[:999] + "…"
+    return f": {kind}: {text}" if text else f": {kind}"
 
 
 def _int_label(value: Any) -> int:
@@ -621,6 +689,11 @@ def format_duration(delta: timedelta) -> str:
 
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def is_dns_label(value: object, max_length: int = 63) -> bool:
+    """An RFC 1123 label, as names of TaskRuns, Jobs and CronJobs must be."""
+    return isinstance(value, str) and len(value) <= max_length and _DNS_LABEL_MATCH(value) is not None
 
 
 def label_value(text: str) -> str:

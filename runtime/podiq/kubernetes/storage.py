@@ -388,6 +388,8 @@ class RedisStore:
         """Create or update the ACL user of ``namespace`` (needs an admin connection)."""
         try:
             # Sent as the exact rules of namespace_acl (redis-py's acl_setuser builds its own).
-            await self.redis.execute_command("ACL", "SETUSER", namespace_user(namespace), *namespace_acl(namespace, password))
+            await self.redis.execute_command(  # type: ignore[no-untyped-call]  # untyped in redis-py
+                "ACL", "SETUSER", namespace_user(namespace), *namespace_acl(namespace, password)
+            )
         except Exception as exc:
             raise self._translated(exc, f"setting up the ACL user of namespace {namespace}") from None

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from podiq.kubernetes.resources import _DNS_LABEL, _DNS_SUBDOMAIN, EnvVar, ObjectMeta, ResourceRequirements, _Model
+from podiq.kubernetes.resources import DNS_LABEL, _DNS_SUBDOMAIN, EnvVar, ObjectMeta, ResourceRequirements, _Model
 
 __all__ = [
     "POOL_KIND",
@@ -99,4 +99,4 @@ class TaskPool(_Model):
         return self.metadata.namespace or "default"
 
 
-POOL_NAME_PATTERN = _DNS_LABEL
+POOL_NAME_PATTERN = DNS_LABEL

@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 
 from pydantic import BaseModel, Field, ValidationError
+from podiq._problems import problems
 
 from podiq.kubernetes.storage import ENV_REDIS_URL, StoreSettings
 
+# A pool worker's settings (podiq.runtime.worker), set by the operator on its Deployment.
+ENV_POOL = "PODIQ_POOL"
+ENV_NAMESPACE = "PODIQ_POOL_NAMESPACE"
+ENV_CONCURRENCY = "PODIQ_CONCURRENCY"
+ENV_VISIBILITY_TIMEOUT = "PODIQ_VISIBILITY_TIMEOUT"
 ENV_TASKRUN_NAME = "PODIQ_TASKRUN_NAME"
 ENV_TASKRUN_NAMESPACE = "PODIQ_TASKRUN_NAMESPACE"
 ENV_ATTEMPT = "PODIQ_ATTEMPT"
@@ -39,15 +45,14 @@ class RuntimeEnvironment(BaseModel):
             return cls(
                 taskrun_name=env.get(ENV_TASKRUN_NAME, ""),
                 namespace=env.get(ENV_TASKRUN_NAMESPACE, ""),
-                attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]
+                attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]  # pydantic converts the string
                 job_name=env.get(ENV_JOB_NAME) or None,
                 pod_name=env.get(ENV_POD_NAME) or env.get("HOSTNAME"),
                 imports=[m.strip() for m in env.get(ENV_IMPORTS, "").split(",") if m.strip()],
-                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]
+                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]  # pydantic converts the string
             )
         except ValidationError as exc:
             raise ValueError(
-                f"the pod's environment: the pod's environment is incomplete ({exc.error_count()} problems: "
-                f"{'; '.join(str(e['loc'][0]) + ': ' + e['msg'] for e in exc.errors())}). The operator sets "
+                f"the pod's environment is incomplete ({problems(exc)}). The operator sets "
                 f"{ENV_TASKRUN_NAME}, {ENV_TASKRUN_NAMESPACE} and {ENV_ATTEMPT}; run tasks through a TaskRun."
             ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from podiq._progress import TaskProgress
@@ -12,6 +13,8 @@ from podiq.exceptions import ResultGetError, ResultSetError
 from podiq.kubernetes.api import TaskRunApi
 from podiq.kubernetes.resources import Progress, to_api
 
+
+logger = logging.getLogger("podiq.runtime")
 
 class TaskRunStatusBackend(AsyncResultBackend):
     """The result backend inside a task's pod: progress goes to the TaskRun's status.
@@ -29,7 +32,6 @@ class TaskRunStatusBackend(AsyncResultBackend):
         self._written: TaskProgress | None = None
         self._last_write = float("-inf")
         self._pending: asyncio.Task[None] | None = None
-        self.writes = 0
 
     async def set_progress(self, task_id: str, progress: TaskProgress) -> None:
         self.latest = progress
@@ -47,12 +49,16 @@ class TaskRunStatusBackend(AsyncResultBackend):
         progress = self.latest
         if progress is None or progress == self._written:
             return
-        self._written, self._last_write = progress, time.monotonic()
-        status = Progress(current=progress.current, total=progress.total, message=progress.message[:4096])
-        await self.api.patch_status(
-            self.namespace, self.name, {"progress": to_api(status), "progressText": status.text}
-        )
-        self.writes += 1
+        self._last_write = time.monotonic()
+        status = Progress.of(progress)
+        try:
+            await self.api.patch_status(
+                self.namespace, self.name, {"progress": to_api(status), "progressText": status.text}
+            )
+        except Exception as exc:  # the API server is away: the task goes on, the next write or the report catches up
+            logger.warning("Could not write progress of TaskRun %s (%s); trying again with the next.", self.name, exc)
+            return
+        self._written = progress
 
     async def close(self) -> None:
         if self._pending is not None and not self._pending.done():

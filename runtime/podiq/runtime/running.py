@@ -9,7 +9,11 @@ import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from podiq._broker import AsyncBroker, find_registered_task
 from podiq._labels import RETRIES_LABEL
@@ -34,6 +38,38 @@ logger = logging.getLogger("podiq.runtime")
 INFRASTRUCTURE_FAILURE = 70
 #: Conditional status writes tried before giving up on reporting.
 REPORT_TRIES = 5
+#: Seconds the runtime keeps trying to reach an API server that is away (restarting, say)
+#: before the attempt fails; the backoff between tries doubles up to the last figure.
+API_PATIENCE, API_BACKOFF = 120.0, (0.5, 5.0)
+
+T = TypeVar("T")
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth waiting out: no connection, a timeout, the server busy or restarting.
+
+    An API server that has just restarted refuses tokens and requests (401, 403) while its
+    authentication and RBAC caches fill; a runtime whose Role is really missing fails the
+    same way, only later, with the same message.
+    """
+    if isinstance(exc, ApiException):
+        return exc.status in (0, 401, 403, 429) or exc.status >= 500
+    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError))
+
+
+async def patiently(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, tried again through transient API errors for up to :data:`API_PATIENCE` seconds."""
+    deadline = asyncio.get_running_loop().time() + API_PATIENCE
+    delay = API_BACKOFF[0]
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            if not _transient(exc) or asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            logger.warning("Could not %s (%s); trying again in %.1f s.", what, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, API_BACKOFF[1])
 
 
 def main() -> int:
@@ -65,7 +101,7 @@ async def _run_attempt(environment: RuntimeEnvironment, settings: StoreSettings,
     async with await api_client() as connection:
         api = TaskRunApi(connection)
         started = datetime.now(UTC)
-        body = await api.get(environment.namespace, environment.taskrun_name)
+        body = await patiently("read the TaskRun", lambda: api.get(environment.namespace, environment.taskrun_name))
         if body is None:
             logger.error("TaskRun %s/%s does not exist.", environment.namespace, environment.taskrun_name)
             return INFRASTRUCTURE_FAILURE
@@ -220,22 +256,21 @@ async def report(
         before = taskrun.status.model_copy(deep=True)
         taskrun.status.record_attempt(attempt, environment.job_name, started)
         if backend.latest is not None:
-            latest = backend.latest
-            taskrun.status.set_progress(Progress(current=latest.current, total=latest.total, message=latest.message[:4096]))
+            taskrun.status.set_progress(Progress.of(backend.latest))
         requeued = code is ExitCode.REQUEUE
         taskrun.finish_attempt(
             code, datetime.now(UTC), result=None if requeued else outcome.result,
             result_ref=None if requeued else outcome.result_ref, log_ref=log_ref, message=outcome.message,
             pod_name=environment.pod_name,
         )
+        patch, version = status_patch(before, taskrun.status), taskrun.metadata.resource_version
         try:
-            await api.patch_status(
-                taskrun.namespace, taskrun.name, status_patch(before, taskrun.status),
-                resource_version=taskrun.metadata.resource_version,
-            )
+            await patiently("report the outcome", lambda: api.patch_status(
+                taskrun.namespace, taskrun.name, patch, resource_version=version,
+            ))
             return taskrun
         except ConflictError:
-            body = await api.get(taskrun.namespace, taskrun.name)
+            body = await patiently("read the TaskRun", lambda: api.get(taskrun.namespace, taskrun.name))
             if body is None:
                 return None
             taskrun = TaskRun.from_api(body)

@@ -39,7 +39,16 @@ from podiq.kubernetes.dispatch import Entry, PoolQueue
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.resources import TaskRun, status_patch
 from podiq.kubernetes.storage import RedisStore, StoreSettings
-from podiq.runtime.environment import ENV_IMPORTS, ENV_POD_NAME, ENV_PROGRESS_INTERVAL, RuntimeEnvironment
+from podiq.runtime.environment import (
+    ENV_CONCURRENCY,
+    ENV_IMPORTS,
+    ENV_NAMESPACE,
+    ENV_POD_NAME,
+    ENV_POOL,
+    ENV_PROGRESS_INTERVAL,
+    ENV_VISIBILITY_TIMEOUT,
+    RuntimeEnvironment,
+)
 from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.running import (
     INFRASTRUCTURE_FAILURE,
@@ -54,10 +63,6 @@ from podiq.runtime.running import (
 
 logger = logging.getLogger("podiq.worker")
 
-ENV_POOL = "PODIQ_POOL"
-ENV_NAMESPACE = "PODIQ_POOL_NAMESPACE"
-ENV_CONCURRENCY = "PODIQ_CONCURRENCY"
-ENV_VISIBILITY_TIMEOUT = "PODIQ_VISIBILITY_TIMEOUT"
 
 #: Milliseconds one XREADGROUP waits for a new entry before the loop looks around again.
 BLOCK_MS = 1000

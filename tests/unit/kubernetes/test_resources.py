@@ -9,6 +9,7 @@ import pytest
 from podiq._result import ResultRecord
 from podiq.kubernetes import ExitCode
 from podiq.kubernetes.resources import (
+    BLOCKED_REASONS,
     MAX_INLINE_RESULT_BYTES,
     REQUEUE_LABEL,
     ConditionStatus,
@@ -120,6 +121,8 @@ class TestCondition:
         (Reason.TIMED_OUT, ConditionStatus.FALSE, Phase.FAILED),
         (Reason.REJECTED, ConditionStatus.FALSE, Phase.REJECTED),
         (Reason.CANCELLED, ConditionStatus.FALSE, Phase.CANCELLED),
+        (Reason.NAMESPACE_EXCLUDED, ConditionStatus.FALSE, Phase.FAILED),
+        *((reason, ConditionStatus.UNKNOWN, Phase.PENDING) for reason in sorted(BLOCKED_REASONS)),
     ])
     def test_every_reason_has_a_status_and_phase(self, reason: Reason, cond: ConditionStatus, phase: Phase) -> None:
         status = TaskRunStatus()
@@ -185,6 +188,33 @@ class TestFinishAttempt:
         run.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
         assert run.status.phase is Phase.FAILED and run.status.reason is Reason.FAILED
         assert not run.status.wants_next_attempt()
+
+    def test_task_error_message_says_what_the_task_raised(self) -> None:
+        run = self.started()
+        record = ResultRecord.failure(OSError(30, "Read-only file system"), {})
+        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result=encode_result(record))
+        assert run.status.message == "Attempt 1 failed: OSError: [Errno 30] Read-only file system."
+        bare = self.started()
+        bare.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
+        assert bare.status.message == "Attempt 1 failed."
+
+    def test_a_failed_runs_condition_says_the_tasks_error(self) -> None:
+        run = self.started(retryOnError=True, maxRetries=1)
+        error = {"is_err": True, "error": {"type": "ValueError", "message": "Negative values not allowed"}}
+        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result=error)
+        assert run.status.message == "Attempt 1 failed: ValueError: Negative values not allowed. Retry 1 of 1."
+        run.status.mark_attempt_started(2, "run-1-a2", NOW)
+        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result=error)
+        assert run.status.message == "Attempt 2 failed: ValueError: Negative values not allowed."
+
+    def test_a_run_that_could_not_start_ends_failed_with_that_reason(self) -> None:
+        run = self.started(retryOnError=True)
+        run.fail_to_start(Reason.UNSCHEDULABLE, "0/1 nodes are available", NOW)
+        st = run.status
+        assert (st.phase, st.reason, st.condition.status if st.condition else None) == (
+            Phase.FAILED, Reason.UNSCHEDULABLE, ConditionStatus.FALSE)
+        assert st.is_done() and st.completion_time == NOW and st.retries == 0
+        assert st.result is not None and st.result["error"]["message"] == "Unschedulable: 0/1 nodes are available"
 
     def test_task_error_with_retries_left_asks_for_another_attempt(self) -> None:
         run = self.started(retryOnError=True, maxRetries=1)

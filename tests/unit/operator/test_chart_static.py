@@ -65,9 +65,8 @@ def test_operator_pod_is_restricted() -> None:
 
 def test_runtime_role_only_reads_taskruns_and_writes_their_status() -> None:
     rbac = template("rbac.yaml")
-    runtime_role = rbac[rbac.index("name: {{ $.Values.runtime.serviceAccountName }}"):]
-    rules = runtime_role[runtime_role.index("rules:"):runtime_role.index("---")]
-    parsed = yaml.safe_load(rules)["rules"]
+    start = rbac.index('{{- define "podiq.runtimeRules" -}}') + len('{{- define "podiq.runtimeRules" -}}')
+    parsed = yaml.safe_load(rbac[start:rbac.index("{{- end -}}", start)])
     assert parsed == [
         {"apiGroups": ["podiq.io"], "resources": ["taskruns"], "verbs": ["get"]},
         {"apiGroups": ["podiq.io"], "resources": ["taskruns/status"], "verbs": ["get", "patch", "update"]},
@@ -140,3 +139,37 @@ def test_rendered_chart_when_helm_is_available() -> None:
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PODIQ_WATCH_NAMESPACES"] == "a,b"
     assert OperatorConfig.from_env(env).namespaces == ("a", "b")
+
+
+def test_every_namespace_watched_the_operator_may_set_namespaces_up_and_grant_nothing_else() -> None:
+    import pytest
+    if _helm() is None:
+        pytest.skip("helm is not built yet: run `python -m tests.cluster build` (or set PODIQ_HELM)")
+    rendered = _render()
+    (operator,) = [d for d in rendered if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "r-podiq-operator"]
+    rbac_rules = [r for r in operator["rules"] if set(r["apiGroups"]) & {"", "rbac.authorization.k8s.io"}
+                  and set(r["resources"]) & {"serviceaccounts", "rolebindings", "clusterroles"}]
+    assert rbac_rules == [
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["create"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
+         "resourceNames": ["r-podiq-runtime", "r-podiq-scheduler"]},
+    ]
+    roles = {d["metadata"]["name"]: d["rules"] for d in rendered if d["kind"] == "ClusterRole"}
+    assert {"r-podiq-runtime", "r-podiq-scheduler"} <= roles.keys()
+    assert [r["verbs"] for r in roles["r-podiq-runtime"]] == [["get"], ["get", "patch", "update"]]
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    config = OperatorConfig.from_env(env)
+    setup = config.namespace_setup
+    assert setup.provision and setup.runtime_cluster_role == "r-podiq-runtime"
+    assert (setup.scheduler_service_account, setup.scheduler_cluster_role) == ("podiq-scheduler", "r-podiq-scheduler")
+    assert setup.excluded == {"kube-system", "kube-public", "kube-node-lease"} and config.jobs.pending_deadline_seconds == 600
+    kinds = {d["kind"] for d in rendered}
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds
+
+    scoped = _render("watchNamespaces={a}", "excludedNamespaces=null")
+    (deployment,) = [d for d in scoped if d["kind"] == "Deployment"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "PODIQ_PROVISION" not in env and OperatorConfig.from_env(env).namespace_setup.excluded == frozenset()
+    assert not [d for d in scoped if "bind" in str(d.get("rules"))]

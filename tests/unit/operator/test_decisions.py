@@ -1,4 +1,5 @@
-"""Every branch of the guard chain: done → cancelled → not before → first → next → unreported → observe."""
+"""Every branch of the guard chain: done → refused → first → cancelled → not before → next → unreported
+→ pending deadline → observe."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from podiq_operator.decisions import (
     DeleteTaskRun,
     Event,
     Idle,
+    Policy,
     Refresh,
     StartAttempt,
     Wake,
@@ -27,7 +29,7 @@ from podiq_operator.observations import AttemptObservation, AttemptState
 from .conftest import NOW, taskrun
 
 MISSING = AttemptObservation(AttemptState.MISSING)
-ACTIVE = AttemptObservation(AttemptState.ACTIVE, pod_name="p-1")
+ACTIVE = AttemptObservation(AttemptState.ACTIVE, pod_name="p-1", pod_started=True)
 
 
 def started(attempt: int = 1, **spec: object) -> TaskRun:
@@ -143,7 +145,8 @@ class TestRecordingAnAttempt:
         assert (action.status.attempts, action.status.reason, action.status.pod_name) == (1, Reason.RUNNING, None)
         run = taskrun()
         run.status = action.status
-        assert decide(run, 1, AttemptObservation(AttemptState.ACTIVE, pod_name="p-1"), NOW) == Idle(), "the pod adds no write"
+        pending = AttemptObservation(AttemptState.ACTIVE, pod_name="p-1")
+        assert decide(run, 1, pending, NOW) == Wake(600.0), "the pod adds no write; the pending deadline is kept"
 
     def test_records_a_stuck_attempt_at_once(self) -> None:
         obs = AttemptObservation(AttemptState.BLOCKED, Reason.UNSCHEDULABLE, message="0/1 nodes", started=NOW)
@@ -191,6 +194,14 @@ class TestUnreportedEnd:
         error = ResultRecord.model_validate(st.result).error
         assert error is not None and error.type == "InfrastructureError" and "OOMKilled" in error.message
         assert action.event is not None and action.event.warning
+
+    def test_oomkilled_names_the_memory_limit(self) -> None:
+        obs = AttemptObservation(AttemptState.FAILED, exit_code=137, failure="OOMKilled", message="", pod_name="p")
+        limited = self.write(started(resources={"limits": {"memory": "64Mi"}}), obs).status
+        assert limited.message.startswith("Attempt 1: OOMKilled.") and "memory limit of 64Mi" in limited.message
+        assert "64Mi" in ResultRecord.model_validate(limited.result).error.message  # type: ignore[union-attr]
+        unlimited = self.write(started(), obs).status
+        assert "no limit on the TaskRun" in unlimited.message
 
     def test_infrastructure_failure_is_retried_per_policy(self) -> None:
         obs = AttemptObservation(AttemptState.FAILED, failure="Evicted", message="node drained")
@@ -244,7 +255,8 @@ class TestObserve:
         assert action.event is not None and action.event.warning
         run = started()
         run.status = action.status
-        assert decide(run, 1, obs, NOW + timedelta(seconds=5)) == Idle(), "written once"
+        again = decide(run, 1, obs, NOW + timedelta(seconds=5))
+        assert again == (Idle() if reason is Reason.QUEUED else Wake(600.0)), "written once"
 
     def test_unstuck_attempt_is_running_again(self) -> None:
         run = started()
@@ -257,3 +269,67 @@ class TestObserve:
         run = started()
         run.metadata.generation = 2
         assert decide(run, 1, ACTIVE, NOW) == Idle()
+
+
+class TestPendingDeadline:
+    def blocked(self, reason: Reason = Reason.SERVICE_ACCOUNT_MISSING, waited: float = 0) -> AttemptObservation:
+        return AttemptObservation(
+            AttemptState.BLOCKED, reason, 'serviceaccount "podiq-runtime" not found', started=NOW - timedelta(seconds=waited),
+        )
+
+    def test_a_blocked_attempt_is_looked_at_again_at_its_deadline(self) -> None:
+        action = decide(started(), 1, self.blocked(waited=100), NOW)
+        assert isinstance(action, WriteStatus) and action.wake_after == 500.0
+        assert action.status.reason is Reason.SERVICE_ACCOUNT_MISSING and action.status.phase is Phase.PENDING
+
+    @pytest.mark.parametrize("reason", [Reason.SERVICE_ACCOUNT_MISSING, Reason.UNSCHEDULABLE, Reason.IMAGE_PULL_BACK_OFF,
+                                        Reason.QUOTA_EXCEEDED, Reason.INVALID_POD_SPEC, Reason.ADMISSION_DENIED])
+    def test_past_the_deadline_the_run_fails_with_the_reason_it_could_not_start(self, reason: Reason) -> None:
+        action = decide(started(), 1, self.blocked(reason, waited=600), NOW)
+        assert isinstance(action, Cancel) and action.job_name == "add-1-a1"
+        status = action.status
+        assert (status.phase, status.reason, status.is_done()) == (Phase.FAILED, reason, True)
+        assert "did not start within 600 s" in status.message and "not found" in status.message
+        assert status.result is not None and status.result["error"]["type"] == "InfrastructureError"
+        assert reason.value in status.result["error"]["message"]
+        assert action.event.reason == reason.value and action.event.warning
+
+    def test_it_is_never_retried(self) -> None:
+        action = decide(started(retryOnError=True, maxRetries=3), 1, self.blocked(waited=601), NOW)
+        assert isinstance(action, Cancel) and action.status.phase is Phase.FAILED and action.status.retries == 0
+
+    def test_the_task_may_set_its_own_deadline(self) -> None:
+        action = decide(started(pendingDeadlineSeconds=30), 1, self.blocked(waited=31), NOW)
+        assert isinstance(action, Cancel) and "within 30 s" in action.status.message
+
+    def test_the_operator_setting_is_the_default(self) -> None:
+        policy = Policy(pending_deadline_seconds=60)
+        assert isinstance(decide(started(), 1, self.blocked(waited=61), NOW, policy=policy), Cancel)
+
+    def test_a_pod_pending_without_a_reason_ends_as_not_started(self) -> None:
+        pending = AttemptObservation(AttemptState.ACTIVE, pod_name="add-1-a1-xyz", started=NOW - timedelta(minutes=11))
+        action = decide(started(), 1, pending, NOW)
+        assert isinstance(action, Cancel) and action.status.reason is Reason.NOT_STARTED
+        assert "add-1-a1-xyz is still pending" in action.status.message
+
+    def test_a_started_pod_and_a_queued_job_are_not_counted(self) -> None:
+        running = AttemptObservation(AttemptState.ACTIVE, pod_name="p", pod_started=True, started=NOW - timedelta(hours=2))
+        assert decide(started(), 1, running, NOW) == Idle()
+        queued = self.blocked(Reason.QUEUED, waited=7200)
+        action = decide(started(), 1, queued, NOW)
+        assert isinstance(action, WriteStatus) and action.status.reason is Reason.QUEUED and action.wake_after is None
+
+
+class TestExcludedNamespaces:
+    def test_a_taskrun_there_is_refused_with_the_reason(self) -> None:
+        policy = Policy(excluded_namespaces=frozenset({"jobs"}))
+        action = decide(taskrun(), 0, MISSING, NOW, policy=policy)
+        assert isinstance(action, WriteStatus)
+        status = action.status
+        assert (status.phase, status.reason) == (Phase.FAILED, Reason.NAMESPACE_EXCLUDED)
+        assert "'jobs'" in status.message and "excludedNamespaces" in status.message
+        assert status.result is not None and status.result["is_err"]
+
+    def test_other_namespaces_run(self) -> None:
+        policy = Policy(excluded_namespaces=frozenset({"kube-system"}))
+        assert isinstance(decide(taskrun(), 0, MISSING, NOW, policy=policy), StartAttempt)

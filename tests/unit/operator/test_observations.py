@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from podiq.kubernetes.resources import Reason
 
-from podiq_operator.observations import AttemptState, observe_attempt
+from podiq_operator.observations import AttemptState, failed_create_reason, observe_attempt
 
 from .conftest import job_body, pod_body, terminated
 
@@ -127,3 +129,40 @@ def test_exit_codes_from_signals_are_named() -> None:
     assert "SIGTERM" in _exit_message(143) and "deleted" in _exit_message(143)
     assert "SIGKILL" in _exit_message(137) and "memory" in _exit_message(137)
     assert _exit_message(2) == "The runtime exited with code 2."
+
+
+@pytest.mark.parametrize(("message", "reason"), [
+    ('Error creating: pods "add-1-a1-" is forbidden: error looking up service account jobs/podiq-runtime: '
+     'serviceaccount "podiq-runtime" not found', Reason.SERVICE_ACCOUNT_MISSING),
+    ('Error creating: pods "add-1-a1-x" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, '
+     'limited: pods=1', Reason.QUOTA_EXCEEDED),
+    ('Error creating: pods "add-1-a1-x" is forbidden: failed quota: compute: must specify limits.cpu for: task',
+     Reason.QUOTA_EXCEEDED),
+    ('Error creating: pods "add-1-a1-x" is forbidden: maximum cpu usage per Container is 1, but limit is 2',
+     Reason.LIMIT_RANGE),
+    ('Error creating: pods "add-1-a1-x" is forbidden: violates PodSecurity "restricted:latest": '
+     'allowPrivilegeEscalation != false', Reason.POD_SECURITY),
+    ('Error creating: admission webhook "policy.example.com" denied the request: no', Reason.ADMISSION_DENIED),
+    ("Error creating: pods \"add-1-a1-x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied "
+     "request: nope", Reason.ADMISSION_DENIED),
+    ('Error creating: Pod "add-1-a1-x" is invalid: spec.containers[0].resources.requests[cpu]: Invalid value: "2": '
+     'must be less than or equal to cpu limit', Reason.INVALID_POD_SPEC),
+    ("Error creating: Internal error occurred: etcdserver: request timed out", Reason.POD_CREATE_FAILED),
+])
+def test_each_failed_create_has_its_own_reason_and_keeps_the_message(message: str, reason: Reason) -> None:
+    assert failed_create_reason(message) is reason
+    obs = observe_attempt(job_body(), None, failed_create=message)
+    assert (obs.state, obs.reason, obs.message) == (AttemptState.BLOCKED, reason, message)
+
+
+def test_a_container_that_cannot_be_made_is_stuck() -> None:
+    waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "creds" not found'}}
+    obs = observe_attempt(job_body(), pod_body(phase="Pending", state=waiting))
+    assert (obs.state, obs.reason) == (AttemptState.BLOCKED, Reason.CONTAINER_CONFIG_ERROR)
+    assert obs.message == 'CreateContainerConfigError: secret "creds" not found'
+
+
+def test_pod_started_tells_a_running_container_from_a_pending_one() -> None:
+    assert observe_attempt(job_body(), pod_body(state={"running": {}})).pod_started
+    assert not observe_attempt(job_body(), pod_body(phase="Pending", state={"waiting": {"reason": "ContainerCreating"}})).pod_started
+    assert not observe_attempt(job_body(), None).pod_started

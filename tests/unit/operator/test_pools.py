@@ -13,7 +13,7 @@ from podiq.kubernetes.taskpools import TaskPool
 from podiq_operator.config import JobConfig
 from podiq_operator.decisions import Cancel, Idle, StartAttempt, decide
 from podiq_operator.observations import AttemptObservation, AttemptState
-from podiq_operator.pools import ENQUEUE_GRACE, backstop, build_deployment, desired_replicas
+from podiq_operator.pool_decisions import ENQUEUE_GRACE, backstop, build_deployment, desired_replicas
 
 from .conftest import NOW, taskrun
 

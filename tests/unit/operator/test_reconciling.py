@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from podiq import ResultRecord
 from podiq.kubernetes import ExitCode
-from podiq.kubernetes.resources import Phase, Reason, TaskRun, status_patch
+from podiq.kubernetes.resources import Phase, Reason, TaskRun
+from podiq.kubernetes.storage import StoreSettings
+from podiq.runtime.environment import RuntimeEnvironment
+from podiq.runtime.progress import TaskRunStatusBackend
+from podiq.runtime.running import report, stored_outcome
 
 from podiq_operator.clusters import ConflictError, NotFoundError
 from podiq_operator.config import OperatorConfig
@@ -26,6 +32,7 @@ class FakeCluster:
     def __init__(self) -> None:
         self.taskruns: dict[tuple[str, str], dict[str, Any]] = {}
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.others: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.writes: list[str] = []
         self.reads: list[str] = []
         self._rv = 1000
@@ -43,14 +50,19 @@ class FakeCluster:
         self.writes.append("create taskrun")
         return key
 
-    def runtime_finishes(self, key: tuple[str, str], code: ExitCode, result: dict[str, Any] | None = None) -> None:
-        """The runtime of the newest Job reports: it records its attempt too if the status does not yet."""
-        run = TaskRun.from_api(self.taskruns[key])
-        old = run.status.model_copy(deep=True)
+    async def runtime_finishes(self, key: tuple[str, str], code: ExitCode, result: ResultRecord | None = None) -> None:
+        """The runtime of the newest Job reports, through the runtime's own report()."""
+        run = TaskRun.from_api(copy.deepcopy(self.taskruns[key]))
         attempt = max(attempt_of(job) or 0 for job in self.jobs.values())
-        run.status.record_attempt(attempt, job_name(run.name, attempt), NOW)
-        run.finish_attempt(code, NOW + timedelta(seconds=5), result=result or {"is_err": code is not ExitCode.SUCCEEDED})
-        self._patch(key, status_patch(old, run.status), None, "runtime status")
+        name = job_name(run.name, attempt)
+        environment = RuntimeEnvironment(
+            taskrun_name=key[1], namespace=key[0], attempt=attempt, job_name=name, pod_name=f"{name}-xk2p9",
+        )
+        api = RuntimeApi(self)
+        backend = TaskRunStatusBackend(api, key[0], key[1])
+        record = result or ResultRecord(is_err=code is not ExitCode.SUCCEEDED)
+        outcome = await stored_outcome(None, StoreSettings(), run, attempt, code, record)
+        await report(api, run, outcome, backend, environment, NOW)
 
     # ClusterApi
     async def create_job(self, body: dict[str, Any]) -> None:
@@ -81,6 +93,22 @@ class FakeCluster:
         self.writes.append(f"delete taskrun {name}")
         self.taskruns.pop((namespace, name), None)
 
+    async def create_service_account(self, body: dict[str, Any]) -> None:
+        self._create_once(body)
+
+    async def create_role_binding(self, body: dict[str, Any]) -> None:
+        self._create_once(body)
+
+    async def create_event(self, body: dict[str, Any]) -> None:
+        self.writes.append(f"event {body['reason']}")
+
+    def _create_once(self, body: dict[str, Any]) -> None:
+        key = (body["kind"], body["metadata"]["namespace"], body["metadata"]["name"])
+        if key in self.others:
+            raise ConflictError("AlreadyExists")
+        self.others[key] = body
+        self.writes.append(f"create {body['kind']} {body['metadata']['name']}")
+
     def _patch(self, key: tuple[str, str], status: dict[str, Any], rv: str | None, what: str) -> dict[str, Any]:
         body = self.taskruns.get(key)
         if body is None:
@@ -97,6 +125,21 @@ class FakeCluster:
         body["metadata"]["resourceVersion"] = self._next_rv()
         self.writes.append(what)
         return copy.deepcopy(body)
+
+
+class RuntimeApi:
+    """The two TaskRunApi calls the runtime's report makes, on the same in-memory objects."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self.cluster = cluster
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.cluster.taskruns.get((namespace, name)))
+
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        return self.cluster._patch((namespace, name), status, resource_version, "runtime status")
 
 
 class Harness:
@@ -152,12 +195,12 @@ async def test_a_successful_task_costs_four_writes(h: Harness) -> None:
     run = h.status(key)
     assert (run.status.phase, run.status.attempts, run.status.pod_name) == (Phase.RUNNING, 1, "add-1-a1-xk2p9")
 
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED, {"is_err": False, "return_value": 3})
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED, ResultRecord(return_value=3))
     complete(h.cluster.jobs[("jobs", "add-1-a1")])
     await h.sync(key)
     assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "operator status", "runtime status"]
     assert h.status(key).status.is_succeeded()
-    assert [e.reason for e in h.events] == ["Started"]
+    assert [e.reason for e in h.events] == ["Started", "Succeeded"], "finishing is told like starting"
     metrics = h.reconciler.metrics
     assert metrics.registry.get_sample_value("podiq_taskruns_finished_total", {"phase": "Succeeded"}) == 1
     assert metrics.registry.get_sample_value("podiq_attempts_started_total", {"kind": "first"}) == 1
@@ -169,7 +212,7 @@ async def test_a_fast_task_costs_three_writes(h: Harness) -> None:
     """The runtime reported before the operator saw the pod: its write recorded the attempt too."""
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     await h.sync(key, pod_body(phase="Succeeded", state=terminated(0, "Completed")))
     assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "runtime status"]
     run = h.status(key)
@@ -180,7 +223,7 @@ async def test_job_seen_finished_before_the_result_is_rechecked_not_overwritten(
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
     # The Job's watch is ahead of the TaskRun's: the cache still has the TaskRun without status.
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     complete(h.cluster.jobs[("jobs", "add-1-a1")])
     h.reconciler.cache.put_job(copy.deepcopy(h.cluster.jobs[("jobs", "add-1-a1")]))
     await h.reconciler.reconcile(key)
@@ -192,13 +235,13 @@ async def test_job_seen_finished_before_the_result_is_rechecked_not_overwritten(
 async def test_retry_after_a_task_error(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body(retryOnError=True, maxRetries=1))
     await h.sync(key)
-    h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
+    await h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
     await h.sync(key)
     assert ("jobs", "add-1-a2") in h.cluster.jobs
     await h.sync(key, pod_body("add-1-a2"))
     run = h.status(key)
     assert (run.status.attempts, run.status.phase, run.status.retries) == (2, Phase.RUNNING, 1)
-    h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
+    await h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
     await h.sync(key)
     assert h.status(key).status.phase is Phase.FAILED
     assert ("jobs", "add-1-a3") not in h.cluster.jobs
@@ -237,7 +280,7 @@ async def test_runtime_write_during_decision_is_not_overwritten(h: Harness) -> N
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
     stale = copy.deepcopy(h.cluster.taskruns[key])  # an older view the operator holds
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     h.reconciler.cache.taskruns[key] = stale
     h.reconciler.cache.put_pod(pod_body())  # the pod appears: the operator wants to record the attempt
     await h.reconciler.reconcile(key)
@@ -258,10 +301,15 @@ async def test_cancel_deletes_the_job(h: Harness) -> None:
 async def test_ttl_deletes_the_finished_run(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body(ttlSecondsAfterFinished=60))
     await h.sync(key)
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     await h.sync(key)
     assert key in h.cluster.taskruns and key in h.reconciler._wakeups
-    h.now = NOW + timedelta(minutes=5)
+    finished = h.status(key).status.completion_time  # the runtime's own clock
+    assert finished is not None
+    h.now = finished + timedelta(seconds=59)
+    await h.sync(key)
+    assert key in h.cluster.taskruns
+    h.now = finished + timedelta(seconds=61)
     await h.sync(key)
     assert key not in h.cluster.taskruns
 
@@ -393,3 +441,86 @@ async def test_triggers_while_one_waits_its_turn_join_it(h: Harness) -> None:
     h.reconciler.trigger(key)  # after it ran, a new trigger reconciles again
     await asyncio.sleep(0.05)
     assert calls == 2 and len(h.cluster.jobs) == 1
+
+
+async def test_the_first_run_in_a_namespace_provisions_its_service_accounts_once() -> None:
+    import dataclasses
+
+    from podiq_operator.config import NamespaceConfig
+
+    setup = NamespaceConfig(provision=True, runtime_cluster_role="podiq-runtime", scheduler_service_account="podiq-scheduler")
+    h = Harness(dataclasses.replace(OperatorConfig(metrics_port=None), namespace_setup=setup))
+    h.cluster.others[("ServiceAccount", "jobs", "podiq-scheduler")] = {}  # made by hand: left as it is
+    first, second = h.cluster.create_taskrun(taskrun_body("add-1")), h.cluster.create_taskrun(taskrun_body("add-2"))
+    await h.sync(first)
+    await h.sync(second)
+    assert h.cluster.writes == [
+        "create taskrun", "create taskrun",
+        "create ServiceAccount podiq-runtime", "create RoleBinding podiq-runtime", "create RoleBinding podiq-scheduler",
+        "create job add-1-a1", "create job add-2-a1",
+    ]
+    binding = h.cluster.others[("RoleBinding", "jobs", "podiq-runtime")]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "podiq-runtime"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "podiq-runtime", "namespace": "jobs"}]
+    await h.reconciler.close()
+
+
+async def test_no_provisioning_unless_configured(h: Harness) -> None:
+    await h.sync(h.cluster.create_taskrun(taskrun_body()))
+    assert h.cluster.writes == ["create taskrun", "create job add-1-a1"]
+
+
+async def test_a_run_that_cannot_start_fails_at_its_deadline_and_its_job_goes(h: Harness) -> None:
+    key = h.cluster.create_taskrun(taskrun_body(pendingDeadlineSeconds=60))
+    await h.sync(key)
+    job = h.cluster.jobs[("jobs", "add-1-a1")]
+    job["metadata"]["creationTimestamp"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    message = 'Error creating: pods "add-1-a1-" is forbidden: error looking up service account jobs/podiq-runtime: serviceaccount "podiq-runtime" not found'
+    h.reconciler.cache.put_job(copy.deepcopy(job))
+    h.reconciler.cache.put_failed_create("jobs", "add-1-a1", message)
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.PENDING, Reason.SERVICE_ACCOUNT_MISSING)
+    assert 59 <= h.reconciler._wakeups[key].when() - asyncio.get_running_loop().time() <= 60
+    h.now = NOW + timedelta(seconds=61)
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.SERVICE_ACCOUNT_MISSING)
+    assert "did not start within 60 s" in run.status.message and "not found" in run.status.message
+    assert "delete job add-1-a1" in h.cluster.writes
+    assert [e.reason for e in h.events] == ["Started", "ServiceAccountMissing", "ServiceAccountMissing"]
+    assert h.events[-1].warning
+
+
+async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event() -> None:
+    import dataclasses
+
+    from podiq_operator.config import NamespaceConfig
+
+    h = Harness(dataclasses.replace(OperatorConfig(metrics_port=None), namespace_setup=NamespaceConfig(excluded=frozenset({"jobs"}))))
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.NAMESPACE_EXCLUDED)
+    assert h.cluster.writes == ["create taskrun", "operator status"] and not h.cluster.jobs
+    assert [e.reason for e in h.events] == ["NamespaceExcluded"]
+    await h.reconciler.close()
+
+
+async def test_a_job_the_api_server_finds_invalid_ends_the_run_saying_why(h: Harness) -> None:
+    import json as _json
+
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    async def invalid(body: dict[str, Any]) -> None:
+        exc = ApiException(status=422, reason="Unprocessable Entity")
+        exc.body = _json.dumps({"message": 'Job.batch "add-1-a1" is invalid: spec.template.spec.containers[0].image: Required value'})
+        raise exc
+
+    h.cluster.create_job = invalid  # type: ignore[method-assign]
+    key = h.cluster.create_taskrun(taskrun_body())
+    await h.sync(key)
+    run = h.status(key)
+    assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.INVALID_POD_SPEC)
+    assert "The Job for attempt 1 was refused" in run.status.message and "image: Required value" in run.status.message
+    assert [e.reason for e in h.events] == ["InvalidPodSpec"] and key not in h.reconciler._wakeups

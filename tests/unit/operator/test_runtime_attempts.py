@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from podiq.kubernetes import ExitCode
 from podiq.runtime.running import moved_on
@@ -32,3 +35,33 @@ def test_recording_keeps_the_first_start_and_never_goes_back() -> None:
     assert not run.status.record_attempt(1, "add-1-a1", NOW + timedelta(seconds=5))
     assert run.status.record_attempt(2, "add-1-a2", NOW + timedelta(seconds=9))
     assert (run.status.attempts, run.status.job_name, run.status.start_time) == (2, "add-1-a2", NOW)
+
+
+async def test_the_runtime_waits_out_an_api_server_that_is_away(monkeypatch: Any) -> None:
+    import aiohttp
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from podiq.runtime import running
+
+    monkeypatch.setattr(running, "API_BACKOFF", (0.01, 0.02))
+    failures = [aiohttp.ClientConnectionError("refused"), ApiException(status=503), TimeoutError(), ApiException(status=403)]
+
+    async def flaky() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "written"
+
+    assert await running.patiently("report", flaky) == "written"
+
+    async def invalid() -> None:
+        raise ApiException(status=422)
+
+    with pytest.raises(ApiException):
+        await running.patiently("report", invalid)  # not transient: at once
+    monkeypatch.setattr(running, "API_PATIENCE", 0.05)
+
+    async def down() -> None:
+        raise aiohttp.ClientConnectionError("refused")
+
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await running.patiently("report", down)  # and not forever

@@ -31,6 +31,23 @@ def test_environment() -> None:
     assert not config.events and config.peering == "podiq" and config.api.max_workers == 5
 
 
+def test_namespace_and_deadline_settings() -> None:
+    default = OperatorConfig.from_env({})
+    assert default.jobs.pending_deadline_seconds == 600
+    assert default.namespace_setup.excluded == {"kube-system", "kube-public", "kube-node-lease"}
+    assert not default.namespace_setup.provision and default.namespace_setup.scheduler_service_account is None
+    config = OperatorConfig.from_env({
+        "PODIQ_PENDING_DEADLINE": "30", "PODIQ_EXCLUDED_NAMESPACES": "kube-system, secure", "PODIQ_PROVISION": "true",
+        "PODIQ_RUNTIME_CLUSTER_ROLE": "rel-podiq-runtime", "PODIQ_SCHEDULER_SERVICE_ACCOUNT": "podiq-scheduler",
+        "PODIQ_SCHEDULER_CLUSTER_ROLE": "rel-podiq-scheduler",
+    })
+    setup = config.namespace_setup
+    assert config.jobs.pending_deadline_seconds == 30 and setup.excluded == {"kube-system", "secure"}
+    assert setup.provision and setup.runtime_cluster_role == "rel-podiq-runtime"
+    assert (setup.scheduler_service_account, setup.scheduler_cluster_role) == ("podiq-scheduler", "rel-podiq-scheduler")
+    assert OperatorConfig.from_env({"PODIQ_EXCLUDED_NAMESPACES": "-"}).namespace_setup.excluded == frozenset()
+
+
 def test_kopf_settings() -> None:
     settings = kopf.OperatorSettings()
     apply_settings(settings, OperatorConfig())
