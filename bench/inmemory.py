@@ -117,8 +117,18 @@ def main() -> None:
         table.add_column(name, justify="right")
     table.add_column("podiq / taskiq", justify="right")
     rows = [
-        ("batch: tasks/s (kiq all, then await all)", "batch_rate", "{:,.0f}", ours["batch_rate"] / theirs["batch_rate"]),
-        ("round trips/s (kiq then wait, one at a time)", "trip_rate", "{:,.0f}", ours["trip_rate"] / theirs["trip_rate"]),
+        (
+            "batch: tasks/s (kiq all, then await all)",
+            "batch_rate",
+            "{:,.0f}",
+            ours["batch_rate"] / theirs["batch_rate"],
+        ),
+        (
+            "round trips/s (kiq then wait, one at a time)",
+            "trip_rate",
+            "{:,.0f}",
+            ours["trip_rate"] / theirs["trip_rate"],
+        ),
         ("round trip latency, µs", "trip_us", "{:,.1f}", ours["trip_us"] / theirs["trip_us"]),
         ("batch peak Python memory, MiB", "peak_mib", "{:,.1f}", ours["peak_mib"] / theirs["peak_mib"]),
     ]

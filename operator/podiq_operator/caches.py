@@ -55,7 +55,7 @@ def newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bo
     if new_rv is None and old_rv is not None:
         return False
     try:
-        return int(new_rv) >= int(old_rv)  # type: ignore[arg-type]
+        return int(new_rv) >= int(old_rv or 0)
     except (TypeError, ValueError):
         return True
 
@@ -164,5 +164,5 @@ class Cache:
 def _controller(body: Mapping[str, Any], kind: str) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == kind and ref.get("controller"):
-            return ref.get("name")  # type: ignore[no-any-return]
+            return ref.get("name")  # type: ignore[no-any-return]  # owner names are strings
     return None

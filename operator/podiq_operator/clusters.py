@@ -67,7 +67,7 @@ class KubernetesClusterApi:
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
                 "batch", "v1", namespace, "jobs", name, _request_timeout=self._timeout,
             )
         except ApiException as exc:

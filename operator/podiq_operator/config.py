@@ -10,6 +10,13 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from podiq.kubernetes.storage import StoreSettings
+
+
+
+#: The Secret in each task namespace holding that namespace's Redis URL (key ``url``).
+NAMESPACE_SECRET = "podiq-redis"
+
 
 @dataclasses.dataclass(frozen=True)
 class JobConfig:
@@ -34,6 +41,12 @@ class JobConfig:
     """Size limit of the ``/tmp`` emptyDir (the only writable path), a quantity or ``None``
     (``PODIQ_TMP_SIZE_LIMIT``)."""
 
+    store_secret: str | None = None
+    """Secret in the task's namespace whose ``url`` becomes the pod's ``PODIQ_REDIS_URL``; set
+    when the operator has Redis (``PODIQ_REDIS_URL``), see :mod:`podiq_operator.storage`."""
+
+    store_env: tuple[tuple[str, str], ...] = ()
+    """The store's settings (``PODIQ_REDIS_*``) passed on to task pods, so they agree with clients."""
     pending_deadline_seconds: float = 600.0
     """Seconds an attempt's pod may take to start after its Job was created (scheduling, image
     pulls, quota); after them the run ends Failed with the reason it could not start. A TaskRun's
@@ -89,6 +102,8 @@ class ApiConfig:
 class OperatorConfig:
     jobs: JobConfig = dataclasses.field(default_factory=JobConfig)
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    """Redis for large values (``PODIQ_REDIS_URL``, an admin connection, and ``PODIQ_REDIS_*``)."""
     namespace_setup: NamespaceConfig = dataclasses.field(default_factory=NamespaceConfig)
 
     namespaces: tuple[str, ...] = ()
@@ -119,12 +134,15 @@ class OperatorConfig:
             value = env.get(f"PODIQ_{name}")
             return value if value not in (None, "") else None
 
+        store = StoreSettings.from_env(env)
         jobs = JobConfig(
             runtime_image=get("RUNTIME_IMAGE") or JobConfig.runtime_image,
             image_pull_policy=get("IMAGE_PULL_POLICY"),
             runtime_service_account=get("RUNTIME_SERVICE_ACCOUNT") or JobConfig.runtime_service_account,
             deadline_grace_seconds=int(get("DEADLINE_GRACE") or JobConfig.deadline_grace_seconds),
             tmp_size_limit=get("TMP_SIZE_LIMIT") or JobConfig.tmp_size_limit,
+            store_secret=NAMESPACE_SECRET if store.url else None,
+            store_env=tuple(store.to_env().items()) if store.url else (),
             pending_deadline_seconds=float(get("PENDING_DEADLINE") or JobConfig.pending_deadline_seconds),
         )
         excluded = get("EXCLUDED_NAMESPACES")
@@ -146,6 +164,7 @@ class OperatorConfig:
         return cls(
             jobs=jobs,
             api=api,
+            store=store,
             namespace_setup=namespace_setup,
             namespaces=tuple(n.strip() for n in (get("WATCH_NAMESPACES") or "").split(",") if n.strip()),
             events=_flag(get("EVENTS"), default=True),

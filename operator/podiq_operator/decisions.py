@@ -283,5 +283,15 @@ def _record_unreported_end(run: TaskRun, observation: AttemptObservation, now: d
         run.fail_attempt("NoResult", "The runtime exited 0 without writing a result.", now)
     elif code is ExitCode.TASK_ERROR:
         run.fail_attempt("NoResult", "The task failed and the runtime did not write its error.", now)
+    elif observation.failure == "OOMKilled":
+        run.fail_attempt("OOMKilled", _oom_message(run, observation.exit_code), now)
     else:
         run.fail_attempt(observation.failure or "Failed", observation.message, now)
+
+
+def _oom_message(run: TaskRun, exit_code: int | None) -> str:
+    """The kernel killed the task for memory: say which limit, the one thing to change."""
+    limits = run.spec.resources.limits if run.spec.resources else None
+    limit = (limits or {}).get("memory")
+    over = f"its memory limit of {limit}" if limit else "the memory it may use (no limit on the TaskRun: the namespace's LimitRange or the node's memory)"
+    return f"The task went over {over} and the kernel killed it; exit code {exit_code}. Raise resources.limits.memory or use less."

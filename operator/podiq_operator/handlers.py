@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes_asyncio import client
@@ -212,7 +212,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig, secondaries: 
         await reconciler.close()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def taskrun_event(event: dict[str, Any], **_: Any) -> None:
+    async def taskrun_event(event: kopf.RawEvent, **_: Any) -> None:
         raw = event["object"]
         key = key_of(raw)
         if event.get("type") == "DELETED":
@@ -228,8 +228,8 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig, secondaries: 
 
 
 def _kopf_adapter(handler: Handler) -> Callable[..., Awaitable[None]]:
-    async def on_event(event: dict[str, Any], **_: Any) -> None:
-        await handler(event.get("type"), event["object"])
+    async def on_event(event: kopf.RawEvent, **_: Any) -> None:
+        await handler(event.get("type") or "", cast(dict[str, Any], event["object"]))
 
     on_event.__name__ = on_event.__qualname__ = getattr(handler, "__name__", "on_event")  # kopf's handler id
     return on_event

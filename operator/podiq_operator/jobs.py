@@ -22,6 +22,7 @@ from podiq.kubernetes.resources import (
     label_value,
 )
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
+from podiq.kubernetes.storage import ENV_REDIS_URL
 from podiq.runtime.environment import (
     ENV_ATTEMPT,
     ENV_JOB_NAME,
@@ -87,6 +88,12 @@ def build_job(run: TaskRun, attempt: int, config: JobConfig) -> dict[str, Any]:
         {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     env += [{"name": e.name, "value": e.value} for e in spec.env or [] if e.name not in RESERVED_ENV]
+    if config.store_secret:
+        # The namespace's own Redis user, from the operator's Secret; optional, so that a pod
+        # starts before it exists and fails clearly only if it needs Redis.
+        secret = {"name": config.store_secret, "key": "url", "optional": True}
+        env.append({"name": ENV_REDIS_URL, "valueFrom": {"secretKeyRef": secret}})
+        env += [{"name": name, "value": value} for name, value in config.store_env]
 
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 import kopf
 import uvloop
 from podiq.kubernetes.connecting import api_client
+from podiq.kubernetes.storage import RedisStore
 
 from podiq_operator.clusters import KubernetesClusterApi
 from podiq_operator.config import OperatorConfig
@@ -20,6 +21,7 @@ from podiq_operator.handlers import Secondaries, build_informers, build_registry
 from podiq_operator.informers import Informer
 from podiq_operator.metrics import Metrics
 from podiq_operator.reconciling import Reconciler
+from podiq_operator.storage import NamespaceStorage
 
 __all__ = ["cli", "operate", "run"]
 
@@ -37,10 +39,11 @@ async def operate(
     if config.metrics_port:
         metrics.serve(config.metrics_port, config.metrics_address)
     connection = await api_client()
+    storage = NamespaceStorage(RedisStore(config.store), connection) if config.store.url else None
     try:
         api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
         events = EventPoster(api)
-        reconciler = Reconciler(api, config, metrics=metrics, events=events)
+        reconciler = Reconciler(api, config, metrics=metrics, events=events, storage=storage)
         secondaries = Secondaries(reconciler)
         # With peering, kopf must own every watch: pausing in favour of another replica stops only kopf's.
         standalone = config.peering is None
@@ -59,6 +62,8 @@ async def operate(
             )
         await events.close()
     finally:
+        if storage is not None:
+            await storage.close()
         await connection.close()
 
 

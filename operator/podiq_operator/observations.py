@@ -15,7 +15,7 @@ import enum
 import signal
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from podiq.kubernetes.resources import Reason
 
@@ -91,7 +91,7 @@ class AttemptObservation:
 def _condition(obj: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
     for cond in (obj or {}).get("status", {}).get("conditions") or []:
         if cond.get("type") == kind and cond.get("status") == "True":
-            return cond
+            return cast(Mapping[str, Any], cond)
     return None
 
 

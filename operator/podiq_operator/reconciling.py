@@ -39,6 +39,7 @@ from podiq_operator.decisions import (
 from podiq_operator.jobs import build_job, job_name
 from podiq_operator.metrics import Metrics
 from podiq_operator.observations import observe_attempt
+from podiq_operator.storage import NamespaceStorage
 from podiq_operator.provisioning import Provisioner
 
 __all__ = ["EventSink", "Reconciler"]
@@ -67,8 +68,10 @@ class Reconciler:
         metrics: Metrics | None = None,
         events: EventSink = _no_events,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        storage: NamespaceStorage | None = None,
     ) -> None:
         self.api = api
+        self.storage = storage
         self.config = config
         self.cache = cache or Cache()
         self.metrics = metrics or Metrics()
@@ -184,6 +187,8 @@ class Reconciler:
                         self.wake(key, wake_after)
                         return
                 case StartAttempt(attempt=start, event=event):
+                    if self.storage is not None:
+                        await self.storage.ensure(run.namespace)
                     if not await self._create_job(key, run, start):
                         return
                     self._started(run, start)
@@ -195,6 +200,8 @@ class Reconciler:
                         self._post(key, event, finish=True)
                 case DeleteTaskRun():
                     await self.api.delete_taskrun(run.namespace, run.name, run.metadata.uid)
+                    if self.storage is not None:
+                        await self.storage.forget_run(run)
                     return
         logger.warning("TaskRun %s/%s did not settle in %d steps; looking again later.", *key, MAX_STEPS)
         self.wake(key, 1.0)

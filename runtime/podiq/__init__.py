@@ -10,19 +10,22 @@ from podiq._gather import gather
 from podiq._inmemory import InMemoryBroker, InMemoryResultBackend
 from podiq._kicker import AsyncKicker
 from podiq._labels import TaskOptions
-from podiq._message import TaskiqMessage
+from podiq._message import BrokerMessage, TaskiqMessage
 from podiq._middleware import TaskiqMiddleware
 from podiq._progress import TaskProgress
 from podiq._result import ResultRecord, TaskiqResult
 from podiq._result_backend import AsyncResultBackend
+from podiq._retries import SimpleRetryMiddleware, SmartRetryMiddleware
 from podiq._scheduler import TaskiqScheduler
 from podiq._schedules import CreatedSchedule, CronSpec, InMemoryScheduleSource, ScheduledTask, ScheduleSource
+from podiq._shared_broker import async_shared_broker
 from podiq._state import TaskiqEvents, TaskiqState
 from podiq._task import AsyncTaskiqTask
 from podiq._version import __version__
 from podiq.exceptions import (
     BrokerError,
     InvalidArgumentsError,
+    InvalidProgressError,
     InvalidScheduleError,
     NoResultError,
     RemoteTaskError,
@@ -50,6 +53,7 @@ __all__ = [
     "AsyncTaskiqDecoratedTask",
     "AsyncTaskiqTask",
     "BrokerError",
+    "BrokerMessage",
     "Context",
     "CreatedSchedule",
     "CronSpec",
@@ -58,6 +62,7 @@ __all__ = [
     "InMemoryResultBackend",
     "InMemoryScheduleSource",
     "InvalidArgumentsError",
+    "InvalidProgressError",
     "InvalidScheduleError",
     "NoResultError",
     "RemoteTaskError",
@@ -73,6 +78,8 @@ __all__ = [
     "SecurityError",
     "SendTaskError",
     "SerializationError",
+    "SimpleRetryMiddleware",
+    "SmartRetryMiddleware",
     "TaskCancelledError",
     "TaskOptions",
     "TaskProgress",
@@ -89,5 +96,6 @@ __all__ = [
     "TaskiqState",
     "UnknownTaskError",
     "__version__",
+    "async_shared_broker",
     "gather",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from podiq._broker import AsyncBroker
-from podiq._labels import REQUEUE_LABEL
+from podiq._labels import REQUEUE_LABEL, TaskOptions
 from podiq._message import TaskiqMessage
 from podiq._progress import TaskProgress
 from podiq._state import TaskiqState
@@ -24,6 +24,12 @@ class Context:
     async def requeue(self) -> NoReturn:
         """Send this run again with `X-Taskiq-requeue` incremented, and end this attempt."""
         count = int(self.message.labels.get(REQUEUE_LABEL, 0)) + 1
+        limit = TaskOptions.from_labels(self.message.labels).max_requeues
+        if limit is not None and count > limit:
+            raise TaskRejectedError(
+                f"Task {self.message.task_name} ({self.message.task_id}) asked to be requeued again after {limit} "
+                "requeues, its max_requeues label; raise the label (None: no limit), or end the run another way."
+            )
         self.message.labels[REQUEUE_LABEL] = str(count)
         await self.broker.requeue(self.message)
         raise NoResultError()

@@ -33,7 +33,11 @@ class AsyncTaskiqDecoratedTask(Generic[P, R]):
         self.labels = labels
         self.signature = Signature(original_func, task_name)
         self.return_type = self.signature.return_type
-        self.is_async = inspect.iscoroutinefunction(original_func)
+        # An object whose __call__ is async runs on the loop too, like a coroutine function.
+        self.is_async = inspect.iscoroutinefunction(original_func) or (
+            not inspect.isroutine(original_func)
+            and inspect.iscoroutinefunction(getattr(type(original_func), "__call__", None))  # noqa: B004 - the type's __call__ itself is inspected
+        )
         self.__name__ = getattr(original_func, "__name__", task_name)
         self.__doc__ = original_func.__doc__
         self.__wrapped__ = original_func

@@ -5,9 +5,11 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
 from podiq._labels import SCHEDULE_ID_LABEL, TaskOptions
 from podiq._message import TaskiqMessage
-from podiq._middleware import maybe_await, overrides
+from podiq._middleware import maybe_await, message_from, overrides
+from podiq._retries import sendable_labels
 from podiq._serialization import Signature, to_json_compatible
 from podiq._task import AsyncTaskiqTask
+from podiq.exceptions import InvalidArgumentsError
 
 if TYPE_CHECKING:
     from podiq._broker import AsyncBroker
@@ -37,19 +39,23 @@ class AsyncKicker(Generic[P, R]):
         self.custom_schedule_id: str | None = None
 
     def with_labels(self, **labels: Any) -> Self:
-        TaskOptions.from_labels(labels)
+        TaskOptions.checked(labels)
         self.labels = {**self.labels, **labels}
         return self
 
     def with_task_id(self, task_id: str) -> Self:
-        self.custom_task_id = task_id
+        self.custom_task_id = _checked_id(task_id, "with_task_id()")
         return self
 
     def with_schedule_id(self, schedule_id: str) -> Self:
-        self.custom_schedule_id = schedule_id
+        self.custom_schedule_id = _checked_id(schedule_id, "with_schedule_id()")
         return self
 
     def with_broker(self, broker: AsyncBroker) -> Self:
+        from podiq._broker import AsyncBroker
+
+        if not isinstance(broker, AsyncBroker):
+            raise InvalidArgumentsError(f"with_broker() takes a broker such as InMemoryBroker(), not {broker!r}.")
         self.broker = broker
         return self
 
@@ -60,11 +66,16 @@ class AsyncKicker(Generic[P, R]):
         else:  # kicked by name: no signature to check against, but values must still be JSON
             encoded_args = [to_json_compatible(v, what=f"Argument {i}") for i, v in enumerate(args)]
             encoded_kwargs = {k: to_json_compatible(v, what=f"Argument {k!r}") for k, v in kwargs.items()}
-        labels = dict(self.labels)
+        labels = sendable_labels(self.labels)
         if self.custom_schedule_id is not None:
             labels[SCHEDULE_ID_LABEL] = self.custom_schedule_id
+        task_id = self.custom_task_id or self.broker.id_generator()
+        if not isinstance(task_id, str) or not task_id:
+            raise InvalidArgumentsError(
+                f"The broker's task_id_generator returned {task_id!r}; it must return a non-empty string."
+            )
         return TaskiqMessage(
-            task_id=self.custom_task_id or self.broker.id_generator(),
+            task_id=task_id,
             task_name=self.task_name,
             labels=labels,
             args=encoded_args,
@@ -77,7 +88,7 @@ class AsyncKicker(Generic[P, R]):
         middlewares = self.broker.middlewares
         for middleware in middlewares:
             if overrides(middleware, "pre_send"):
-                message = await maybe_await(middleware.pre_send(message))
+                message = await message_from(middleware, "pre_send", message)
         await self.broker.kick(message)
         for middleware in middlewares:
             if overrides(middleware, "post_send"):
@@ -104,3 +115,9 @@ class AsyncKicker(Generic[P, R]):
         from podiq._schedules import schedule_call
 
         return await schedule_call(self, source, {"interval": interval}, args, kwargs)
+
+
+def _checked_id(value: Any, method: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentsError(f"{method} takes a non-empty string, not {value!r}.")
+    return value

@@ -13,7 +13,7 @@ class TaskiqMiddleware:
     """Hooks around sending and executing tasks, as in taskiq. Each hook may be sync or async."""
 
     def __init__(self) -> None:
-        self.broker: AsyncBroker = None  # type: ignore[assignment]
+        self.broker: AsyncBroker = None  # type: ignore[assignment]  # set by the broker before any hook runs
 
     def set_broker(self, broker: AsyncBroker) -> None:
         self.broker = broker
@@ -56,3 +56,17 @@ async def maybe_await(value: Any) -> Any:
     if isinstance(value, Awaitable):
         return await value
     return value
+
+
+async def message_from(middleware: TaskiqMiddleware, hook: str, message: TaskiqMessage) -> TaskiqMessage:
+    """Run a hook that may change the message; a hook that forgets to return it is named."""
+    from podiq._message import TaskiqMessage
+    from podiq.exceptions import BrokerError
+
+    changed = await maybe_await(getattr(middleware, hook)(message))
+    if not isinstance(changed, TaskiqMessage):
+        raise BrokerError(
+            f"{type(middleware).__name__}.{hook}() returned {changed!r} instead of a TaskiqMessage; "
+            "return the message (changed or not) at the end of the hook."
+        )
+    return changed

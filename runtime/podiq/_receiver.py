@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -15,7 +16,7 @@ from taskiq_dependencies import DependencyGraph
 from podiq._context import Context
 from podiq._labels import TaskOptions
 from podiq._message import TaskiqMessage
-from podiq._middleware import maybe_await, overrides
+from podiq._middleware import maybe_await, message_from, overrides
 from podiq._result import ResultRecord, TaskiqResult
 from podiq._state import TaskiqState
 from podiq.exceptions import NoResultError, TaskTimeoutError, UnknownTaskError
@@ -32,6 +33,8 @@ class Receiver:
         self.broker = broker
         self.executor = executor
         self._graphs: dict[str, DependencyGraph | None] = {}
+        #: Plain tasks whose thread is still running (awaited or not).
+        self.threads_busy: set[concurrent.futures.Future[Any]] = set()
 
     async def run(self, message: TaskiqMessage) -> ResultRecord | None:
         """Run the message; None means the task asked for no result (it was requeued)."""
@@ -41,7 +44,7 @@ class Receiver:
             return ResultRecord.failure(UnknownTaskError(message.task_name, type(broker).__name__), message.labels)
         for middleware in broker.middlewares:
             if overrides(middleware, "pre_execute"):
-                message = await maybe_await(middleware.pre_execute(message))
+                message = await message_from(middleware, "pre_execute", message)
 
         started = time.perf_counter()
         returned: Any = None
@@ -59,23 +62,38 @@ class Receiver:
                     },
                     broker.dependency_overrides or None,
                 )
-                kwargs.update(await dependencies.resolve_kwargs())
             timeout = TaskOptions.from_labels(message.labels).timeout if "timeout" in message.labels else None
-            returned = await self._call(task, args, kwargs, timeout)
+            if timeout is None:
+                returned = await self._call(task, args, kwargs, dependencies)
+            else:
+                # One deadline for resolving dependencies, the call, and whatever it returns to await.
+                scope = asyncio.timeout(timeout)
+                try:
+                    async with scope:
+                        returned = await self._call(task, args, kwargs, dependencies)
+                except TimeoutError:
+                    if not scope.expired():
+                        raise  # the task's own TimeoutError, not its deadline
+                    raise TaskTimeoutError(
+                        f"Task {task.task_name} ran longer than its timeout of {timeout} s."
+                    ) from None
         except NoResultError:
             return None
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - whatever the task raises is its outcome
+            # Whatever the task raises is its outcome, SystemExit and KeyboardInterrupt too:
+            # letting them through would stop the caller's event loop and every other run.
             error = exc
         finally:
             if dependencies is not None:
-                exc_info = (type(error), error, error.__traceback__) if error else (None, None, None)
-                await dependencies.close(*exc_info)
+                error = await _tear_down(dependencies, error, task.task_name)
+        if error is not None and isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            raise error  # the run itself is being stopped; the broker records that
         execution_time = round(time.perf_counter() - started, 6)
 
         if error is None:
             try:
                 encoded = task.signature.encode_return(returned)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a return value that cannot convert fails the run
                 error = exc
         record = (
             ResultRecord(return_value=encoded, execution_time=execution_time, labels=message.labels)
@@ -86,32 +104,30 @@ class Receiver:
         return record
 
     async def _call(
-        self, task: AsyncTaskiqDecoratedTask[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: float | None
+        self, task: AsyncTaskiqDecoratedTask[Any, Any], args: list[Any], kwargs: dict[str, Any], dependencies: Any
     ) -> Any:
+        if dependencies is not None:
+            kwargs.update(await dependencies.resolve_kwargs())
         func = task.original_func
         if task.is_async:
-            pending: Any = func(*args, **kwargs)
-        else:
-            # Plain functions run in the pool so they never block the event loop; copying the
-            # context keeps contextvars (e.g. log correlation) visible inside them.
-            call = functools.partial(func, *args, **kwargs)
-            pending = asyncio.get_running_loop().run_in_executor(self.executor, contextvars.copy_context().run, call)
-        if timeout is None:
-            result = await pending
-            if task.is_async:
-                return result
-        else:
-            try:
-                async with asyncio.timeout(timeout):
-                    result = await pending
-            except TimeoutError:
-                raise TaskTimeoutError(f"Task {task.task_name} ran longer than its timeout of {timeout} s.") from None
+            return await func(*args, **kwargs)
+        # Plain functions run in the pool so they never block the event loop; copying the
+        # context keeps contextvars (e.g. log correlation) visible inside them.
+        call = functools.partial(_call_plain, func, *args, **kwargs)
+        thread = (self.executor or _default_pool()).submit(contextvars.copy_context().run, call)
+        # A thread cannot be stopped: a timed-out or cancelled plain task runs on until it returns.
+        self.threads_busy.add(thread)
+        thread.add_done_callback(self.threads_busy.discard)
+        result = await asyncio.wrap_future(thread)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result
 
     def _graph(self, task: AsyncTaskiqDecoratedTask[Any, Any]) -> DependencyGraph | None:
         if task.task_name not in self._graphs:
+            if not task.signature.injected:  # nothing to inject: skip building (and its warnings)
+                self._graphs[task.task_name] = None
+                return None
             graph = DependencyGraph(task.original_func)
             self._graphs[task.task_name] = None if graph.is_empty() else graph
         return self._graphs[task.task_name]
@@ -137,3 +153,49 @@ class Receiver:
         for middleware in reversed(middlewares):
             if overrides(middleware, "post_execute"):
                 await maybe_await(middleware.post_execute(message, result))
+
+
+@functools.cache
+def _default_pool() -> Executor:
+    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="podiq-sync")
+
+
+def _call_plain(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a plain task in the pool thread.
+
+    asyncio cannot put StopIteration into a Future (the waiter would never wake), so it becomes
+    a RuntimeError here, as Python itself does for a coroutine that raises StopIteration.
+    """
+    try:
+        return func(*args, **kwargs)
+    except StopIteration as exc:
+        raise RuntimeError(f"{_name(func)} raised StopIteration") from exc
+
+
+def _name(func: Any) -> str:
+    return getattr(func, "__qualname__", None) or type(func).__qualname__
+
+
+async def _tear_down(dependencies: Any, error: BaseException | None, task_name: str) -> BaseException | None:
+    """Close the run's dependencies with its outcome; returns the outcome after teardown.
+
+    Generator dependencies see the task's exception (a cancellation too), so `except:` blocks
+    roll back. A teardown that fails after the task returned fails the run, with a note saying so.
+    """
+    exc_info = (type(error), error, error.__traceback__) if error is not None else (None, None, None)
+    failures: list[Exception] = []
+    # close() stops at the first teardown that raises; closing again goes on with the rest (those
+    # already closed are finished and do nothing), so one failing teardown does not leak the others.
+    for _ in range(len(dependencies.opened_dependencies) + len(dependencies.sub_contexts) + 1):
+        try:
+            await dependencies.close(*exc_info)
+            break
+        except Exception as teardown_error:  # noqa: BLE001 - every teardown error is collected
+            failures.append(teardown_error)
+    if error is not None or not failures:
+        return error
+    failures[0].add_note(
+        f"Raised while tearing down the dependencies of task {task_name!r} after it returned; "
+        "its return value was discarded."
+    )
+    return failures[0]

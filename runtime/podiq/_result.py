@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from podiq._exception_data import ExceptionData
 from podiq._progress import TaskProgress
 from podiq._serialization import from_json_compatible
+from podiq._timeouts import wait_seconds
 from podiq.exceptions import ResultGetError, ResultNotReadyError
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ class ResultRecord(BaseModel):
         return cls(is_err=True, execution_time=execution_time, labels=labels, error=ExceptionData.from_exception(error))
 
 
-_UNSET: Any = object()
-
-
 class TaskiqResult(Generic[ReturnType]):
     """The outcome of a task run.
 
@@ -45,7 +43,17 @@ class TaskiqResult(Generic[ReturnType]):
       which return the task's value or raise its exception, and then fill the container fields.
     """
 
-    __slots__ = ("_task", "_task_id", "_complete", "_is_err", "_return_value", "_execution_time", "_labels", "_error", "_log")
+    __slots__ = (
+        "_task",
+        "_task_id",
+        "_complete",
+        "_is_err",
+        "_return_value",
+        "_execution_time",
+        "_labels",
+        "_error",
+        "_log",
+    )
 
     def __init__(
         self,
@@ -78,18 +86,20 @@ class TaskiqResult(Generic[ReturnType]):
 
     @classmethod
     def from_record(cls, record: ResultRecord, return_type: Any = Any, task_id: str | None = None) -> TaskiqResult[Any]:
-        try:
-            value = None if record.is_err else from_json_compatible(
-                record.return_value, return_type, what="The task's return value"
-            )
-        except Exception as exc:
-            raise ResultGetError(f"Result of task {task_id} cannot be read as {return_type!r}: {exc}") from exc
+        error = record.error.to_exception() if record.error is not None else None
+        value = None
+        if not record.is_err:
+            try:
+                value = from_json_compatible(record.return_value, return_type, what="The task's return value")
+            except Exception as exc:  # noqa: BLE001 - an unreadable result is a failed container
+                # A finished container that failed, not an exception: waiting (and gather) never raise.
+                error = ResultGetError(f"Result of task {task_id} cannot be read as {return_type!r}: {exc}")
         return cls(
-            is_err=record.is_err,
+            is_err=record.is_err or error is not None,
             return_value=value,
             execution_time=record.execution_time,
             labels=record.labels,
-            error=record.error.to_exception() if record.error is not None else None,
+            error=error,
             log=record.log,
             task_id=task_id,
         )
@@ -114,13 +124,15 @@ class TaskiqResult(Generic[ReturnType]):
 
     async def wait_result(self, timeout: float | None = None, check_interval: float = 0.5) -> ReturnType:
         """Wait for the run, then return its value or raise its exception."""
+        if timeout is not None:
+            wait_seconds(timeout, "TaskiqResult.wait_result()")
         if not self._complete:
             finished = await self.task.wait_result(
                 check_interval=check_interval, timeout=-1.0 if timeout is None else timeout
             )
             self._fill(finished)
         self.raise_for_error()
-        return self._return_value  # type: ignore[no-any-return]
+        return self._return_value  # type: ignore[no-any-return]  # the stored value is typed by the task
 
     def __await__(self) -> Generator[Any, None, ReturnType]:
         return self.wait_result().__await__()
@@ -158,7 +170,7 @@ class TaskiqResult(Generic[ReturnType]):
     @property
     def return_value(self) -> ReturnType:
         self._require_complete("return_value")
-        return self._return_value  # type: ignore[no-any-return]
+        return self._return_value  # type: ignore[no-any-return]  # the stored value is typed by the task
 
     @property
     def execution_time(self) -> float:

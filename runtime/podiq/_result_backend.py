@@ -53,3 +53,23 @@ class AsyncResultBackend(ABC):
                 raise TaskiqResultTimeoutError(f"Task {task_id} did not finish within {timeout} s.")
             await asyncio.sleep(check_interval)
         return await self.get_result(task_id, with_logs=with_logs)
+
+
+class DummyResultBackend(AsyncResultBackend):
+    """The backend of a broker made without one, as in taskiq: stores nothing; every result
+    reads as ready, with no value. Give the broker a real backend to read results."""
+
+    async def set_result(self, task_id: str, result: ResultRecord) -> None:
+        pass
+
+    async def is_result_ready(self, task_id: str) -> bool:
+        return True
+
+    async def get_result(self, task_id: str, with_logs: bool = False) -> ResultRecord:
+        return ResultRecord()
+
+    async def set_progress(self, task_id: str, progress: TaskProgress) -> None:
+        pass
+
+    async def get_progress(self, task_id: str) -> TaskProgress | None:
+        return None

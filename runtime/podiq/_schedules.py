@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from croniter import CroniterBadDateError, croniter
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from podiq._problems import problems
 from podiq.exceptions import InvalidScheduleError
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ def validate_cron(cron: str) -> str:
             f"{cron!r} is not a valid cron expression; use five fields "
             "'minute hour day-of-month month day-of-week', e.g. '*/5 * * * *'"
         )
+    try:  # well-formed, but some dates never come (30 February)
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{cron!r} never fires: no date matches its day and month fields") from None
     return cron
 
 
@@ -33,12 +38,47 @@ def validate_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not a known IANA time zone; use a name such as 'Europe/Berlin' or 'UTC'") from None
+        raise ValueError(
+            f"{name!r} is not a known IANA time zone; use a name such as 'Europe/Berlin' or 'UTC'"
+        ) from None
     return name
 
 
+_TIMEDELTA: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
+def validate_interval_value(value: Any) -> Any:
+    """An interval is a whole number of seconds, at least 1 (an int or a timedelta), or None."""
+    if isinstance(value, str):  # a timedelta after a JSON round trip ('PT10S')
+        try:
+            value = _TIMEDELTA.validate_python(value)
+        except ValidationError:
+            pass
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if seconds is not None and (not isinstance(seconds, (int, float)) or seconds < 1 or seconds != int(seconds)):
+        raise ValueError(f"interval must be a whole number of seconds, at least 1 (got {value!r})")
+    return value
+
+
+def validate_offset(value: str | timedelta | None) -> str | timedelta | None:
+    """A zone name, or a fixed offset; JSON turns a timedelta into an ISO duration ('PT2H'), read back here."""
+    if isinstance(value, str) and value.startswith(("P", "-P")):
+        try:
+            value = _TIMEDELTA.validate_python(value)
+        except ValidationError:
+            pass
+    if isinstance(value, timedelta):
+        if not -timedelta(hours=24) < value < timedelta(hours=24):
+            raise ValueError(f"offset {value!r} is not a UTC offset; use one between -24 and +24 hours, or a zone name")
+        return value
+    return validate_timezone(value) if isinstance(value, str) else value
+
+
 class CronSpec(BaseModel):
-    """A cron schedule by field, rendered with `to_cron()`; `timezone` is an IANA name."""
+    """A cron schedule by field, rendered with `to_cron()`; `timezone` is an IANA name.
+
+    taskiq's `offset` (a zone name or a fixed `timedelta`) is accepted too.
+    """
 
     minutes: str | int = "*"
     hours: str | int = "*"
@@ -46,6 +86,15 @@ class CronSpec(BaseModel):
     months: str | int = "*"
     weekdays: str | int = "*"
     timezone: str | None = None
+    offset: str | timedelta | None = None
+
+    _offset = field_validator("offset")(staticmethod(validate_offset))
+
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            raise InvalidScheduleError(f"Invalid CronSpec: {schedule_problems(exc)}.") from None
 
     @model_validator(mode="after")
     def _valid(self) -> CronSpec:
@@ -53,6 +102,11 @@ class CronSpec(BaseModel):
         if self.timezone is not None:
             validate_timezone(self.timezone)
         return self
+
+    @property
+    def cron_offset(self) -> str | timedelta | None:
+        """The zone (or offset) the cron times are read in."""
+        return self.timezone or self.offset
 
     def to_cron(self) -> str:
         return f"{self.minutes} {self.hours} {self.days} {self.months} {self.weekdays}"
@@ -66,28 +120,31 @@ class ScheduledTask(BaseModel):
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     schedule_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    #: Every firing sends this task id when set (`kicker().with_task_id()`); a new one otherwise.
+    task_id: str | None = None
     cron: str | None = None
     cron_offset: str | timedelta | None = None
     time: datetime | None = None
     interval: timedelta | None = None
+
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            error = InvalidScheduleError(
+                f"Invalid schedule for task {fields.get('task_name')!r}: {schedule_problems(exc)}."
+            )
+            error.problems = schedule_problems(exc)
+            raise error from None
 
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         return None if value is None else validate_cron(value)
 
-    @field_validator("cron_offset")
-    @classmethod
-    def _offset(cls, value: str | timedelta | None) -> str | timedelta | None:
-        return validate_timezone(value) if isinstance(value, str) else value
+    _offset = field_validator("cron_offset")(staticmethod(validate_offset))
 
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _interval(cls, value: Any) -> Any:
-        seconds = value.total_seconds() if isinstance(value, timedelta) else value
-        if seconds is not None and (not isinstance(seconds, (int, float)) or seconds < 1 or seconds != int(seconds)):
-            raise ValueError(f"interval must be a whole number of seconds, at least 1 (got {value!r})")
-        return value
+    _interval = field_validator("interval", mode="before")(staticmethod(validate_interval_value))
 
     @model_validator(mode="after")
     def _exactly_one_trigger(self) -> ScheduledTask:
@@ -99,7 +156,7 @@ class ScheduledTask(BaseModel):
     def next_run(self, after: datetime) -> datetime | None:
         """The first time strictly after `after` (aware, UTC) when this schedule fires; None if never."""
         if self.time is not None:
-            when = self.time if self.time.tzinfo else self.time.replace(tzinfo=timezone.utc)
+            when = self.time if self.time.tzinfo else self.time.replace(tzinfo=UTC)
             return when if when > after else None
         if self.interval is not None:
             return after + self.interval
@@ -108,7 +165,20 @@ class ScheduledTask(BaseModel):
             local = after.astimezone(ZoneInfo(self.cron_offset))
         else:
             local = after.astimezone(timezone(self.cron_offset or timedelta()))
-        return croniter(self.cron, local).get_next(datetime).astimezone(timezone.utc)
+        times = croniter(self.cron, local)
+        while True:
+            when = times.get_next(datetime)
+            # As cron does: when the clock goes back, a job at a fixed hour runs in the first of
+            # the repeated hour only; one whose hour is a wildcard runs in both.
+            if "*" in self.cron.split()[1] or not _second_of_repeated(when):
+                return when.astimezone(UTC)
+
+
+def _second_of_repeated(local: datetime) -> bool:
+    """Whether `local` is the second occurrence of a wall-clock time repeated when the clock went back."""
+    wall = local.replace(tzinfo=None)
+    first, second = (wall.replace(tzinfo=local.tzinfo, fold=fold) for fold in (0, 1))
+    return first.utcoffset() != second.utcoffset() and local.utcoffset() == second.utcoffset()
 
 
 class ScheduleSource(ABC):
@@ -155,10 +225,14 @@ class InMemoryScheduleSource(ScheduleSource):
 class CreatedSchedule(Generic[R]):
     """A schedule that was added: its id and source, `unschedule()` and `kiq()` to run it now."""
 
-    def __init__(self, kicker: AsyncKicker[Any, R], source: ScheduleSource, schedule_id: str) -> None:
+    def __init__(
+        self, kicker: AsyncKicker[Any, R], source: ScheduleSource, schedule_id: str, task: ScheduledTask | None = None
+    ) -> None:
         self.kicker = kicker
         self.source = source
         self.schedule_id = schedule_id
+        #: The ScheduledTask that was added, as in taskiq.
+        self.task = task
 
     async def unschedule(self) -> None:
         await self.source.delete_schedule(self.schedule_id)
@@ -173,6 +247,11 @@ class CreatedSchedule(Generic[R]):
         return f"CreatedSchedule(schedule_id={self.schedule_id!r}, source={type(self.source).__name__})"
 
 
+def schedule_problems(exc: ValidationError) -> str:
+    """What is wrong with a schedule, field by field, for an InvalidScheduleError."""
+    return problems(exc, whole="schedule")
+
+
 async def schedule_call(
     kicker: AsyncKicker[Any, R],
     source: ScheduleSource,
@@ -184,18 +263,15 @@ async def schedule_call(
     message = kicker._prepare_message(*args, **kwargs)
     cron = trigger.get("cron")
     if isinstance(cron, CronSpec):
-        trigger = {"cron": cron.to_cron(), "cron_offset": cron.timezone}
-    try:
-        schedule = ScheduledTask(
-            task_name=message.task_name,
-            labels=message.labels,
-            args=message.args,
-            kwargs=message.kwargs,
-            schedule_id=kicker.custom_schedule_id or uuid.uuid4().hex,
-            **trigger,
-        )
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}" for e in exc.errors())
-        raise InvalidScheduleError(f"Invalid schedule for task {message.task_name!r}: {problems}.") from None
+        trigger = {"cron": cron.to_cron(), "cron_offset": cron.cron_offset}
+    schedule = ScheduledTask(
+        task_name=message.task_name,
+        labels=message.labels,
+        args=message.args,
+        kwargs=message.kwargs,
+        schedule_id=kicker.custom_schedule_id or uuid.uuid4().hex,
+        task_id=kicker.custom_task_id,
+        **trigger,
+    )
     await source.add_schedule(schedule)
-    return CreatedSchedule(kicker, source, schedule.schedule_id)
+    return CreatedSchedule(kicker, source, schedule.schedule_id, schedule)

@@ -3,9 +3,11 @@
     TaskiqError
     ├── BrokerError
     │   └── SendTaskError ............... kiq() refused the call
+    │       ├── SharedBrokerSendTaskError  a shared task was sent without a broker behind it
     │       ├── UnknownTaskError ........ no task of that name on this broker
     │       ├── InvalidArgumentsError ... arguments do not fit the task's signature (also a TypeError)
-    │       └── SerializationError ...... a value cannot be converted to JSON (also a TypeError)
+    │       ├── SerializationError ...... a value cannot be converted to JSON (also a TypeError)
+    │       └── ArgumentsTooLargeError .. arguments too large for a TaskRun, and no Redis to hold them (also a ValueError)
     ├── ResultBackendError
     │   ├── ResultGetError
     │   │   └── ResultNotReadyError ..... a result field was read before the task finished
@@ -16,8 +18,17 @@
     ├── TaskCancelledError .............. the run was cancelled before it finished
     ├── NoResultError ................... raised inside a task to finish without a result (requeue)
     ├── TaskRejectedError ............... raised inside a task by Context.reject(); never retried
+    │   └── TaskBrokerMismatchError ..... a task registered on one broker was given to another
+    ├── ListenError
+    │   └── SharedBrokerListenError ..... the shared broker has no messages to listen to
     ├── RemoteTaskError ................. a task's exception whose type cannot be rebuilt here
+    ├── StoreError ...................... the Redis store of large values failed
+    │   ├── StoreUnavailableError ....... Redis cannot be reached, timed out, or refused the credentials
+    │   ├── StoreAccessDeniedError ...... Redis refused a key outside this namespace's prefix (ACL)
+    │   ├── StoredValueExpiredError ..... a stored value is gone: expired, evicted or deleted
+    │   └── StoredValueCorruptError ..... a stored value does not match its size and sha256
     ├── InvalidScheduleError ............ a cron string, time zone or schedule is malformed (also a ValueError)
+    ├── InvalidProgressError ............ set_progress() got numbers that are not a progress (also a ValueError)
     ├── ScheduledTaskCancelledError
     └── SecurityError
 
@@ -44,11 +55,23 @@ class UnknownTaskError(SendTaskError):
 
     def __init__(self, task_name: str, broker_name: str = "the broker") -> None:
         super().__init__(
-            f"No task named {task_name!r} is registered on {broker_name}. "
+            f"Cannot send unknown task to the queue, task name - {task_name}: no task named {task_name!r} "
+            f"is registered on {broker_name}. "
             "Decorate the function with @broker.task, or import the module that defines it "
             "before sending it."
         )
         self.task_name = task_name
+
+
+class SharedBrokerSendTaskError(SendTaskError):
+    """A task declared on the shared broker was sent before a real broker was set."""
+
+    def __init__(
+        self,
+        message: str = "You cannot use kiq directly on shared task without setting the default_broker: "
+        "call async_shared_broker.default_broker(broker) first, or send it with kicker().with_broker(broker).",
+    ) -> None:
+        super().__init__(message)
 
 
 class InvalidArgumentsError(SendTaskError, TypeError):
@@ -57,6 +80,10 @@ class InvalidArgumentsError(SendTaskError, TypeError):
 
 class SerializationError(SendTaskError, TypeError):
     """A value cannot be converted to JSON for sending or storing."""
+
+
+class ArgumentsTooLargeError(SendTaskError, ValueError):
+    """A call's arguments are too large to be kept in its TaskRun, and no Redis is configured."""
 
 
 class ResultBackendError(TaskiqError):
@@ -102,10 +129,26 @@ class TaskRejectedError(TaskiqError):
     """Raised inside a task to reject it; a rejected run is never retried."""
 
 
+class TaskBrokerMismatchError(TaskRejectedError):
+    """A task already registered on one broker was registered on another."""
+
+
+class ListenError(TaskiqError):
+    """A broker cannot listen for messages."""
+
+
+class SharedBrokerListenError(ListenError):
+    """The shared broker only declares tasks; it has nothing to listen to."""
+
+    def __init__(self, message: str = "Shared broker cannot listen: run tasks on a real broker.") -> None:
+        super().__init__(message)
+
+
 class RemoteTaskError(TaskiqError):
     """A task's exception whose type cannot be rebuilt in this process.
 
-    Keeps the remote type's name and module and its traceback, so nothing is lost.
+    That is a type from a module the client has not imported, or one that must not be raised
+    in the caller (SystemExit, KeyboardInterrupt, StopIteration and other non-`Exception`s). Keeps the remote type's name and module and its traceback, so nothing is lost.
     """
 
     def __init__(self, type_name: str, module: str, message: str, traceback: str = "") -> None:
@@ -116,8 +159,35 @@ class RemoteTaskError(TaskiqError):
         self.remote_traceback = traceback
 
 
+class StoreError(TaskiqError):
+    """The Redis store of large arguments, results and logs failed."""
+
+
+class StoreUnavailableError(StoreError):
+    """Redis cannot be reached, did not answer in time, or refused the credentials."""
+
+
+class StoreAccessDeniedError(StoreError):
+    """Redis refused the command: the key is outside this namespace's prefix, or the user lacks the right."""
+
+
+class StoredValueExpiredError(StoreError):
+    """A stored value is gone: it expired with its TaskRun's TTL, was evicted or deleted."""
+
+
+class StoredValueCorruptError(StoreError):
+    """A stored value's size or sha256 differs from the reference in the TaskRun."""
+
+
 class InvalidScheduleError(TaskiqError, ValueError):
     """A schedule's cron string, time zone, time or interval is invalid."""
+
+    #: What was found wrong, field by field, for callers that add their own context.
+    problems: str = ""
+
+
+class InvalidProgressError(TaskiqError, ValueError):
+    """A progress report is not whole numbers with 0 <= current <= total."""
 
 
 class ScheduledTaskCancelledError(TaskiqError):

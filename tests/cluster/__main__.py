@@ -104,8 +104,9 @@ def cmd_env() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.cluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=("build", "up", "down", "env"))
     args = parser.parse_args(argv)
     return {"build": cmd_build, "up": cmd_up, "down": cmd_down, "env": cmd_env}[args.command]()

@@ -30,6 +30,9 @@ ETCD_VERSION = "v3.6.16"  # newest 3.6.x on the module proxy
 HELM_VERSION = "v3.22.0"  # newest 3.22.x on the module proxy
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# A real node's commands (the kind tier's node image): a component of their own, so that adding
+# them rebuilds nothing above; the Go build cache shares the packages they have in common.
+KUBERNETES_NODE_COMMANDS = ("kubelet", "kubeadm", "kube-proxy")
 ALL_BINARIES = (*KUBERNETES_COMMANDS, "etcd", "helm")
 
 # The wrapper modules declare this Go version; it must not be newer than the
@@ -96,8 +99,7 @@ def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], log: Path, timeout: 
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
         try:
-            proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                  stderr=fh, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=fh, text=True, timeout=timeout)
         except FileNotFoundError as exc:
             raise BuildError(f"{cmd[0]} not found: install Go (>= {WRAPPER_GO_VERSION})") from exc
         except subprocess.TimeoutExpired as exc:
@@ -105,19 +107,18 @@ def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], log: Path, timeout: 
         fh.write(proc.stdout)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-25:]
-        raise BuildError(f"failed ({proc.returncode}): {' '.join(cmd)}\n  log: {log}\n  "
-                         + "\n  ".join(tail))
+        raise BuildError(f"failed ({proc.returncode}): {' '.join(cmd)}\n  log: {log}\n  " + "\n  ".join(tail))
     return proc.stdout
 
 
 def _published_gomod(module: str, version: str, env: dict[str, str], cwd: Path, log: Path) -> dict:
     """Download ``module@version`` and return its go.mod parsed by ``go mod edit -json``."""
-    info = json.loads(_run(["go", "mod", "download", "-json", f"{module}@{version}"],
-                           cwd=cwd, env=env, log=log, timeout=900))
+    info = json.loads(
+        _run(["go", "mod", "download", "-json", f"{module}@{version}"], cwd=cwd, env=env, log=log, timeout=900)
+    )
     if info.get("Error"):
         raise BuildError(f"{module}@{version}: {info['Error']}")
-    return json.loads(_run(["go", "mod", "edit", "-json", info["GoMod"]],
-                           cwd=cwd, env=env, log=log, timeout=60))
+    return json.loads(_run(["go", "mod", "edit", "-json", info["GoMod"]], cwd=cwd, env=env, log=log, timeout=60))
 
 
 def _sibling_replaces(gomod: dict, sibling_version: str) -> list[tuple[str, str]]:
@@ -155,8 +156,9 @@ def _write_wrapper(src: Path, module: str, version: str, replaces: list[tuple[st
     (src / "go.sum").touch()
 
 
-def _build_wrapped(comp: _Component, module: str, packages: list[str], sibling_version: str,
-                   ldflags: list[str], log: Path) -> None:
+def _build_wrapped(
+    comp: _Component, module: str, packages: list[str], sibling_version: str, ldflags: list[str], log: Path
+) -> None:
     src = comp.dir / "src"
     tmp = comp.dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -167,8 +169,13 @@ def _build_wrapped(comp: _Component, module: str, packages: list[str], sibling_v
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     # One invocation for all commands so shared packages compile once.
-    _run(["go", "build", "-trimpath", "-ldflags", " ".join(["-s", "-w", *ldflags]),
-          "-o", str(staging) + "/", *packages], cwd=src, env=env, log=log, timeout=4800)
+    _run(
+        ["go", "build", "-trimpath", "-ldflags", " ".join(["-s", "-w", *ldflags]), "-o", str(staging) + "/", *packages],
+        cwd=src,
+        env=env,
+        log=log,
+        timeout=4800,
+    )
     shutil.rmtree(comp.out, ignore_errors=True)
     staging.rename(comp.out)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -191,14 +198,45 @@ def _kubernetes_ldflags() -> list[str]:
     return flags
 
 
-def _build_kubernetes(log: Path) -> _Component:
-    comp = _Component("kubernetes", KUBERNETES_VERSION, KUBERNETES_COMMANDS)
+def _build_kubernetes(
+    log: Path, name: str = "kubernetes", commands: tuple[str, ...] = KUBERNETES_COMMANDS
+) -> _Component:
+    comp = _Component(name, KUBERNETES_VERSION, commands)
     if not comp.done():
         staging_tag = "v0." + KUBERNETES_VERSION.split(".", 1)[1]
-        _build_wrapped(comp, "k8s.io/kubernetes",
-                       [f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES_COMMANDS],
-                       staging_tag, _kubernetes_ldflags(), log)
+        _build_wrapped(
+            comp,
+            "k8s.io/kubernetes",
+            [f"k8s.io/kubernetes/cmd/{c}" for c in commands],
+            staging_tag,
+            _kubernetes_ldflags(),
+            log,
+        )
     return comp
+
+
+def build_node(verbose: bool = True) -> Path:
+    """Build kubelet, kubeadm and kube-proxy if missing; return their bin directory."""
+    comp = _Component("kubernetes-node", KUBERNETES_VERSION, KUBERNETES_NODE_COMMANDS)
+    if comp.done():
+        return comp.out
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    # Its own lock: it builds into its own directories, alongside a build of the others.
+    with (root / ".build-node.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not comp.done():
+            t0 = time.monotonic()
+            if verbose:
+                print(
+                    f"building {', '.join(comp.binaries)} (log: {root / 'build-node.log'}) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            _build_kubernetes(root / "build-node.log", comp.name, comp.binaries)
+            if verbose:
+                print(f"  done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)
+    return comp.out
 
 
 def _build_etcd(log: Path) -> _Component:
@@ -206,8 +244,7 @@ def _build_etcd(log: Path) -> _Component:
     if not comp.done():
         # The server module's root package is etcd's main; its siblings
         # (api, client, pkg) are released under the same tag.
-        _build_wrapped(comp, "go.etcd.io/etcd/server/v3", ["go.etcd.io/etcd/server/v3"],
-                       ETCD_VERSION, [], log)
+        _build_wrapped(comp, "go.etcd.io/etcd/server/v3", ["go.etcd.io/etcd/server/v3"], ETCD_VERSION, [], log)
         # go build names the binary after the module's last non-version path
         # element ("server"); etcd's own release calls it etcd.
         (comp.out / "server").rename(comp.out / "etcd")
@@ -222,11 +259,18 @@ def _build_helm(log: Path) -> _Component:
         env = _go_env(tmp)
         env.pop("GOFLAGS")  # -mod=mod is not allowed outside a module
         env["GOBIN"] = str(comp.dir / "bin.partial")
-        ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}" \
-                  " -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+        ldflags = (
+            f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"
+            " -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+        )
         # helm's go.mod has no replaces, so a plain versioned install works.
-        _run(["go", "install", "-trimpath", "-ldflags", ldflags,
-              f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], cwd=tmp, env=env, log=log, timeout=2400)
+        _run(
+            ["go", "install", "-trimpath", "-ldflags", ldflags, f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"],
+            cwd=tmp,
+            env=env,
+            log=log,
+            timeout=2400,
+        )
         shutil.rmtree(comp.out, ignore_errors=True)
         (comp.dir / "bin.partial").rename(comp.out)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,9 +29,9 @@ class CertPair:
 
 
 def _write_key(path: Path, key) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     path.chmod(0o600)
 
 
@@ -48,19 +48,30 @@ class CertificateAuthority:
         self.dir.mkdir(parents=True, exist_ok=True)
         # EC keys are much faster to generate than RSA and every component accepts them.
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(name)).issuer_name(_name(name))
+            .subject_name(_name(name))
+            .issuer_name(_name(name))
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(self._key, hashes.SHA256())
         )
         self.cert_path = self.dir / "ca.crt"
@@ -68,15 +79,25 @@ class CertificateAuthority:
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
         _write_key(self.key_path, self._key)
 
-    def issue(self, stem: str, cn: str, *, orgs: tuple[str, ...] = (), server: bool = False,
-              client: bool = False, hosts: tuple[str, ...] = ()) -> CertPair:
+    def issue(
+        self,
+        stem: str,
+        cn: str,
+        *,
+        orgs: tuple[str, ...] = (),
+        server: bool = False,
+        client: bool = False,
+        hosts: tuple[str, ...] = (),
+    ) -> CertPair:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
-        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
-                 ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+        now = dt.datetime.now(dt.UTC)
+        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+            [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+        )
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(cn, orgs)).issuer_name(self._cert.subject)
+            .subject_name(_name(cn, orgs))
+            .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
@@ -107,6 +128,7 @@ def service_account_keys(directory: Path) -> CertPair:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pair = CertPair(directory / "sa.pub", directory / "sa.key")
     _write_key(pair.key, key)
-    pair.cert.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pair.cert.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return pair

@@ -6,9 +6,10 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .controlplane import ControlPlane
 
@@ -51,21 +52,29 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return client_env(self.bin_dir, self.kubeconfig, self.state_dir)
 
-    def _run(self, tool: str, args: tuple[str, ...], *, check: bool, timeout: float,
-             input: str | None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([str(self.bin_dir / tool), *args], env=self.env, capture_output=True,
-                              text=True, timeout=timeout, input=input)
+    def _run(
+        self, tool: str, args: tuple[str, ...], *, check: bool, timeout: float, input: str | None
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [str(self.bin_dir / tool), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 60,
-                input: str | None = None) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         return self._run("kubectl", args, check=check, timeout=timeout, input=input)
 
-    def helm(self, *args: str, check: bool = True, timeout: float = 180,
-             input: str | None = None) -> subprocess.CompletedProcess:
+    def helm(
+        self, *args: str, check: bool = True, timeout: float = 180, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         return self._run("helm", args, check=check, timeout=timeout, input=input)
 
     def get(self, *args: str) -> Any:
@@ -76,8 +85,7 @@ class Cluster:
         self.kubectl("apply", "-f", "-", *args, input=manifest)
 
     @staticmethod
-    def wait_for(what: str, fn: Callable[[], T | None], *, timeout: float = 60,
-                 interval: float = 0.5) -> T:
+    def wait_for(what: str, fn: Callable[[], T | None], *, timeout: float = 60, interval: float = 0.5) -> T:
         """Poll ``fn`` until it returns something truthy; fail after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
@@ -89,8 +97,9 @@ class Cluster:
             except (AssertionError, subprocess.SubprocessError, ValueError, KeyError) as exc:
                 last_error = exc
             time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                             + (f"; last error: {last_error}" if last_error else ""))
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}" + (f"; last error: {last_error}" if last_error else "")
+        )
 
     def component_logs(self, lines: int = 30) -> str:
         out = []

@@ -34,14 +34,19 @@ def run_root() -> Path:
 
 def _kubeconfig(path: Path, server: str, ca: Path, pair: certs.CertPair, user: str) -> Path:
     # JSON is valid YAML, so no YAML library is needed to write a kubeconfig.
-    path.write_text(json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "podiq-test", "cluster": {"server": server, "certificate-authority": str(ca)}}],
-        "users": [{"name": user, "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)}}],
-        "contexts": [{"name": "podiq-test", "context": {"cluster": "podiq-test", "user": user}}],
-        "current-context": "podiq-test",
-    }, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "podiq-test", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+                "users": [{"name": user, "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)}}],
+                "contexts": [{"name": "podiq-test", "context": {"cluster": "podiq-test", "user": user}}],
+                "current-context": "podiq-test",
+            },
+            indent=1,
+        )
+    )
     path.chmod(0o600)
     return path
 
@@ -89,9 +94,17 @@ class ControlPlane:
         except BaseException:
             self.stop()
             raise
-        (self.state_dir / "state.json").write_text(json.dumps({
-            "kubeconfig": str(self.kubeconfig), "bin_dir": str(self.bin_dir), "ports": self.ports,
-            "started_in_seconds": round(time.monotonic() - t0, 1)}, indent=1))
+        (self.state_dir / "state.json").write_text(
+            json.dumps(
+                {
+                    "kubeconfig": str(self.kubeconfig),
+                    "bin_dir": str(self.bin_dir),
+                    "ports": self.ports,
+                    "started_in_seconds": round(time.monotonic() - t0, 1),
+                },
+                indent=1,
+            )
+        )
 
     def stop(self) -> None:
         # Node first, so it can stop its pods' processes; then the control plane
@@ -122,18 +135,25 @@ class ControlPlane:
     def _make_certs(self) -> None:
         pki = self.state_dir / "pki"
         self.ca = certs.CertificateAuthority(pki)
-        hosts = ("127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-                 "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", SERVICE_IP)
+        hosts = (
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            SERVICE_IP,
+        )
         self.apiserver_cert = self.ca.issue("apiserver", "kube-apiserver", server=True, hosts=hosts)
-        self.kubelet_client = self.ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
-                                            client=True)
+        self.kubelet_client = self.ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", client=True)
         self.sa_keys = certs.service_account_keys(pki)
         admin = self.ca.issue("admin", "podiq-admin", orgs=("system:masters",), client=True)
         kcm = self.ca.issue("controller-manager", "system:kube-controller-manager", client=True)
         sched = self.ca.issue("scheduler", "system:kube-scheduler", client=True)
         node = self.ca.issue("node", f"system:node:{NODE_NAME}", orgs=("system:nodes",), client=True)
-        self.kubelet_serving = self.ca.issue("kubelet-serving", NODE_NAME, server=True,
-                                             hosts=("127.0.0.1", "localhost", NODE_NAME))
+        self.kubelet_serving = self.ca.issue(
+            "kubelet-serving", NODE_NAME, server=True, hosts=("127.0.0.1", "localhost", NODE_NAME)
+        )
         cfg = self.state_dir / "kubeconfigs"
         cfg.mkdir(exist_ok=True)
         url = self.api_url
@@ -149,6 +169,7 @@ class ControlPlane:
                 tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-20:]
                 return f"{name} exited with {proc.returncode}; last log lines:\n  " + "\n  ".join(tail)
             return None
+
         return check
 
     def _start(self, name: str, argv: list[str], **kw) -> None:
@@ -225,36 +246,45 @@ class ControlPlane:
     def _common_component_flags(self, kubeconfig: Path, port: int) -> list[str]:
         return [
             f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={port}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
             # One instance per cluster: no need to wait on a leader lease.
-            "--leader-elect=false", "--v=1",
+            "--leader-elect=false",
+            "--v=1",
         ]
 
     def _start_controller_manager(self) -> None:
-        self._start("controller-manager", [
-            str(self.bin_dir / "kube-controller-manager"),
-            *self._common_component_flags(self.kcm_kubeconfig, self.ports["controller-manager"]),
-            # All default controllers: job, cronjob, garbage collector, namespace,
-            # service account (+ token), root-ca publisher, deployment, replicaset, ...
-            "--controllers=*",
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={self.sa_keys.key}",
-            f"--root-ca-file={self.ca.cert_path}",
-            f"--cluster-signing-cert-file={self.ca.cert_path}",
-            f"--cluster-signing-key-file={self.ca.key_path}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # Faster garbage collection of finished pods and quicker reaction to
-            # a node that stops heartbeating; defaults are tuned for big clusters.
-            "--terminated-pod-gc-threshold=200",
-            "--concurrent-gc-syncs=5",
-        ])
+        self._start(
+            "controller-manager",
+            [
+                str(self.bin_dir / "kube-controller-manager"),
+                *self._common_component_flags(self.kcm_kubeconfig, self.ports["controller-manager"]),
+                # All default controllers: job, cronjob, garbage collector, namespace,
+                # service account (+ token), root-ca publisher, deployment, replicaset, ...
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={self.sa_keys.key}",
+                f"--root-ca-file={self.ca.cert_path}",
+                f"--cluster-signing-cert-file={self.ca.cert_path}",
+                f"--cluster-signing-key-file={self.ca.key_path}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Faster garbage collection of finished pods and quicker reaction to
+                # a node that stops heartbeating; defaults are tuned for big clusters.
+                "--terminated-pod-gc-threshold=200",
+                "--concurrent-gc-syncs=5",
+            ],
+        )
 
     def _start_scheduler(self) -> None:
-        self._start("scheduler", [
-            str(self.bin_dir / "kube-scheduler"),
-            *self._common_component_flags(self.sched_kubeconfig, self.ports["scheduler"]),
-        ])
+        self._start(
+            "scheduler",
+            [
+                str(self.bin_dir / "kube-scheduler"),
+                *self._common_component_flags(self.sched_kubeconfig, self.ports["scheduler"]),
+            ],
+        )
 
     def _start_node(self) -> None:
         node_dir = self.state_dir / "node"
@@ -262,27 +292,44 @@ class ControlPlane:
         repo_root = Path(__file__).resolve().parents[2]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root), env.get("PYTHONPATH")]))
-        self._start("node", [
-            sys.executable, "-m", "tests.cluster.node",
-            f"--kubeconfig={self.node_kubeconfig}", f"--name={NODE_NAME}",
-            f"--state-dir={node_dir}", f"--port={self.ports['kubelet']}",
-            f"--ca={self.ca.cert_path}",
-            f"--serving-cert={self.kubelet_serving.cert}", f"--serving-key={self.kubelet_serving.key}",
-            f"--api-port={self.ports['apiserver']}",
-        ], env=env, cwd=repo_root)
+        self._start(
+            "node",
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.node",
+                f"--kubeconfig={self.node_kubeconfig}",
+                f"--name={NODE_NAME}",
+                f"--state-dir={node_dir}",
+                f"--port={self.ports['kubelet']}",
+                f"--ca={self.ca.cert_path}",
+                f"--serving-cert={self.kubelet_serving.cert}",
+                f"--serving-key={self.kubelet_serving.key}",
+                f"--api-port={self.ports['apiserver']}",
+            ],
+            env=env,
+            cwd=repo_root,
+        )
 
     def _wait_components(self, timeout: float) -> None:
         timeout = max(timeout, 10.0)
         for name in ("controller-manager", "scheduler"):
             port = self.ports[name]
-            procs.wait_until(f"{name} /healthz",
-                             lambda: procs.https_get(f"https://127.0.0.1:{port}/healthz")[0] == 200,
-                             timeout=timeout, interval=0.3, died=self._died(name))
+            procs.wait_until(
+                f"{name} /healthz",
+                lambda port=port: procs.https_get(f"https://127.0.0.1:{port}/healthz")[0] == 200,
+                timeout=timeout,
+                interval=0.3,
+                died=self._died(name),
+            )
         # The service-account controller and the root CA publisher are what make
         # pods admissible and in-cluster config usable.
-        procs.wait_until("default service account",
-                         lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
-                         timeout=timeout, died=self._died("controller-manager"))
+        procs.wait_until(
+            "default service account",
+            lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+            timeout=timeout,
+            died=self._died("controller-manager"),
+        )
         procs.wait_until("node Ready", self._node_ready, timeout=timeout, died=self._died("node"))
 
     def _node_ready(self) -> bool:
@@ -290,8 +337,9 @@ class ControlPlane:
         if code != 200:
             return False
         node = json.loads(body)
-        ready = any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in node.get("status", {}).get("conditions", []))
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", [])
+        )
         taints = node.get("spec", {}).get("taints") or []
         return ready and not any(t.get("effect") == "NoSchedule" for t in taints)
 

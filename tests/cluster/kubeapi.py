@@ -9,7 +9,8 @@ kubernetes_asyncio still does the kubeconfig parsing and TLS client setup.
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -25,7 +26,7 @@ class KubeApi:
         self._client = api_client
 
     @classmethod
-    async def from_kubeconfig(cls, path: str) -> "KubeApi":
+    async def from_kubeconfig(cls, path: str) -> KubeApi:
         cfg = client.Configuration()
         await config.load_kube_config(config_file=path, client_configuration=cfg)
         return cls(client.ApiClient(configuration=cfg))
@@ -33,24 +34,45 @@ class KubeApi:
     async def close(self) -> None:
         await self._client.close()
 
-    async def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
-                      body: Any = None, content_type: str = "application/json",
-                      timeout: float = 30.0) -> dict:
-        resp = await self._raw(method, path, query=query, body=body, content_type=content_type,
-                               timeout=timeout)
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> dict:
+        resp = await self._raw(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
         try:
             data = await resp.read()
         finally:
             resp.release()
         return json.loads(data) if data else {}
 
-    async def _raw(self, method: str, path: str, *, query: dict[str, Any] | None = None,
-                   body: Any = None, content_type: str = "application/json", timeout: float = 30.0):
+    async def _raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ):
         params = [(k, _qv(v)) for k, v in (query or {}).items() if v is not None]
         headers = {"Accept": "application/json", "Content-Type": content_type}
         resp = await self._client.call_api(
-            path, method, query_params=params, header_params=headers, body=body,
-            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
+            path,
+            method,
+            query_params=params,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
         if resp.status >= 400:
             text = (await resp.read()).decode(errors="replace")
             resp.release()
@@ -60,11 +82,17 @@ class KubeApi:
     async def get(self, path: str, **query: Any) -> dict:
         return await self.request("GET", path, query=query)
 
-    async def watch(self, path: str, *, resource_version: str, timeout_seconds: int = 50,
-                    **query: Any) -> AsyncIterator[dict]:
+    async def watch(
+        self, path: str, *, resource_version: str, timeout_seconds: int = 50, **query: Any
+    ) -> AsyncIterator[dict]:
         """Yield watch events (``{"type": ..., "object": {...}}``) until the server closes."""
-        q = dict(query, watch="true", resourceVersion=resource_version,
-                 timeoutSeconds=timeout_seconds, allowWatchBookmarks="true")
+        q = dict(
+            query,
+            watch="true",
+            resourceVersion=resource_version,
+            timeoutSeconds=timeout_seconds,
+            allowWatchBookmarks="true",
+        )
         resp = await self._raw("GET", path, query=q, timeout=timeout_seconds + 15)
         buf = b""
         try:

@@ -35,7 +35,7 @@ def _tail(data: bytes, lines: int) -> bytes:
 
 
 class LogServer:
-    def __init__(self, agent: "NodeAgent", port: int, cert: Path, key: Path, ca: Path) -> None:
+    def __init__(self, agent: NodeAgent, port: int, cert: Path, key: Path, ca: Path) -> None:
         self.agent = agent
         self.port = port
         self.ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
@@ -95,7 +95,7 @@ class LogServer:
                 chunk = fh.read(65536)
                 if chunk:
                     if limit is not None:
-                        chunk = chunk[:limit - sent]
+                        chunk = chunk[: limit - sent]
                     await resp.write(chunk)
                     sent += len(chunk)
                     continue

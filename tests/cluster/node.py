@@ -21,7 +21,7 @@ import platform
 import signal
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import building
@@ -37,11 +37,11 @@ STATUS_SECONDS = 30
 
 
 def _micro_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _memory_kib() -> int:
@@ -55,8 +55,18 @@ def _memory_kib() -> int:
 
 
 class NodeAgent:
-    def __init__(self, api: KubeApi, *, name: str, state_dir: Path, port: int, api_port: int,
-                 ca: Path, serving_cert: Path, serving_key: Path) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        name: str,
+        state_dir: Path,
+        port: int,
+        api_port: int,
+        ca: Path,
+        serving_cert: Path,
+        serving_key: Path,
+    ) -> None:
         self.api = api
         self.name = name
         self.state_dir = state_dir
@@ -64,11 +74,17 @@ class NodeAgent:
         self.api_port = api_port
         self.ca_path = ca
         self.shim_dir = write_python_shim(state_dir / "python-shim")
-        self.mounter = Mounter(keep_visible=[
-            Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent,
-            Path(__file__).resolve().parents[2], Path.cwd(), state_dir,
-            *(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p),
-        ])
+        self.mounter = Mounter(
+            keep_visible=[
+                Path(sys.prefix),
+                Path(sys.base_prefix),
+                Path(os.path.realpath(sys.executable)).parent,
+                Path(__file__).resolve().parents[2],
+                Path.cwd(),
+                state_dir,
+                *(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p),
+            ]
+        )
         self.logs = LogServer(self, port, serving_cert, serving_key, ca)
         self.runners: dict[str, PodRunner] = {}
         self.finalized: set[str] = set()
@@ -87,15 +103,13 @@ class NodeAgent:
     async def run(self) -> None:
         await self.logs.start()
         await self._register()
-        tasks = [asyncio.create_task(coro) for coro in
-                 (self._lease_loop(), self._status_loop(), self._pod_loop())]
+        tasks = [asyncio.create_task(coro) for coro in (self._lease_loop(), self._status_loop(), self._pod_loop())]
         await self._stopping.wait()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # Shutting down: stop every pod's processes, quickly.
-        await asyncio.gather(*(r.stop(grace=3) for r in self.runners.values() if not r.done),
-                             return_exceptions=True)
+        await asyncio.gather(*(r.stop(grace=3) for r in self.runners.values() if not r.done), return_exceptions=True)
         await self.logs.close()
 
     def request_stop(self) -> None:
@@ -105,35 +119,60 @@ class NodeAgent:
 
     def _node_status(self) -> dict:
         cpu = str(os.cpu_count() or 1)
-        resources = {"cpu": cpu, "memory": f"{_memory_kib()}Ki", "pods": "110",
-                     "ephemeral-storage": "100Gi"}
+        resources = {"cpu": cpu, "memory": f"{_memory_kib()}Ki", "pods": "110", "ephemeral-storage": "100Gi"}
         heartbeat = _now()
-        conds = [("MemoryPressure", "False", "KubeletHasSufficientMemory"),
-                 ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
-                 ("PIDPressure", "False", "KubeletHasSufficientPID"),
-                 ("Ready", "True", "KubeletReady")]
+        conds = [
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID"),
+            ("Ready", "True", "KubeletReady"),
+        ]
         return {
-            "capacity": resources, "allocatable": resources,
-            "conditions": [{"type": t, "status": s, "reason": r, "message": "podiq test node",
-                            "lastHeartbeatTime": heartbeat, "lastTransitionTime": self._started}
-                           for t, s, r in conds],
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                          {"type": "Hostname", "address": self.name}],
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [
+                {
+                    "type": t,
+                    "status": s,
+                    "reason": r,
+                    "message": "podiq test node",
+                    "lastHeartbeatTime": heartbeat,
+                    "lastTransitionTime": self._started,
+                }
+                for t, s, r in conds
+            ],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.name}],
             # Where the API server sends `kubectl logs`.
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
             "nodeInfo": {
-                "machineID": self._machine_id, "systemUUID": self._machine_id, "bootID": self._machine_id,
-                "kernelVersion": platform.release(), "osImage": "podiq local processes",
-                "containerRuntimeVersion": "podiq-local://1", "kubeletVersion": building.KUBERNETES_VERSION,
-                "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64",
+                "machineID": self._machine_id,
+                "systemUUID": self._machine_id,
+                "bootID": self._machine_id,
+                "kernelVersion": platform.release(),
+                "osImage": "podiq local processes",
+                "containerRuntimeVersion": "podiq-local://1",
+                "kubeletVersion": building.KUBERNETES_VERSION,
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
             },
         }
 
     async def _register(self) -> None:
         self._started = _now()
         self._machine_id = uuid.uuid4().hex
-        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": {
-            "kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.name,
+                "labels": {
+                    "kubernetes.io/hostname": self.name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
+            },
+        }
         for attempt in range(50):
             try:
                 try:
@@ -153,8 +192,9 @@ class NodeAgent:
         raise RuntimeError("could not register the node")
 
     async def _patch_status(self) -> None:
-        await self.api.request("PATCH", f"/api/v1/nodes/{self.name}/status",
-                               body={"status": self._node_status()}, content_type=STRATEGIC)
+        await self.api.request(
+            "PATCH", f"/api/v1/nodes/{self.name}/status", body={"status": self._node_status()}, content_type=STRATEGIC
+        )
 
     async def _status_loop(self) -> None:
         while True:
@@ -177,13 +217,25 @@ class NodeAgent:
                     if exc.status != 404:
                         raise
                     await self.api.request(
-                        "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", body={
-                            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                            "metadata": {"name": self.name, "namespace": "kube-node-lease",
-                                         "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
-                                                              "name": self.name, "uid": self._node_uid}]},
-                            "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS,
-                                     "renewTime": _micro_now()}})
+                        "POST",
+                        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                        body={
+                            "apiVersion": "coordination.k8s.io/v1",
+                            "kind": "Lease",
+                            "metadata": {
+                                "name": self.name,
+                                "namespace": "kube-node-lease",
+                                "ownerReferences": [
+                                    {"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self._node_uid}
+                                ],
+                            },
+                            "spec": {
+                                "holderIdentity": self.name,
+                                "leaseDurationSeconds": LEASE_SECONDS,
+                                "renewTime": _micro_now(),
+                            },
+                        },
+                    )
             except Exception as exc:  # noqa: BLE001 - retry at the next tick
                 log.warning("lease renewal failed: %s", exc)
             await asyncio.sleep(LEASE_RENEW_SECONDS)
@@ -204,8 +256,7 @@ class NodeAgent:
                     if uid not in present:
                         self._on_deleted(runner.pod)
                 while True:
-                    async for event in self.api.watch("/api/v1/pods", resource_version=rv,
-                                                      fieldSelector=selector):
+                    async for event in self.api.watch("/api/v1/pods", resource_version=rv, fieldSelector=selector):
                         obj = event["object"]
                         if event["type"] == "ERROR":
                             raise ApiException(status=obj.get("code", 500), reason=obj.get("message", ""))
@@ -268,9 +319,15 @@ class NodeAgent:
         self.finalized.add(meta["uid"])
         try:
             await self.api.request(
-                "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                      "preconditions": {"uid": meta["uid"]}})
+                "DELETE",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                body={
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]},
+                },
+            )
         except ApiException as exc:
             if exc.status not in (404, 409):
                 log.warning("finalizing deletion of %s/%s failed: %s", meta["namespace"], meta["name"], exc)
@@ -279,9 +336,16 @@ class NodeAgent:
 
 async def _main(args: argparse.Namespace) -> None:
     api = await KubeApi.from_kubeconfig(args.kubeconfig)
-    agent = NodeAgent(api, name=args.name, state_dir=Path(args.state_dir), port=args.port,
-                      api_port=args.api_port, ca=Path(args.ca), serving_cert=Path(args.serving_cert),
-                      serving_key=Path(args.serving_key))
+    agent = NodeAgent(
+        api,
+        name=args.name,
+        state_dir=Path(args.state_dir),
+        port=args.port,
+        api_port=args.api_port,
+        ca=Path(args.ca),
+        serving_cert=Path(args.serving_cert),
+        serving_key=Path(args.serving_key),
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.request_stop)

@@ -54,11 +54,12 @@ def _die_with_agent() -> None:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 #: Token requests tried while the Node authorizer catches up with a pod's binding.
 TOKEN_TRIES = 8
+
 
 class PodSetupError(Exception):
     def __init__(self, reason: str, message: str) -> None:
@@ -84,14 +85,20 @@ class Container:
     def status(self, pod_uid: str) -> dict:
         running = "running" in self.state
         return {
-            "name": self.name, "image": self.spec.get("image", ""), "imageID": "",
-            "containerID": f"podiq://{pod_uid}/{self.name}", "restartCount": self.restart_count,
-            "ready": running, "started": running, "state": self.state, "lastState": self.last_state,
+            "name": self.name,
+            "image": self.spec.get("image", ""),
+            "imageID": "",
+            "containerID": f"podiq://{pod_uid}/{self.name}",
+            "restartCount": self.restart_count,
+            "ready": running,
+            "started": running,
+            "state": self.state,
+            "lastState": self.last_state,
         }
 
 
 class PodRunner:
-    def __init__(self, agent: "NodeAgent", pod: dict) -> None:
+    def __init__(self, agent: NodeAgent, pod: dict) -> None:
         self.agent = agent
         self.pod = pod
         meta = pod["metadata"]
@@ -137,12 +144,12 @@ class PodRunner:
             return
         try:
             await asyncio.wait_for(asyncio.shield(self.task), timeout=self.stop_grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             for c in self.init_containers + self.containers:
                 self._signal(c, signal.SIGKILL)
             try:
                 await asyncio.wait_for(asyncio.shield(self.task), timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.error("pod %s/%s did not stop after SIGKILL", self.ns, self.name)
                 self.task.cancel()
 
@@ -168,21 +175,27 @@ class PodRunner:
             await self._finish()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug here must not take down the agent
+        except Exception as exc:
             log.exception("pod %s/%s failed in the node agent", self.ns, self.name)
             await self._fail("NodeAgentError", f"{type(exc).__name__}: {exc}")
 
     async def _fail(self, reason: str, message: str) -> None:
         for c in self.init_containers + self.containers:
             if "terminated" not in c.state:
-                c.state = {"terminated": {"exitCode": 128, "reason": reason, "message": message,
-                                          "startedAt": None, "finishedAt": now()}}
+                c.state = {
+                    "terminated": {
+                        "exitCode": 128,
+                        "reason": reason,
+                        "message": message,
+                        "startedAt": None,
+                        "finishedAt": now(),
+                    }
+                }
         self.reason, self.message = reason, message
         await self._finish(force_phase="Failed")
 
     async def _finish(self, force_phase: str | None = None) -> None:
-        codes = [c.state.get("terminated", {}).get("exitCode", 1)
-                 for c in self.init_containers + self.containers]
+        codes = [c.state.get("terminated", {}).get("exitCode", 1) for c in self.init_containers + self.containers]
         self.phase = force_phase or ("Succeeded" if all(code == 0 for code in codes) else "Failed")
         for cond in ("Ready", "ContainersReady"):
             self._set_condition(cond, False, "PodCompleted")
@@ -193,9 +206,16 @@ class PodRunner:
         backoff = 1.0
         while True:
             code = await self._run_once(c)
-            restart = not self.stopping and not c.state["terminated"].get("reason") == "ContainerCannotRun" and (
-                self.restart_policy == "Always" and not c.init
-                or self.restart_policy in ("Always", "OnFailure") and code != 0)
+            restart = (
+                not self.stopping
+                and not c.state["terminated"].get("reason") == "ContainerCannotRun"
+                and (
+                    self.restart_policy == "Always"
+                    and not c.init
+                    or self.restart_policy in ("Always", "OnFailure")
+                    and code != 0
+                )
+            )
             if not restart:
                 await self._push_status()
                 return code == 0
@@ -214,14 +234,25 @@ class PodRunner:
     async def _run_once(self, c: Container) -> int:
         spec = c.spec
         if self.stopping:  # deleted before this container got to start
-            c.state = {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown", "finishedAt": now(),
-                                      "message": "the pod was deleted before the container started"}}
+            c.state = {
+                "terminated": {
+                    "exitCode": 137,
+                    "reason": "ContainerStatusUnknown",
+                    "finishedAt": now(),
+                    "message": "the pod was deleted before the container started",
+                }
+            }
             return 137
         if not spec.get("command"):
-            c.state = {"terminated": {
-                "exitCode": 128, "reason": "ContainerCannotRun", "finishedAt": now(),
-                "message": f"container {c.name!r} has no command: the podiq test node runs commands "
-                           f"as local processes and cannot use image {spec.get('image')!r}'s entrypoint"}}
+            c.state = {
+                "terminated": {
+                    "exitCode": 128,
+                    "reason": "ContainerCannotRun",
+                    "finishedAt": now(),
+                    "message": f"container {c.name!r} has no command: the podiq test node runs commands "
+                    f"as local processes and cannot use image {spec.get('image')!r}'s entrypoint",
+                }
+            }
             return 128
         env = await self._env(spec)
         argv = [_expand(a, env) for a in list(spec["command"]) + list(spec.get("args") or [])]
@@ -236,11 +267,25 @@ class PodRunner:
             Path(cwd).mkdir(parents=True, exist_ok=True)
             with logfile.open("ab") as out:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                    env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_agent)
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                    preexec_fn=_die_with_agent,
+                )
         except OSError as exc:
-            c.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": str(exc),
-                                      "startedAt": started, "finishedAt": now()}}
+            c.state = {
+                "terminated": {
+                    "exitCode": 128,
+                    "reason": "StartError",
+                    "message": str(exc),
+                    "startedAt": started,
+                    "finishedAt": now(),
+                }
+            }
             return 128
         c.proc = proc
         c.logs.append(logfile)  # after c.proc is set: a log follower stops when proc is None
@@ -264,9 +309,15 @@ class PodRunner:
         pgid_file.unlink(missing_ok=True)
         c.proc = None
         code = rc if rc >= 0 else 128 - rc
-        c.state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                                  "startedAt": started, "finishedAt": now(),
-                                  "containerID": f"podiq://{self.uid}/{c.name}"}}
+        c.state = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started,
+                "finishedAt": now(),
+                "containerID": f"podiq://{self.uid}/{c.name}",
+            }
+        }
         self._refresh_ready()
         log.info("pod %s/%s container %s exited %s", self.ns, self.name, c.name, code)
         return code
@@ -286,8 +337,12 @@ class PodRunner:
         if old and old["status"] == status and old.get("reason") == reason:
             return
         changed = not old or old["status"] != status
-        cond = {"type": kind, "status": status, "lastProbeTime": None,
-                "lastTransitionTime": now() if changed else old["lastTransitionTime"]}
+        cond = {
+            "type": kind,
+            "status": status,
+            "lastProbeTime": None,
+            "lastTransitionTime": now() if changed else old["lastTransitionTime"],
+        }
         if reason:
             cond["reason"] = reason
         self.conditions[kind] = cond
@@ -302,8 +357,10 @@ class PodRunner:
         async with self._status_lock:
             status: dict[str, Any] = {
                 "phase": self.phase,
-                "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
-                "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+                "hostIP": "127.0.0.1",
+                "hostIPs": [{"ip": "127.0.0.1"}],
+                "podIP": "127.0.0.1",
+                "podIPs": [{"ip": "127.0.0.1"}],
                 "startTime": self.started_at,
                 "conditions": list(self.conditions.values()),
                 "containerStatuses": [c.status(self.uid) for c in self.containers],
@@ -318,15 +375,16 @@ class PodRunner:
             # so that a pod's status is never left behind for good.
             for delay in (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8, 0):
                 try:
-                    await self.agent.api.request("PATCH", f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status",
-                                                 body=body, content_type=STRATEGIC)
+                    await self.agent.api.request(
+                        "PATCH", f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status", body=body, content_type=STRATEGIC
+                    )
                     return
                 except ApiException as exc:
                     if exc.status < 500 and exc.status != 429:
                         if exc.status not in (404, 409):
                             log.warning("status update of %s/%s failed: %s", self.ns, self.name, exc.reason)
                         return
-                except (OSError, asyncio.TimeoutError) as exc:  # aiohttp's connection errors are OSErrors
+                except (OSError, TimeoutError) as exc:  # aiohttp's connection errors are OSErrors
                     log.info("status update of %s/%s failed (%s); trying again", self.ns, self.name, exc)
                 await asyncio.sleep(delay)
 
@@ -352,11 +410,13 @@ class PodRunner:
         for src in spec.get("envFrom") or []:
             prefix = src.get("prefix", "")
             if "configMapRef" in src:
-                data = await self._object_data("configmaps", src["configMapRef"]["name"],
-                                               src["configMapRef"].get("optional", False))
+                data = await self._object_data(
+                    "configmaps", src["configMapRef"]["name"], src["configMapRef"].get("optional", False)
+                )
             else:
-                data = await self._object_data("secrets", src["secretRef"]["name"],
-                                               src["secretRef"].get("optional", False))
+                data = await self._object_data(
+                    "secrets", src["secretRef"]["name"], src["secretRef"].get("optional", False)
+                )
             env.update({prefix + k: v.decode(errors="replace") for k, v in data.items()})
         for item in spec.get("env") or []:
             name = item["name"]
@@ -367,25 +427,33 @@ class PodRunner:
             if "fieldRef" in src:
                 env[name] = self._field(src["fieldRef"]["fieldPath"])
             elif "configMapKeyRef" in src or "secretKeyRef" in src:
-                kind, ref = (("configmaps", src["configMapKeyRef"]) if "configMapKeyRef" in src
-                             else ("secrets", src["secretKeyRef"]))
+                kind, ref = (
+                    ("configmaps", src["configMapKeyRef"])
+                    if "configMapKeyRef" in src
+                    else ("secrets", src["secretKeyRef"])
+                )
                 data = await self._object_data(kind, ref["name"], ref.get("optional", False))
                 if ref["key"] in data:
                     env[name] = data[ref["key"]].decode(errors="replace")
                 elif not ref.get("optional"):
-                    raise PodSetupError("CreateContainerConfigError",
-                                        f"key {ref['key']!r} not found in {kind[:-1]} {ref['name']!r}")
+                    raise PodSetupError(
+                        "CreateContainerConfigError", f"key {ref['key']!r} not found in {kind[:-1]} {ref['name']!r}"
+                    )
             # resourceFieldRef is not supported: there are no resource limits here.
         return env
 
     def _field(self, path: str) -> str:
         meta = self.pod["metadata"]
         simple = {
-            "metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
-            "metadata.uid": meta["uid"], "spec.nodeName": self.agent.name,
+            "metadata.name": meta["name"],
+            "metadata.namespace": meta["namespace"],
+            "metadata.uid": meta["uid"],
+            "spec.nodeName": self.agent.name,
             "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default"),
-            "status.podIP": "127.0.0.1", "status.podIPs": "127.0.0.1",
-            "status.hostIP": "127.0.0.1", "status.hostIPs": "127.0.0.1",
+            "status.podIP": "127.0.0.1",
+            "status.podIPs": "127.0.0.1",
+            "status.hostIP": "127.0.0.1",
+            "status.hostIPs": "127.0.0.1",
         }
         if path in simple:
             return simple[path]
@@ -418,7 +486,7 @@ class PodRunner:
             if "emptyDir" in vol:
                 pass
             elif "configMap" in vol or "secret" in vol:
-                kind, src = (("configmaps", vol["configMap"]) if "configMap" in vol else ("secrets", vol["secret"]))
+                kind, src = ("configmaps", vol["configMap"]) if "configMap" in vol else ("secrets", vol["secret"])
                 name = src.get("name") or src.get("secretName")
                 data = await self._object_data(kind, name, src.get("optional", False))
                 _write_items(host, data, src.get("items"))
@@ -431,8 +499,10 @@ class PodRunner:
                 host = Path(vol["hostPath"]["path"])
             else:
                 kinds = sorted(k for k in vol if k != "name")
-                raise PodSetupError("VolumeNotSupported",
-                                    f"volume {vol['name']!r} of type {kinds} is not supported by the podiq test node")
+                raise PodSetupError(
+                    "VolumeNotSupported",
+                    f"volume {vol['name']!r} of type {kinds} is not supported by the podiq test node",
+                )
             self.mounts[vol["name"]] = host
 
     async def _projected(self, host: Path, spec: dict) -> None:
@@ -441,7 +511,7 @@ class PodRunner:
                 tok = src["serviceAccountToken"]
                 _write_file(host / tok["path"], (await self._token(tok)).encode())
             elif "configMap" in src or "secret" in src:
-                kind, ref = (("configmaps", src["configMap"]) if "configMap" in src else ("secrets", src["secret"]))
+                kind, ref = ("configmaps", src["configMap"]) if "configMap" in src else ("secrets", src["secret"])
                 data = await self._root_ca_aware(kind, ref)
                 _write_items(host, data, ref.get("items"))
             elif "downwardAPI" in src:
@@ -463,22 +533,27 @@ class PodRunner:
     async def _token(self, src: dict) -> str:
         sa = self.pod["spec"].get("serviceAccountName") or "default"
         body = {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"audiences": [src["audience"]] if src.get("audience") else [],
-                     "expirationSeconds": int(src.get("expirationSeconds", 3607)),
-                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}},
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [src["audience"]] if src.get("audience") else [],
+                "expirationSeconds": int(src.get("expirationSeconds", 3607)),
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid},
+            },
         }
         # The Node authorizer learns of a pod's binding from its own watch; under load a
         # token request can arrive first and be refused, so retry briefly, as a kubelet does.
         for attempt in range(TOKEN_TRIES):
             try:
                 resp = await self.agent.api.request(
-                    "POST", f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token", body=body)
+                    "POST", f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token", body=body
+                )
                 return resp["status"]["token"]
             except ApiException as exc:
                 if exc.status != 403 or attempt == TOKEN_TRIES - 1:
-                    raise PodSetupError("FailedMount", f"token request for service account {sa!r}: "
-                                                       f"{exc.status} {exc.reason}") from exc
+                    raise PodSetupError(
+                        "FailedMount", f"token request for service account {sa!r}: {exc.status} {exc.reason}"
+                    ) from exc
                 await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -516,10 +591,12 @@ _VAR = re.compile(r"\$\((\w+)\)|\$\$")
 
 def _expand(text: str, env: dict[str, str]) -> str:
     """Kubernetes' $(VAR) expansion: known vars replaced, unknown kept, $$ escapes."""
+
     def sub(m: re.Match) -> str:
         if m.group(0) == "$$":
             return "$"
         return env.get(m.group(1), m.group(0))
+
     return _VAR.sub(sub, text)
 
 
@@ -532,8 +609,10 @@ class Mounter:
     the host first (an empty directory, or an empty file for file mounts).
     """
 
-    SCRIPT = ('set -e; while [ "$1" != -- ]; do mount --bind "$1" "$2"; '
-              'if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi; shift 3; done; shift; exec "$@"')
+    SCRIPT = (
+        'set -e; while [ "$1" != -- ]; do mount --bind "$1" "$2"; '
+        'if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi; shift 3; done; shift; exec "$@"'
+    )
 
     def __init__(self, keep_visible: list[Path] | None = None) -> None:
         # Paths the pods' processes run from (the interpreter, the repository, the node's
@@ -542,15 +621,22 @@ class Mounter:
         self.keep_visible = sorted({p.resolve() for p in keep_visible or [] if p.exists()})
         self.available = self._probe()
         if not self.available:
-            log.warning("unshare --mount does not work here: volumes and the service-account "
-                        "token are only available via their host paths")
+            log.warning(
+                "unshare --mount does not work here: volumes and the service-account "
+                "token are only available via their host paths"
+            )
 
     @staticmethod
     def _probe() -> bool:
         import subprocess
+
         try:
-            return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                                  capture_output=True, timeout=10).returncode == 0
+            return (
+                subprocess.run(
+                    ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, timeout=10
+                ).returncode
+                == 0
+            )
         except (OSError, subprocess.TimeoutExpired):
             return False
 
@@ -575,8 +661,20 @@ class Mounter:
             for path, at in zip(kept, staged):  # ... and bound back inside it
                 (host / path.relative_to(dst.resolve())).mkdir(parents=True, exist_ok=True)
                 args += [str(at), str(path), "rw"]
-        return ["unshare", "--mount", "--propagation", "private", "--",
-                "sh", "-c", self.SCRIPT, "podiq-mount", *args, "--", *argv]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            self.SCRIPT,
+            "podiq-mount",
+            *args,
+            "--",
+            *argv,
+        ]
 
     def _hidden_by(self, target: Path) -> list[Path]:
         """The kept paths under ``target``, outermost only."""

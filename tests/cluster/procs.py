@@ -11,8 +11,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def free_port() -> int:
@@ -70,12 +70,21 @@ def alive(pid: int, exe: str | None = None) -> bool:
     return exe is None or exe in cmd[0] or any(exe in a for a in cmd[:3])
 
 
-def start(name: str, argv: list[str], log: Path, pids: PidFile, *,
-          env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def start(
+    name: str, argv: list[str], log: Path, pids: PidFile, *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     """Start ``argv`` in its own session (process group), output to ``log``."""
     with log.open("ab") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
     pids.add(name, proc.pid, argv[0] if name != "node" else "tests.cluster.node")
     return proc
 
@@ -118,8 +127,14 @@ def _group_has_members(pgid: int) -> bool:
     return False
 
 
-def wait_until(what: str, check: Callable[[], bool], *, timeout: float, interval: float = 0.2,
-               died: Callable[[], str | None] | None = None) -> None:
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    died: Callable[[], str | None] | None = None,
+) -> None:
     """Poll ``check`` until true; raise with ``what`` after ``timeout`` or if ``died`` says so."""
     deadline = time.monotonic() + timeout
     while True:
@@ -137,8 +152,9 @@ def wait_until(what: str, check: Callable[[], bool], *, timeout: float, interval
         time.sleep(interval)
 
 
-def https_get(url: str, *, ca: Path | None = None, cert: tuple[Path, Path] | None = None,
-              timeout: float = 3.0) -> tuple[int, bytes]:
+def https_get(
+    url: str, *, ca: Path | None = None, cert: tuple[Path, Path] | None = None, timeout: float = 3.0
+) -> tuple[int, bytes]:
     ctx = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
     if cert:
         ctx.load_cert_chain(str(cert[0]), str(cert[1]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,8 +29,11 @@ def cluster() -> Iterator[Cluster]:
     try:
         bin_dir = building.build()
     except building.BuildError as exc:
-        pytest.fail(f"cannot build the test cluster binaries: {exc}\n"
-                    f"(run `python -m tests.cluster build` to see the whole output)", pytrace=False)
+        pytest.fail(
+            f"cannot build the test cluster binaries: {exc}\n"
+            f"(run `python -m tests.cluster build` to see the whole output)",
+            pytrace=False,
+        )
     # Not under /tmp: pods mount an emptyDir there, which would hide the node's files from them.
     state = new_state_dir(run_root())
     control_plane = ControlPlane(bin_dir=bin_dir, state_dir=state)

@@ -34,6 +34,12 @@ def install(tools: Tools, *helm_sets: str) -> None:
     tools.helm(*args, timeout=240)
 
 
+def uninstall(tools: Tools) -> None:
+    tools.helm("uninstall", RELEASE, "--namespace", OPERATOR_NAMESPACE, "--wait", check=False)
+    for namespace in (TASK_NAMESPACE, OPERATOR_NAMESPACE):
+        tools.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
 def operator_pod(tools: Tools) -> dict[str, Any]:
     pods = json.loads(tools.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout)["items"]
     (pod,) = [p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"]

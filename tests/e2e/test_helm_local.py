@@ -20,9 +20,7 @@ def installed(cluster: Any, podiq_crd: Any) -> Any:
     # Pods here are local processes on the host network, so the operator's endpoints stay on loopback.
     scenario.install(cluster, "operator.listenAddress=127.0.0.1", "metrics.port=18080", "health.port=18081")
     yield cluster
-    cluster.helm("uninstall", scenario.RELEASE, "--namespace", scenario.OPERATOR_NAMESPACE, "--wait", check=False)
-    for namespace in (scenario.TASK_NAMESPACE, scenario.OPERATOR_NAMESPACE):
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    scenario.uninstall(cluster)
 
 
 def test_operator_runs_as_a_restricted_pod_with_its_own_service_account(installed: Any) -> None:

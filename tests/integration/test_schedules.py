@@ -260,3 +260,35 @@ def test_scheduler_service_account_may_only_create_read_watch_and_cancel_taskrun
     ]:
         assert not can(verb, resource), f"scheduler may {verb} {resource}"
     assert not can("create", "taskruns.podiq.io", "podiq-it-other")
+
+
+async def test_label_schedules_become_cronjobs_and_held_back_runs_once_per_entry(
+    k8s_broker: Any, scheduler_rbac: str, cluster: Any, podiq_namespace: str
+) -> None:
+    from podiq.kubernetes import KubernetesBroker
+    from podiq.schedule_sources import LabelScheduleSource
+
+    broker = KubernetesBroker(podiq_namespace, kubeconfig=k8s_broker.kubeconfig)
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+
+    @broker.task(task_name="tests.integration.k8s_tasks:noop", schedule=[{"cron": "0 3 1 1 *"}, {"time": when}, {"args": []}])
+    async def noop() -> None: ...
+
+    source = LabelScheduleSource(broker)
+    cron_id, time_id = [s.schedule_id for s in source.collect()]
+    async with broker:
+        try:
+            await source.startup()
+            await source.startup()  # a restarted application: the same resources, not new ones
+            assert await source.get_schedules() == []  # Kubernetes fires them, not this process
+            made = cronjob(cluster, podiq_namespace, cron_id)
+            assert made is not None and made["spec"]["schedule"] == "0 3 1 1 *"
+            assert [r["metadata"]["name"] for r in runs_of(cluster, podiq_namespace, time_id)] == [time_id]
+            listed = {s.schedule_id: s for s in await KubernetesScheduleSource(broker).get_schedules()}
+            assert listed[cron_id].cron == "0 3 1 1 *" and listed[time_id].time == when
+        finally:
+            async with KubernetesScheduleSource(broker) as schedules:
+                for schedule_id in (cron_id, time_id):
+                    await schedules.delete_schedule(schedule_id)
+    assert cronjob(cluster, podiq_namespace, cron_id) is None
+    assert runs_of(cluster, podiq_namespace, time_id) == []

@@ -19,7 +19,7 @@ def cluster_command(
     subparsers: Any, name: str, help: str, run: Callable[[argparse.Namespace], Awaitable[int]]
 ) -> argparse.ArgumentParser:
     """A subcommand with -n/--namespace and --kubeconfig that runs `run(args)`."""
-    parser = subparsers.add_parser(name, help=help)
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help)
     parser.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     parser.set_defaults(handler=lambda args: asyncio.run(_guarded(run, args)))

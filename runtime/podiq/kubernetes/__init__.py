@@ -1,5 +1,6 @@
-"""podiq on Kubernetes: KubernetesBroker and KubernetesScheduleSource for clients, and the
-TaskRun resource models shared by the client, the operator and the runtime."""
+"""podiq on Kubernetes: KubernetesBroker and KubernetesScheduleSource for clients, the
+TaskRun resource models shared by the client, the operator and the runtime, and the Redis
+store of values too large for a TaskRun (its errors are in podiq.exceptions)."""
 
 from podiq.kubernetes.broker import KubernetesBroker, KubernetesResultBackend
 from podiq.kubernetes.exitcodes import ExitCode
@@ -26,6 +27,7 @@ from podiq.kubernetes.resources import (
     to_api,
 )
 from podiq.kubernetes.schedules import KubernetesScheduleSource
+from podiq.kubernetes.storage import RedisStore, StoredValue, StoreSettings
 
 __all__ = [
     "API_VERSION",
@@ -45,8 +47,11 @@ __all__ = [
     "Phase",
     "Progress",
     "Reason",
+    "RedisStore",
     "ResourceRequirements",
     "ResultTooLargeError",
+    "StoreSettings",
+    "StoredValue",
     "TaskRun",
     "TaskRunSpec",
     "TaskRunStatus",

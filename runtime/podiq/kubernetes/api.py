@@ -46,7 +46,7 @@ class TaskRunApi:
 
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self._api.create_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._api.create_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
                 GROUP, VERSION, namespace, PLURAL, JsonBody(body), _request_timeout=self._timeout,
             )
         except ApiException as exc:
@@ -54,13 +54,23 @@ class TaskRunApi:
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._api.get_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._api.get_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
                 GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout,
             )
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+
+    async def list(self, namespace: str) -> list[dict[str, Any]]:
+        """Every TaskRun in ``namespace``."""
+        try:
+            listing = await self._api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, _request_timeout=self._timeout,
+            )
+        except ApiException as exc:
+            raise translated(exc) from exc
+        return list(listing["items"])
 
     async def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None,
@@ -70,7 +80,7 @@ class TaskRunApi:
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return await self._api.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
+            return await self._api.patch_namespaced_custom_object_status(  # type: ignore[no-any-return,call-arg]  # decoded JSON is Any; _content_type is not in the stubs
                 GROUP, VERSION, namespace, PLURAL, name, body,
                 _content_type=MERGE_PATCH, _request_timeout=self._timeout,
             )
@@ -80,7 +90,7 @@ class TaskRunApi:
     async def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch ``spec`` (e.g. ``{"cancelled": True}``)."""
         try:
-            return await self._api.patch_namespaced_custom_object(  # type: ignore[no-any-return]
+            return await self._api.patch_namespaced_custom_object(  # type: ignore[no-any-return,call-arg]  # decoded JSON is Any; _content_type is not in the stubs
                 GROUP, VERSION, namespace, PLURAL, name, {"spec": spec},
                 _content_type=MERGE_PATCH, _request_timeout=self._timeout,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from podiq._broker import AsyncBroker
 from podiq._message import TaskiqMessage
 from podiq._progress import TaskProgress
 from podiq._result import ResultRecord
+from podiq._schedules import ScheduledTask
 from podiq._result_backend import AsyncResultBackend
 from podiq.exceptions import (
     BrokerError,
@@ -23,10 +25,12 @@ from podiq.exceptions import (
     ResultGetError,
     ResultSetError,
     SendTaskError,
+    StoreError,
     TaskiqResultTimeoutError,
 )
 from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
+from podiq.kubernetes.offloading import offload_arguments, read_result, read_stored_log
 from podiq.kubernetes.options import KubernetesOptions, taskrun_spec
 from podiq.kubernetes.resources import (
     API_VERSION,
@@ -35,16 +39,17 @@ from podiq.kubernetes.resources import (
     LABEL_TASK,
     TASK_NAME_PATTERN,
     TaskRun,
+    is_dns_label,
     label_value,
     to_api,
 )
+from podiq.kubernetes.storage import RedisStore, StoreSettings
 from podiq.kubernetes.watching import TaskRunGone, TaskRunWatch
 
 logger = logging.getLogger("podiq.kubernetes")
 
 #: Seconds after which a run that no operator has touched is reported in the log.
 UNATTENDED_AFTER = 30.0
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
 
@@ -58,6 +63,9 @@ class KubernetesBroker(AsyncBroker):
     `image`, `resources`, `env`, `service_account` and `queue_name` are defaults for every
     task; tasks and calls override them with labels of the same names. Connects with
     `kubeconfig`/`context`, or in-cluster config inside a pod.
+
+    `redis_url` (default: `PODIQ_REDIS_URL`) is where arguments and results too large for a
+    TaskRun are kept, and pods' output after they are gone (see :mod:`podiq.kubernetes.storage`).
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class KubernetesBroker(AsyncBroker):
         ttl: int | None = None,
         kubeconfig: str | None = None,
         context: str | None = None,
+        redis_url: str | None = None,
         result_backend: AsyncResultBackend | None = None,
         task_id_generator: Callable[[], str] | None = None,
     ) -> None:
@@ -82,6 +91,8 @@ class KubernetesBroker(AsyncBroker):
             {"image": image, "resources": resources, "env": env, "service_account": service_account,
              "queue_name": queue_name, "ttl": ttl}
         )
+        self.store_settings = StoreSettings.from_env(url=redis_url)
+        self.store: RedisStore | None = None
         self.api_client: client.ApiClient | None = None
         self.watch: TaskRunWatch | None = None
         self._taskruns: TaskRunApi | None = None
@@ -101,6 +112,15 @@ class KubernetesBroker(AsyncBroker):
         if self.api_client is None:
             self.api_client = await api_client(self.kubeconfig, self.context)
             self._taskruns = TaskRunApi(self.api_client)
+        if self.store is None and self.store_settings.url:
+            self.store = RedisStore(self.store_settings)
+
+    async def apply_label_schedules(self, schedules: list[ScheduledTask]) -> bool:
+        """Label schedules become CronJobs (or held-back TaskRuns); nothing has to keep running."""
+        from podiq.kubernetes.schedules import apply_label_schedules
+
+        await apply_label_schedules(self, schedules)
+        return True
 
     async def startup(self) -> None:
         await self.connect()
@@ -118,10 +138,25 @@ class KubernetesBroker(AsyncBroker):
         if self.api_client is not None:
             await self.api_client.close()
             self.api_client, self._taskruns = None, None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
 
     async def kick(self, message: TaskiqMessage) -> None:
-        """Create the TaskRun: one API write."""
+        """Create the TaskRun: one API write (and one Redis write for large arguments)."""
         body = self.taskrun_body(message)
+        offloaded = await self._offload(message, body)
+        try:
+            await self._create(message, body)
+        except BaseException:
+            if offloaded and self.store is not None:  # the key is this call's: none was there, or a leftover
+                with contextlib.suppress(StoreError):
+                    await self.store.delete([body["spec"]["argsRef"]["key"]])
+            raise
+        if self.watch is not None:
+            self.watch.track(message.task_id)
+
+    async def _create(self, message: TaskiqMessage, body: dict[str, Any]) -> None:
         try:
             await self.taskruns.create(self.namespace, body)
         except NotFoundError:
@@ -130,13 +165,22 @@ class KubernetesBroker(AsyncBroker):
                 "TaskRun CRD is missing. Install podiq with `helm install podiq charts/podiq` and check the namespace."
             ) from None
         except ConflictError:
-            raise SendTaskError(
-                f"A TaskRun named {message.task_id!r} exists already in {self.namespace!r}; task ids must be unique."
-            ) from None
+            raise _taken(message, self.namespace) from None
         except ApiException as exc:
             raise _refused(exc, message) from None
-        if self.watch is not None:
-            self.watch.track(message.task_id)
+
+    async def _offload(self, message: TaskiqMessage, body: dict[str, Any]) -> bool:
+        """Arguments over the inline limit go to Redis, unless a TaskRun of that name holds them."""
+        async def taken() -> bool:
+            return await self.taskruns.get(self.namespace, message.task_id) is not None
+
+        try:
+            moved = await offload_arguments(self.store, self.store_settings, self.namespace, message.task_id, body["spec"], taken)
+        except StoreError as exc:
+            raise SendTaskError(f"Cannot send {message.task_name!r}: {exc}") from exc
+        if moved is None:
+            raise _taken(message, self.namespace)
+        return moved
 
     def taskrun_body(self, message: TaskiqMessage) -> dict[str, Any]:
         if not _TASK_NAME.match(message.task_name) or message.task_name.startswith("__main__:"):
@@ -145,7 +189,7 @@ class KubernetesBroker(AsyncBroker):
                 "`module:function` name, so define the task in an importable module (not __main__) and "
                 "keep the default task name."
             )
-        if len(message.task_id) > 63 or not _DNS_NAME.match(message.task_id):
+        if not is_dns_label(message.task_id):
             raise InvalidArgumentsError(
                 f"Task id {message.task_id!r} cannot name a TaskRun: use at most 63 lowercase letters, "
                 "digits and '-', starting and ending with a letter or digit."
@@ -173,10 +217,14 @@ class KubernetesBroker(AsyncBroker):
             raise ResultGetError(f"No TaskRun {self.namespace}/{task_id} to cancel.") from None
 
 
+def _taken(message: TaskiqMessage, namespace: str) -> SendTaskError:
+    return SendTaskError(f"A TaskRun named {message.task_id!r} exists already in {namespace!r}; task ids must be unique.")
+
+
 def _refused(exc: ApiException, message: TaskiqMessage) -> Exception:
     """The API server's refusal of a TaskRun, as an error that says what to change."""
     try:
-        detail = json.loads(exc.body).get("message", exc.reason)
+        detail = json.loads(exc.body or b"").get("message", exc.reason)
     except (TypeError, ValueError):
         detail = exc.reason
     if exc.status in (400, 422):
@@ -249,13 +297,9 @@ class KubernetesResultBackend(AsyncResultBackend):
             )
 
     async def _record(self, taskrun: TaskRun, with_logs: bool) -> ResultRecord:
-        if not taskrun.is_done() or taskrun.status.result is None:
-            raise ResultGetError(
-                f"TaskRun {taskrun.name} has not finished (phase {taskrun.status.phase}); wait for it first."
-            )
-        record = ResultRecord.model_validate(taskrun.status.result)
+        record = await read_result(self.broker.store, taskrun)
         if with_logs and self.broker.api_client is not None:
-            record.log = await pod_logs(self.broker.api_client, taskrun)
+            record.log = await taskrun_logs(self.broker.api_client, self.broker.store, taskrun)
         return record
 
     async def set_result(self, task_id: str, result: ResultRecord) -> None:
@@ -266,7 +310,7 @@ class KubernetesResultBackend(AsyncResultBackend):
 
     async def get_progress(self, task_id: str) -> TaskProgress | None:
         progress = (await self._read(task_id)).status.progress
-        return None if progress is None else TaskProgress(progress.current, progress.total, progress.message)
+        return None if progress is None else progress.as_task_progress()
 
 
 def describe(taskrun: TaskRun) -> str:
@@ -293,5 +337,16 @@ async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None
         return None
 
 
-__all__ = ["KubernetesBroker", "KubernetesResultBackend", "describe", "pod_logs"]
+async def taskrun_logs(connection: client.ApiClient, store: RedisStore | None, taskrun: TaskRun) -> str | None:
+    """The run's output: its latest pod's whole log while the pod exists, else the tail kept in Redis."""
+    logs = await pod_logs(connection, taskrun)
+    if logs is None and taskrun.status.log_ref is not None:
+        try:
+            logs = await read_stored_log(store, taskrun)
+        except StoreError as exc:  # a missing log does not hide a result
+            logger.warning("The output of TaskRun %s/%s cannot be read: %s", taskrun.namespace, taskrun.name, exc)
+    return logs
+
+
+__all__ = ["KubernetesBroker", "KubernetesResultBackend", "describe", "pod_logs", "taskrun_logs"]
 

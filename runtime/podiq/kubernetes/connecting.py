@@ -38,7 +38,7 @@ async def api_client(kubeconfig: str | None = None, context: str | None = None) 
     """A client from `kubeconfig` (or $KUBECONFIG, ~/.kube/config), or in-cluster config in a pod."""
     configuration = client.Configuration()
     if kubeconfig is None and context is None and in_cluster():
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # untyped upstream
     else:
         await config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
     configuration.proxy = configuration.proxy or environment_proxy(configuration.host or "")
@@ -46,7 +46,7 @@ async def api_client(kubeconfig: str | None = None, context: str | None = None) 
     # kubernetes-asyncio's session trusts the environment, which makes aiohttp look up the
     # proxy variables and read ~/.netrc on a thread for every request: several per cent of a
     # busy operator's time. The proxy is looked up once, above, instead.
-    api.rest_client.pool_manager._trust_env = False  # type: ignore[union-attr]
+    api.rest_client.pool_manager._trust_env = False
     return api
 
 
@@ -68,6 +68,7 @@ def default_namespace(kubeconfig: str | None = None, context: str | None = None)
             kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0],
             active_context=context,
         )
-        return str(loader.current_context["context"].get("namespace") or "default")
+        context_entry: dict[str, Any] = loader.current_context or {}
+        return str(context_entry["context"].get("namespace") or "default")
     except Exception:  # no kubeconfig yet: connecting will say what is missing
         return "default"

@@ -11,10 +11,12 @@ module's output, and a unit test fails when they drift::
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from podiq.kubernetes import resources as r
 
@@ -49,7 +51,8 @@ def structural_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None
     node = {k: v for k, v in schema.items() if k not in _DROPPED and k != "$defs"}
 
     if "$ref" in node:
-        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        # A copy: a model used twice must not come out as YAML anchors and aliases.
+        target = copy.deepcopy(defs[node.pop("$ref").rsplit("/", 1)[-1]])
         merged = {**target, **node}  # the field's own description wins over the model's
         return structural_schema(merged, defs)
 
@@ -85,7 +88,7 @@ def structural_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None
     return node
 
 
-def _model_schema(model: type[r.BaseModel]) -> dict[str, Any]:
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return structural_schema(model.model_json_schema(by_alias=True, mode="validation"))
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from podiq._problems import problems
 from podiq.kubernetes.schedules import ENV_JOB_NAME, ENV_NAMESPACE, ENV_TEMPLATE, ENV_WAIT, EXIT_REFUSED, EXIT_RUN_FAILED
 
 __all__ = [
@@ -66,8 +67,7 @@ class FiringEnvironment(BaseModel):
                 concurrency_policy=env.get(ENV_WAIT) or "Allow",
             )
         except ValidationError as exc:
-            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"the firing pod's environment is incomplete: {problems}.") from None
+            raise ValueError(f"the firing pod's environment is incomplete: {problems(exc)}.") from None
 
 
 def taskrun_for_firing(firing: FiringEnvironment) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from podiq._problems import problems
 from podiq._labels import TaskOptions
 from podiq.exceptions import InvalidArgumentsError
 from podiq.kubernetes.resources import EnvVar, ResourceRequirements, TaskRunSpec
@@ -60,5 +61,4 @@ def taskrun_spec(
             max_retries=execution.max_retries,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise InvalidArgumentsError(f"Cannot make a TaskRun for {task_name!r}: {problems}.") from None
+        raise InvalidArgumentsError(f"Cannot make a TaskRun for {task_name!r}: {problems(exc)}.") from None

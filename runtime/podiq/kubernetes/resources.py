@@ -34,8 +34,11 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from podiq._progress import TaskProgress
+from podiq._labels import REQUEUE_LABEL
 from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
+from podiq.kubernetes.storage import StoredValue
 
 __all__ = [
     "API_VERSION",
@@ -49,6 +52,7 @@ __all__ = [
     "MAX_INLINE_RESULT_BYTES",
     "PLURAL",
     "REQUEUE_LABEL",
+    "is_dns_label",
     "SHORT_NAMES",
     "SINGULAR",
     "SUCCEEDED",
@@ -64,6 +68,7 @@ __all__ = [
     "Reason",
     "ResourceRequirements",
     "ResultTooLargeError",
+    "StoredValue",
     "TaskRun",
     "TaskRunSpec",
     "TaskRunStatus",
@@ -92,7 +97,6 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"
 #: Kueue admits a Job into a queue by this label.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: The taskiq label counting requeues (a string holding an int, as in taskiq).
-REQUEUE_LABEL = "X-Taskiq-requeue"
 
 #: ``module.path:function``: the runtime imports the module and looks the function up.
 #: Written for Go's regexp (the API server) and Python alike: ASCII classes, no ``\\w``.
@@ -107,7 +111,8 @@ MAX_INLINE_RESULT_BYTES = 256 * 1024
 SUCCEEDED = "Succeeded"
 
 _LABEL_VALUE_MAX = 63
-_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_LABEL_MATCH = re.compile(DNS_LABEL).match
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
@@ -274,6 +279,14 @@ class Progress(_Model):
     def text(self) -> str:
         return f"{self.current}/{self.total}"
 
+    @classmethod
+    def of(cls, progress: TaskProgress) -> Progress:
+        """A task's reported progress as the status holds it (the message cut to fit)."""
+        return cls(current=progress.current, total=progress.total, message=progress.message[:4096])
+
+    def as_task_progress(self) -> TaskProgress:
+        return TaskProgress(self.current, self.total, self.message)
+
 
 class TaskRunSpec(_Model):
     """What to run and how: written by the client, read by the operator and the runtime.
@@ -288,6 +301,9 @@ class TaskRunSpec(_Model):
     )
     args: list[Any] = Field(default_factory=list, description="Positional arguments (JSON).")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments (JSON).")
+    args_ref: StoredValue | None = Field(
+        default=None, description="Arguments kept in Redis (`{args, kwargs}` as JSON) when too large for the spec.",
+    )
     labels: dict[str, Any] = Field(default_factory=dict, description="taskiq message labels (JSON values).")
     image: str | None = Field(default=None, max_length=1024, description="The runtime image; the operator's default if absent.")
     resources: ResourceRequirements | None = None
@@ -332,6 +348,10 @@ class TaskRunStatus(_Model):
     result: dict[str, Any] | None = Field(
         default=None, description="The attempt's TaskiqResult as JSON (podiq's ResultRecord); at most 256 KiB.",
     )
+    result_ref: StoredValue | None = Field(
+        default=None, description="The attempt's result kept in Redis when too large for `result`, which is then absent.",
+    )
+    log_ref: StoredValue | None = Field(default=None, description="The tail of the reported attempt's output, kept in Redis.")
     observed_generation: int | None = Field(default=None, ge=0)
 
     # --- predicates ---
@@ -398,9 +418,6 @@ class TaskRunStatus(_Model):
             or (Phase.RUNNING if reason in _RUNNING_REASONS else Phase.PENDING)
         )
 
-    def mark_pending(self, now: datetime, message: str = "Waiting for the first attempt to start.") -> None:
-        self.set_condition(Reason.PENDING, message, now)
-
     def mark_waiting(self, not_before: datetime, now: datetime) -> None:
         self.set_condition(Reason.WAITING, f"Not starting before {_timestamp(not_before)}.", now)
 
@@ -430,7 +447,7 @@ class TaskRunStatus(_Model):
 
     def mark_cancelled(self, now: datetime, message: str = "Cancelled.", *, labels: Mapping[str, Any] | None = None) -> None:
         """Cancelled before finishing: the result is a TaskCancelledError, so waiting clients raise it."""
-        self.result = error_result(TaskCancelledError, message, labels=labels)
+        self.result, self.result_ref = error_result(TaskCancelledError, message, labels=labels), None
         self.mark_finished(Reason.CANCELLED, message, now)
 
     def set_progress(self, progress: Progress) -> None:
@@ -516,6 +533,8 @@ class TaskRun(_Model):
         now: datetime,
         *,
         result: Mapping[str, Any] | None = None,
+        result_ref: StoredValue | None = None,
+        log_ref: StoredValue | None = None,
         message: str = "",
         pod_name: str | None = None,
     ) -> None:
@@ -530,8 +549,9 @@ class TaskRun(_Model):
         status.reported_attempt = attempt
         if pod_name is not None:
             status.pod_name = pod_name
-        if result is not None:
-            status.result = dict(result)
+        if result is not None or result_ref is not None:
+            status.result, status.result_ref = (dict(result) if result is not None else None), result_ref
+        status.log_ref = log_ref
         if code is ExitCode.SUCCEEDED:
             status.mark_finished(Reason.SUCCEEDED, message or f"Attempt {attempt} succeeded.", now)
         elif code is ExitCode.REJECTED:
@@ -546,6 +566,7 @@ class TaskRun(_Model):
         """The current attempt died without reporting (operator side): record an error result, retry per policy."""
         status = self.status
         status.reported_attempt = status.attempts
+        status.result_ref = status.log_ref = None
         status.result = error_result(
             TaskTimeoutError if timed_out else InfrastructureError,
             f"{reason}: {message}" if message else reason,
@@ -663,6 +684,11 @@ def format_duration(delta: timedelta) -> str:
 
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def is_dns_label(value: object, max_length: int = 63) -> bool:
+    """An RFC 1123 label, as names of TaskRuns, Jobs and CronJobs must be."""
+    return isinstance(value, str) and len(value) <= max_length and _DNS_LABEL_MATCH(value) is not None
 
 
 def label_value(text: str) -> str:

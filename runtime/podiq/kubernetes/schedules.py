@@ -12,19 +12,19 @@ The building and reading of the resources are plain functions (no API calls), te
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from podiq._problems import problems
 from podiq._labels import SCHEDULE_ID_LABEL
 from podiq._message import TaskiqMessage
 from podiq._schedules import ScheduledTask, ScheduleSource, validate_timezone
 from podiq.exceptions import InvalidScheduleError, SendTaskError
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
-from podiq.kubernetes.resources import GROUP, LABEL_TASK, PLURAL, VERSION, TaskRun, label_value
+from podiq.kubernetes.resources import GROUP, LABEL_TASK, PLURAL, VERSION, TaskRun, is_dns_label, label_value
 
 if TYPE_CHECKING:
     from kubernetes_asyncio import client
@@ -62,7 +62,6 @@ ANNOTATION_INTERVAL = f"{GROUP}/interval-seconds"
 
 #: The CronJob controller appends ``-<minutes since the epoch>`` (11 characters) to name Jobs (≤63).
 MAX_SCHEDULE_ID = 52
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 SCHEDULER_SERVICE_ACCOUNT = "podiq-scheduler"
 #: The firing only needs podiq, not the task's code: the runtime image does.
@@ -87,10 +86,6 @@ FIRING_BACKOFF_LIMIT = 3
 _COMMON_LABELS = {"app.kubernetes.io/managed-by": "podiq", "app.kubernetes.io/component": "schedule"}
 
 
-def _problems(exc: ValidationError, prefix: str = "") -> str:
-    return "; ".join(f"{prefix}{'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in exc.errors(include_url=False))
-
-
 class CronJobOptions(BaseModel):
     """CronJob settings a schedule takes from its task's and call's labels (``timezone`` also from ``CronSpec``)."""
 
@@ -109,14 +104,14 @@ class CronJobOptions(BaseModel):
             if options.timezone is not None:
                 validate_timezone(options.timezone)
         except ValidationError as exc:
-            raise InvalidScheduleError(f"Invalid schedule options: {_problems(exc, 'label ')}.") from None
+            raise InvalidScheduleError(f"Invalid schedule options: {problems(exc, noun='label')}.") from None
         except ValueError as exc:
             raise InvalidScheduleError(f"Invalid schedule options: label 'timezone': {exc}.") from None
         return options
 
 
 def validate_schedule_id(schedule_id: str) -> str:
-    if not isinstance(schedule_id, str) or len(schedule_id) > MAX_SCHEDULE_ID or not _DNS_LABEL.match(schedule_id):
+    if not is_dns_label(schedule_id, MAX_SCHEDULE_ID):
         raise InvalidScheduleError(
             f"schedule_id {schedule_id!r} cannot name a CronJob: use at most {MAX_SCHEDULE_ID} lowercase "
             "letters, digits and '-', starting and ending with a letter or digit."
@@ -356,7 +351,7 @@ def entry_from_cronjob(body: dict[str, Any]) -> ScheduleEntry | None:
             schedule_id=schedule_id,
             **trigger,
         )
-    except (ValidationError, KeyError):
+    except (InvalidScheduleError, KeyError):
         return None
     status = body.get("status") or {}
     return ScheduleEntry(
@@ -456,7 +451,7 @@ class KubernetesScheduleSource(ScheduleSource):
         """The resource ``add_schedule`` creates for ``schedule`` (CronJob or TaskRun); checks everything."""
         try:
             if schedule.time is not None:
-                return one_shot_taskrun_body(self.broker, schedule, self.broker.id_generator())
+                return one_shot_taskrun_body(self.broker, schedule, schedule.task_id or self.broker.id_generator())
             template = taskrun_template(self.broker, schedule)
         except SendTaskError as exc:  # the task name, id or a Kubernetes option label
             raise InvalidScheduleError(f"Invalid schedule for task {schedule.task_name!r}: {exc}") from None
@@ -480,7 +475,7 @@ class KubernetesScheduleSource(ScheduleSource):
                 return
             batch = client.BatchV1Api(connection)
             try:
-                await batch.create_namespaced_cron_job(self.namespace, body)
+                await batch.create_namespaced_cron_job(self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
             except ApiException as exc:
                 if exc.status != 409:
                     raise
@@ -491,7 +486,8 @@ class KubernetesScheduleSource(ScheduleSource):
                         f"{self.namespace} and is not a podiq schedule."
                     ) from None
                 body["metadata"]["resourceVersion"] = existing.metadata.resource_version
-                await batch.replace_namespaced_cron_job(schedule.schedule_id, self.namespace, body)
+                await batch.replace_namespaced_cron_job(
+                    schedule.schedule_id, self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise InvalidScheduleError(f"Kubernetes refused the schedule: {_api_message(exc)}") from None
@@ -523,7 +519,7 @@ class KubernetesScheduleSource(ScheduleSource):
         from kubernetes_asyncio import client
         from kubernetes_asyncio.client.exceptions import ApiException
 
-        if not isinstance(schedule_id, str) or not _DNS_LABEL.match(schedule_id) or len(schedule_id) > 63:
+        if not is_dns_label(schedule_id):
             return []
         connection = await self._client()
         deleted: list[str] = []
@@ -562,6 +558,25 @@ class KubernetesScheduleSource(ScheduleSource):
                 if exc.status not in (404, 409):
                     raise
         return deleted
+
+
+async def apply_label_schedules(broker: KubernetesBroker, schedules: list[ScheduledTask]) -> None:
+    """LabelScheduleSource on Kubernetes: each `schedule` label becomes a CronJob under its stable id
+    (replaced on the next start), or, for a `time`, a held-back TaskRun named by that id (made once)."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    source = KubernetesScheduleSource(broker)
+    try:
+        for schedule in schedules:
+            if schedule.time is not None and schedule.task_id is None:
+                schedule = schedule.model_copy(update={"task_id": schedule.schedule_id})
+            try:
+                await source.add_schedule(schedule)
+            except ApiException as exc:
+                if exc.status != 409:  # 409: the one-off TaskRun of an earlier start exists
+                    raise
+    finally:
+        await source.shutdown()
 
 
 def _api_message(exc: Any) -> str:

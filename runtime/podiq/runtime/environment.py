@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 from pydantic import BaseModel, Field, ValidationError
+from podiq._problems import problems
+
+from podiq.kubernetes.storage import ENV_REDIS_URL, StoreSettings
 
 ENV_TASKRUN_NAME = "PODIQ_TASKRUN_NAME"
 ENV_TASKRUN_NAMESPACE = "PODIQ_TASKRUN_NAMESPACE"
@@ -14,8 +17,9 @@ ENV_JOB_NAME = "PODIQ_JOB_NAME"
 ENV_IMPORTS = "PODIQ_IMPORTS"
 ENV_PROGRESS_INTERVAL = "PODIQ_PROGRESS_INTERVAL"
 
-#: Variables the operator sets; a TaskRun's own env cannot override them.
-RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME})
+#: Variables the operator sets; a TaskRun's own env cannot override them (nor point the runtime at another Redis).
+RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME, ENV_REDIS_URL,
+                      *StoreSettings().to_env()})
 
 
 class RuntimeEnvironment(BaseModel):
@@ -36,15 +40,14 @@ class RuntimeEnvironment(BaseModel):
             return cls(
                 taskrun_name=env.get(ENV_TASKRUN_NAME, ""),
                 namespace=env.get(ENV_TASKRUN_NAMESPACE, ""),
-                attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]
+                attempt=env.get(ENV_ATTEMPT, "0"),  # type: ignore[arg-type]  # pydantic converts the string
                 job_name=env.get(ENV_JOB_NAME) or None,
                 pod_name=env.get(ENV_POD_NAME) or env.get("HOSTNAME"),
                 imports=[m.strip() for m in env.get(ENV_IMPORTS, "").split(",") if m.strip()],
-                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]
+                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]  # pydantic converts the string
             )
         except ValidationError as exc:
             raise ValueError(
-                f"the pod's environment: the pod's environment is incomplete ({exc.error_count()} problems: "
-                f"{'; '.join(str(e['loc'][0]) + ': ' + e['msg'] for e in exc.errors())}). The operator sets "
+                f"the pod's environment is incomplete ({problems(exc)}). The operator sets "
                 f"{ENV_TASKRUN_NAME}, {ENV_TASKRUN_NAMESPACE} and {ENV_ATTEMPT}; run tasks through a TaskRun."
             ) from None

@@ -32,7 +32,6 @@ class TaskRunStatusBackend(AsyncResultBackend):
         self._written: TaskProgress | None = None
         self._last_write = float("-inf")
         self._pending: asyncio.Task[None] | None = None
-        self.writes = 0
 
     async def set_progress(self, task_id: str, progress: TaskProgress) -> None:
         self.latest = progress
@@ -51,7 +50,7 @@ class TaskRunStatusBackend(AsyncResultBackend):
         if progress is None or progress == self._written:
             return
         self._last_write = time.monotonic()
-        status = Progress(current=progress.current, total=progress.total, message=progress.message[:4096])
+        status = Progress.of(progress)
         try:
             await self.api.patch_status(
                 self.namespace, self.name, {"progress": to_api(status), "progressText": status.text}
@@ -60,7 +59,6 @@ class TaskRunStatusBackend(AsyncResultBackend):
             logger.warning("Could not write progress of TaskRun %s (%s); trying again with the next.", self.name, exc)
             return
         self._written = progress
-        self.writes += 1
 
     async def close(self) -> None:
         if self._pending is not None and not self._pending.done():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 import sys
@@ -19,12 +20,15 @@ from podiq._labels import RETRIES_LABEL
 from podiq._message import TaskiqMessage
 from podiq._receiver import Receiver
 from podiq._result import ResultRecord
-from podiq.exceptions import UnknownTaskError
+from podiq.exceptions import StoreError, UnknownTaskError
 from podiq.kubernetes.api import ConflictError, TaskRunApi
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.exitcodes import ExitCode
-from podiq.kubernetes.resources import Progress, ResultTooLargeError, TaskRun, encode_result, status_patch
+from podiq.kubernetes.offloading import load_arguments, store_log, store_result, stored_ttl
+from podiq.kubernetes.resources import Progress, ResultTooLargeError, StoredValue, TaskRun, encode_result, status_patch
+from podiq.kubernetes.storage import RedisStore, StoreSettings
 from podiq.runtime.environment import RuntimeEnvironment
+from podiq.runtime.output import OutputTail
 from podiq.runtime.progress import TaskRunStatusBackend
 
 logger = logging.getLogger("podiq.runtime")
@@ -82,7 +86,18 @@ def main() -> int:
         return INFRASTRUCTURE_FAILURE
 
 
-async def run_attempt(environment: RuntimeEnvironment) -> ExitCode | int:
+async def run_attempt(environment: RuntimeEnvironment, settings: StoreSettings | None = None) -> ExitCode | int:
+    # Redis comes from the pod's environment (the operator's Secret), never from the TaskRun.
+    settings = settings or StoreSettings.from_env()
+    store = RedisStore(settings) if settings.url else None
+    try:
+        return await _run_attempt(environment, settings, store)
+    finally:
+        if store is not None:
+            await store.close()
+
+
+async def _run_attempt(environment: RuntimeEnvironment, settings: StoreSettings, store: RedisStore | None) -> ExitCode | int:
     async with await api_client() as connection:
         api = TaskRunApi(connection)
         started = datetime.now(UTC)
@@ -100,9 +115,17 @@ async def run_attempt(environment: RuntimeEnvironment) -> ExitCode | int:
             )
             return INFRASTRUCTURE_FAILURE
         backend = TaskRunStatusBackend(api, taskrun.namespace, taskrun.name, environment.progress_interval)
-        code, record = await execute(taskrun, environment, backend)
-        await report(api, taskrun, code, record, backend, environment, started)
-        return code
+        output = OutputTail(settings.log_tail if store is not None else 0).start()
+        try:
+            code, record = await execute(taskrun, environment, backend, store)
+        finally:
+            kept, dropped = output.stop()
+        log_ref = await store_log(store, settings, taskrun, environment.attempt, kept, dropped) if store and kept else None
+        outcome = await stored_outcome(store, settings, taskrun, environment.attempt, code, record)
+        final = await report(api, taskrun, outcome, backend, environment, started, log_ref)
+        if store is not None and final is not None and final.is_done():
+            await expire_arguments(store, settings, final)
+        return outcome.code
 
 
 def moved_on(taskrun: TaskRun, attempt: int) -> bool:
@@ -116,18 +139,23 @@ def moved_on(taskrun: TaskRun, attempt: int) -> bool:
 
 
 async def execute(
-    taskrun: TaskRun, environment: RuntimeEnvironment, backend: TaskRunStatusBackend
+    taskrun: TaskRun, environment: RuntimeEnvironment, backend: TaskRunStatusBackend, store: RedisStore | None = None,
 ) -> tuple[ExitCode, ResultRecord]:
     """Run the task as any worker would; the exit code says what the operator does next."""
     labels = taskrun.message_labels()
     if taskrun.status.retries:  # as taskiq's retry middleware counts them
         labels[RETRIES_LABEL] = taskrun.status.retries
+    try:
+        args, kwargs = await load_arguments(store, taskrun)
+    except StoreError as exc:  # retried by the policy: Redis may be back, or the arguments are gone for good
+        logger.error("Cannot read the arguments: %s", exc)
+        return ExitCode.TASK_ERROR, ResultRecord.failure(exc, labels)
     message = TaskiqMessage(
         task_id=taskrun.task_id,
         task_name=taskrun.spec.task_name,
         labels=labels,
-        args=taskrun.spec.args,
-        kwargs=taskrun.spec.kwargs,
+        args=args,
+        kwargs=kwargs,
     )
     try:
         broker = load_broker(message.task_name, environment.imports)
@@ -160,48 +188,84 @@ def load_broker(task_name: str, imports: list[str]) -> AsyncBroker:
     return task.broker
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How the attempt ended, with its result inline or stored, ready for the status."""
+
+    code: ExitCode
+    result: dict[str, Any] | None
+    result_ref: StoredValue | None = None
+    message: str = ""
+
+
+async def stored_outcome(
+    store: RedisStore | None, settings: StoreSettings, taskrun: TaskRun, attempt: int, code: ExitCode, record: ResultRecord,
+) -> Outcome:
+    """The result inline, or in Redis when large; a result that cannot be kept fails the attempt
+    (retried by the policy) with an error that says why."""
+    try:
+        result, ref = await store_result(store, settings, taskrun, attempt, record)
+        return Outcome(code, result, ref)
+    except ResultTooLargeError as exc:
+        return Outcome(ExitCode.TASK_ERROR, encode_result(ResultRecord.failure(exc, record.labels)))
+    except StoreError as exc:
+        logger.error("Cannot store the result: %s", exc)
+        message = f"Attempt {attempt}: its result could not be stored in Redis. {exc}"
+        return Outcome(ExitCode.TASK_ERROR, encode_result(ResultRecord.failure(exc, record.labels)), message=message[:30000])
+
+
+async def expire_arguments(store: RedisStore, settings: StoreSettings, taskrun: TaskRun) -> None:
+    """Once the run is over, its stored arguments expire with its TTL."""
+    if taskrun.spec.args_ref is None:
+        return
+    try:
+        await store.expire([taskrun.spec.args_ref.key], stored_ttl(taskrun.spec, settings))
+    except StoreError as exc:
+        logger.warning("The arguments' TTL was not shortened (they expire after %s s): %s", settings.ttl, exc)
+
+
 async def report(
     api: TaskRunApi,
     taskrun: TaskRun,
-    code: ExitCode,
-    record: ResultRecord,
+    outcome: Outcome,
     backend: TaskRunStatusBackend,
     environment: RuntimeEnvironment,
     started: datetime,
-) -> None:
+    log_ref: StoredValue | None = None,
+) -> TaskRun | None:
     """Write the attempt's outcome, with the last progress, in one status write; it records
     the attempt itself too when the operator has not yet.
 
     The write is conditional on the resourceVersion just read, so it never overwrites what
     the operator decided meanwhile (a cancellation, say); on a conflict it reads again.
+    Returns the TaskRun as written, or None when nothing was.
     """
     await backend.close()
-    try:
-        result: dict[str, Any] = encode_result(record)
-    except ResultTooLargeError as exc:
-        code, result = ExitCode.TASK_ERROR, encode_result(ResultRecord.failure(exc, record.labels))
+    code = outcome.code
     attempt = environment.attempt
     for _ in range(REPORT_TRIES):
         if moved_on(taskrun, attempt):
             logger.warning("TaskRun %s moved on (%s) before attempt %s reported.", taskrun.name, taskrun.status.phase, attempt)
-            return
+            return None
         before = taskrun.status.model_copy(deep=True)
         taskrun.status.record_attempt(attempt, environment.job_name, started)
         if backend.latest is not None:
-            latest = backend.latest
-            taskrun.status.set_progress(Progress(current=latest.current, total=latest.total, message=latest.message[:4096]))
+            taskrun.status.set_progress(Progress.of(backend.latest))
+        requeued = code is ExitCode.REQUEUE
         taskrun.finish_attempt(
-            code, datetime.now(UTC), result=None if code is ExitCode.REQUEUE else result, pod_name=environment.pod_name
+            code, datetime.now(UTC), result=None if requeued else outcome.result,
+            result_ref=None if requeued else outcome.result_ref, log_ref=log_ref, message=outcome.message,
+            pod_name=environment.pod_name,
         )
         patch, version = status_patch(before, taskrun.status), taskrun.metadata.resource_version
         try:
             await patiently("report the outcome", lambda: api.patch_status(
                 taskrun.namespace, taskrun.name, patch, resource_version=version,
             ))
-            return
+            return taskrun
         except ConflictError:
             body = await patiently("read the TaskRun", lambda: api.get(taskrun.namespace, taskrun.name))
             if body is None:
-                return
+                return None
             taskrun = TaskRun.from_api(body)
     raise RuntimeError(f"TaskRun {taskrun.name} kept changing; attempt {attempt} could not report.")

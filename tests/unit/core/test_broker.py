@@ -14,6 +14,7 @@ from podiq import (
     TaskiqMiddleware,
     TaskiqState,
 )
+from podiq.result_backends.dummy import DummyResultBackend
 
 
 async def add(a: int, b: int) -> int:
@@ -25,13 +26,20 @@ def test_abstract_broker_cannot_be_instantiated() -> None:
         AsyncBroker()  # type: ignore[abstract]
 
 
-def test_broker_without_result_backend_is_refused() -> None:
+async def test_broker_without_result_backend_stores_nothing_as_in_taskiq() -> None:
     class Bare(AsyncBroker):
         async def kick(self, message: TaskiqMessage) -> None:
             pass
 
-    with pytest.raises(BrokerError, match="Bare needs a result_backend"):
-        Bare()
+    bare = Bare()
+    assert isinstance(bare.result_backend, DummyResultBackend)
+
+    @bare.task
+    async def noop() -> None: ...
+
+    task = await noop.kicker().kiq()
+    assert await task.is_ready()
+    assert (await task.wait_result()).return_value is None
     backend = InMemoryResultBackend()
     assert Bare(result_backend=backend).result_backend is backend
 
@@ -135,8 +143,10 @@ async def test_startup_and_shutdown_are_idempotent() -> None:
             calls.append("shutdown")
 
     broker = InMemoryBroker(result_backend=Backend())
-    await broker.shutdown()  # not started: nothing happens
-    assert calls == []
+    await broker.shutdown()  # never started: shuts down all the same, as in taskiq
+    await broker.shutdown()
+    assert calls == ["shutdown"]
+    calls.clear()
     await broker.startup()
     await broker.startup()
     assert broker.is_started is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
 from typing import Annotated
+
 import pytest
 
 from podiq import Context, InMemoryBroker, InvalidArgumentsError, TaskiqDepends, TaskiqState
@@ -64,9 +65,7 @@ async def test_generator_teardown_runs_after_the_task(broker: InMemoryBroker) ->
         events.append("async teardown")
 
     @broker.task
-    async def uses(
-        one: str = TaskiqDepends(resource), two: str = TaskiqDepends(async_resource)
-    ) -> list[str]:
+    async def uses(one: str = TaskiqDepends(resource), two: str = TaskiqDepends(async_resource)) -> list[str]:
         events.append("task")
         return [one, two]
 

@@ -180,7 +180,7 @@ async def test_every_hook_is_called_with_the_right_arguments(use_async: bool) ->
             ("a", "post_save"),
             ("b", "post_save"),
         ]
-        for _, hook, message, *rest in log:
+        for _, _hook, message, *_rest in log:
             assert isinstance(message, TaskiqMessage)
             assert message.task_id == result.task_id
             assert message.args == [1]

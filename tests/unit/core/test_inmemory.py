@@ -98,25 +98,46 @@ async def test_contextvars_are_visible_in_sync_tasks(broker: InMemoryBroker) -> 
     assert await (await read_var.kiq()) == "req-42"
 
 
-@pytest.mark.parametrize("limit", [1, 3])
-async def test_max_async_tasks_is_honoured(limit: int) -> None:
-    broker = InMemoryBroker(max_async_tasks=limit)
-    running = 0
-    most = 0
+def counted(broker: InMemoryBroker):
+    """A task that records how many of its runs execute at once (`most`)."""
+    gauge = {"running": 0, "most": 0}
 
     @broker.task
     async def work(i: int) -> int:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
+        gauge["running"] += 1
+        gauge["most"] = max(gauge["most"], gauge["running"])
         await asyncio.sleep(0.01)
-        running -= 1
+        gauge["running"] -= 1
         return i
+
+    return work, gauge
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+async def test_max_async_tasks_is_honoured(limit: int) -> None:
+    broker = InMemoryBroker(max_async_tasks=limit)
+    work, gauge = counted(broker)
 
     async with broker:
         results = [await work.kiq(i) for i in range(10)]
         assert [await result.wait_result(timeout=5) for result in results] == list(range(10))
-    assert most == limit
+    assert gauge["most"] == limit
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+async def test_runs_waiting_for_their_subtasks_do_not_deadlock_the_limit(limit: int) -> None:
+    broker = InMemoryBroker(max_async_tasks=limit)
+    child, gauge = counted(broker)
+
+    @broker.task
+    async def parent(x: int) -> int:
+        handles = [await child.kiq(x) for _ in range(3)]
+        return sum(await asyncio.gather(*(h.wait_result() for h in handles)))
+
+    async with broker:
+        parents = [await parent.kiq(i) for i in range(4)]
+        assert [await asyncio.wait_for(p.wait_result(), 5) for p in parents] == [0, 3, 6, 9]
+    assert gauge["most"] <= limit  # the limit still holds for runs that execute
 
 
 def test_max_async_tasks_works_on_a_second_event_loop() -> None:
@@ -213,7 +234,7 @@ async def test_cancel_a_finished_run_keeps_its_result(broker: InMemoryBroker) ->
 
 
 async def test_unknown_task_is_refused_at_kiq(broker: InMemoryBroker) -> None:
-    with pytest.raises(UnknownTaskError, match="No task named 'not.registered' is registered on this InMemoryBroker"):
+    with pytest.raises(UnknownTaskError, match="no task named 'not.registered' is registered on this InMemoryBroker"):
         await AsyncKicker("not.registered", broker, {}).kiq()
 
 

@@ -114,7 +114,7 @@ async def test_kicker_by_name_still_refuses_unserialisable_values(broker: InMemo
 
 
 async def test_unknown_task_name_is_refused_at_kiq(broker: InMemoryBroker) -> None:
-    with pytest.raises(UnknownTaskError, match="No task named 'missing'") as caught:
+    with pytest.raises(UnknownTaskError, match="no task named 'missing'") as caught:
         await AsyncKicker("missing", broker, {}).kiq()
     assert caught.value.task_name == "missing"
     assert broker.result_backend.results == {}

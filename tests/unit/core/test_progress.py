@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from podiq import TaskProgress
+from podiq import InvalidProgressError, TaskProgress
 
 
 def test_positional() -> None:
@@ -25,7 +24,7 @@ def test_keywords_and_default_message() -> None:
 
 def test_json_round_trip() -> None:
     progress = TaskProgress(5, 5, "done")
-    assert progress.model_dump() == {"current": 5, "total": 5, "message": "done"}
+    assert progress.model_dump() == {"current": 5, "total": 5, "message": "done", "state": None, "meta": None}
     assert TaskProgress.model_validate_json(progress.model_dump_json()) == progress
     assert TaskProgress.model_validate({"current": 1, "total": 2}) == TaskProgress(1, 2)
 
@@ -49,7 +48,7 @@ def test_unknown_total() -> None:
     ],
 )
 def test_validation(args, kwargs, problem: str) -> None:
-    with pytest.raises(ValidationError, match=problem):
+    with pytest.raises(InvalidProgressError, match=f"Invalid progress .*{problem}.*0 <= current <= total"):
         TaskProgress(*args, **kwargs)
 
 

@@ -50,7 +50,11 @@ aware_datetimes = st.datetimes(
 ) | st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones())
 decimals = st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-(10**12), max_value=10**12)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
@@ -149,7 +153,9 @@ def test_direct_round_trip(annotation: Any, strategy: Any) -> None:
 
 
 @SETTINGS
-@given(exc_type=st.sampled_from([ValueError, KeyError, RuntimeError, LookupError]), args=st.lists(st.text(), max_size=3))
+@given(
+    exc_type=st.sampled_from([ValueError, KeyError, RuntimeError, LookupError]), args=st.lists(st.text(), max_size=3)
+)
 def test_exception_data_round_trip(exc_type: type[BaseException], args: list[str]) -> None:
     original = exc_type(*args)
     data = ExceptionData.from_exception(original)

@@ -231,8 +231,10 @@ def test_from_record_converts_to_return_type() -> None:
     result = TaskiqResult.from_record(record, date, "tid")
     assert result.return_value == date(2026, 1, 2)
     assert result.task_id == "tid"
+    unreadable = TaskiqResult.from_record(ResultRecord(return_value="not a date"), date, "tid")
+    assert unreadable.is_err and unreadable.return_value is None
     with pytest.raises(ResultGetError, match="Result of task tid cannot be read as"):
-        TaskiqResult.from_record(ResultRecord(return_value="not a date"), date, "tid")
+        unreadable.raise_for_error()
 
 
 async def test_cancel_through_the_handle(gate) -> None:

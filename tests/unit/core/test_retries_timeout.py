@@ -167,9 +167,7 @@ async def test_timeout_is_retried_when_asked(broker: InMemoryBroker) -> None:
         ({"retry_on_error": "perhaps"}, "retry_on_error"),
     ],
 )
-async def test_invalid_labels_are_refused_before_sending(
-    broker: InMemoryBroker, labels: dict, label: str
-) -> None:
+async def test_invalid_labels_are_refused_before_sending(broker: InMemoryBroker, labels: dict, label: str) -> None:
     runs: list[int] = []
 
     async def job() -> None:

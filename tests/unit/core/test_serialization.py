@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import socket
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -48,7 +48,7 @@ async def roundtrip(broker: InMemoryBroker, annotation: Any, value: Any) -> Any:
     return await (await task.kiq(value))
 
 
-UTC_NOW = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=timezone.utc)
+UTC_NOW = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -127,13 +127,13 @@ async def test_argument_that_does_not_fit_the_annotation_fails_the_run(broker: I
 
 
 async def test_return_value_that_does_not_fit_the_annotation(broker: InMemoryBroker) -> None:
-    from podiq import ResultGetError
+    from podiq import SerializationError
 
     @broker.task
     async def lies() -> int:
         return "not a number"  # type: ignore[return-value]
 
-    with pytest.raises(ResultGetError, match="cannot be read as"):
+    with pytest.raises(SerializationError, match="The return value of task .*lies' does not match its annotation"):
         await (await lies.kiq())
 
 
@@ -141,7 +141,7 @@ async def test_return_value_that_does_not_fit_the_annotation(broker: InMemoryBro
     ("make", "type_name"),
     [
         (object, "builtins.object"),
-        (lambda: (lambda x: x), "builtins.function"),
+        (lambda: lambda x: x, "builtins.function"),
         (lambda: socket.socket(), "socket.socket"),
     ],
     ids=["object", "lambda", "socket"],

@@ -17,11 +17,13 @@ from podiq import InMemoryBroker, TaskiqMiddleware, TaskRejectedError
 
 broker = InMemoryBroker()
 
+
 @broker.task
 async def calculate_sum(numbers: List[int]) -> int:
     """Calculate sum of numbers with artificial delay."""
-    await asyncio.sleep(1) # Simulate work
+    await asyncio.sleep(1)  # Simulate work
     return sum(numbers)
+
 
 # Execute task
 async def main():
@@ -30,16 +32,19 @@ async def main():
     result = await calculate_sum.kiq([1, 2, 3, 4, 5])
     # Wait for result
     total = await result.wait_result(timeout=10.0)
-    print(f"Sum: {total}") # Sum: 15
+    print(f"Sum: {total}")  # Sum: 15
     await broker.shutdown()
 
+
 # --- Error Handling and Result Inspection (as written) ----------------------------------------
+
 
 @broker.task
 async def risky_operation(value: int) -> int:
     if value < 0:
         raise ValueError("Negative values not allowed")
     return value * 2
+
 
 async def handle_results():
     result = await risky_operation.kiq(-5)
@@ -56,9 +61,11 @@ async def handle_results():
     if result.error:
         print(f"Error type: {type(result.error).__name__}")
 
+
 # --- Context Usage in Tasks (as written) ------------------------------------------------------
 
 from podiq import Context, TaskiqDepends
+
 
 @broker.task
 async def context_aware_task(
@@ -78,15 +85,18 @@ async def context_aware_task(
         context.reject()
     return f"Processed: {data} (ID: {task_id})"
 
+
 # --- Multiple Task Coordination (as written, `.return_value` in the loop) ---------------------
 
 from podiq import gather
+
 
 @broker.task
 async def fetch_data(url: str) -> dict:
     # Simulate API call
     await asyncio.sleep(random.uniform(0.5, 2.0))
     return {"url": url, "data": f"content from {url}"}
+
 
 async def fetch_multiple_sources():
     # Start multiple tasks
@@ -102,6 +112,7 @@ async def fetch_multiple_sources():
     for result in results:
         all_data[result.return_value["url"]] = result.return_value["data"]
     return all_data
+
 
 # --- the tests --------------------------------------------------------------------------------
 

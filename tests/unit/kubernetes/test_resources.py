@@ -189,6 +189,15 @@ class TestFinishAttempt:
         assert run.status.phase is Phase.FAILED and run.status.reason is Reason.FAILED
         assert not run.status.wants_next_attempt()
 
+    def test_task_error_message_says_what_the_task_raised(self) -> None:
+        run = self.started()
+        record = ResultRecord.failure(OSError(30, "Read-only file system"), {})
+        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result=encode_result(record))
+        assert run.status.message == "Attempt 1 failed: OSError: [Errno 30] Read-only file system."
+        bare = self.started()
+        bare.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
+        assert bare.status.message == "Attempt 1 failed."
+
     def test_a_failed_runs_condition_says_the_tasks_error(self) -> None:
         run = self.started(retryOnError=True, maxRetries=1)
         error = {"is_err": True, "error": {"type": "ValueError", "message": "Negative values not allowed"}}

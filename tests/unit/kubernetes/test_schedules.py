@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 from rich.console import Console
 
 from podiq import CronSpec, ScheduledTask
@@ -179,7 +178,7 @@ async def test_invalid_schedules_are_refused_at_the_call_naming_the_field(source
 
 
 def test_cronspec_with_an_unknown_zone_is_refused_when_made() -> None:
-    with pytest.raises(ValidationError, match="timezone|Mars/Olympus"):
+    with pytest.raises(ValueError, match="timezone|Mars/Olympus"):
         CronSpec(minutes=0, timezone="Mars/Olympus")
 
 

@@ -195,6 +195,14 @@ class TestUnreportedEnd:
         assert error is not None and error.type == "InfrastructureError" and "OOMKilled" in error.message
         assert action.event is not None and action.event.warning
 
+    def test_oomkilled_names_the_memory_limit(self) -> None:
+        obs = AttemptObservation(AttemptState.FAILED, exit_code=137, failure="OOMKilled", message="", pod_name="p")
+        limited = self.write(started(resources={"limits": {"memory": "64Mi"}}), obs).status
+        assert limited.message.startswith("Attempt 1: OOMKilled.") and "memory limit of 64Mi" in limited.message
+        assert "64Mi" in ResultRecord.model_validate(limited.result).error.message  # type: ignore[union-attr]
+        unlimited = self.write(started(), obs).status
+        assert "no limit on the TaskRun" in unlimited.message
+
     def test_infrastructure_failure_is_retried_per_policy(self) -> None:
         obs = AttemptObservation(AttemptState.FAILED, failure="Evicted", message="node drained")
         action = self.write(started(retryOnError=True), obs)

@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
+from podiq import ResultRecord
 from podiq.kubernetes import ExitCode
-from podiq.kubernetes.resources import Phase, Reason, TaskRun, status_patch
+from podiq.kubernetes.resources import Phase, Reason, TaskRun
+from podiq.kubernetes.storage import StoreSettings
+from podiq.runtime.environment import RuntimeEnvironment
+from podiq.runtime.progress import TaskRunStatusBackend
+from podiq.runtime.running import report, stored_outcome
 
 from podiq_operator.clusters import ConflictError, NotFoundError
 from podiq_operator.config import OperatorConfig
@@ -45,14 +50,19 @@ class FakeCluster:
         self.writes.append("create taskrun")
         return key
 
-    def runtime_finishes(self, key: tuple[str, str], code: ExitCode, result: dict[str, Any] | None = None) -> None:
-        """The runtime of the newest Job reports: it records its attempt too if the status does not yet."""
-        run = TaskRun.from_api(self.taskruns[key])
-        old = run.status.model_copy(deep=True)
+    async def runtime_finishes(self, key: tuple[str, str], code: ExitCode, result: ResultRecord | None = None) -> None:
+        """The runtime of the newest Job reports, through the runtime's own report()."""
+        run = TaskRun.from_api(copy.deepcopy(self.taskruns[key]))
         attempt = max(attempt_of(job) or 0 for job in self.jobs.values())
-        run.status.record_attempt(attempt, job_name(run.name, attempt), NOW)
-        run.finish_attempt(code, NOW + timedelta(seconds=5), result=result or {"is_err": code is not ExitCode.SUCCEEDED})
-        self._patch(key, status_patch(old, run.status), None, "runtime status")
+        name = job_name(run.name, attempt)
+        environment = RuntimeEnvironment(
+            taskrun_name=key[1], namespace=key[0], attempt=attempt, job_name=name, pod_name=f"{name}-xk2p9",
+        )
+        api = RuntimeApi(self)
+        backend = TaskRunStatusBackend(api, key[0], key[1])
+        record = result or ResultRecord(is_err=code is not ExitCode.SUCCEEDED)
+        outcome = await stored_outcome(None, StoreSettings(), run, attempt, code, record)
+        await report(api, run, outcome, backend, environment, NOW)
 
     # ClusterApi
     async def create_job(self, body: dict[str, Any]) -> None:
@@ -117,6 +127,21 @@ class FakeCluster:
         return copy.deepcopy(body)
 
 
+class RuntimeApi:
+    """The two TaskRunApi calls the runtime's report makes, on the same in-memory objects."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self.cluster = cluster
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.cluster.taskruns.get((namespace, name)))
+
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        return self.cluster._patch((namespace, name), status, resource_version, "runtime status")
+
+
 class Harness:
     def __init__(self, config: OperatorConfig | None = None) -> None:
         self.cluster = FakeCluster()
@@ -170,7 +195,7 @@ async def test_a_successful_task_costs_four_writes(h: Harness) -> None:
     run = h.status(key)
     assert (run.status.phase, run.status.attempts, run.status.pod_name) == (Phase.RUNNING, 1, "add-1-a1-xk2p9")
 
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED, {"is_err": False, "return_value": 3})
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED, ResultRecord(return_value=3))
     complete(h.cluster.jobs[("jobs", "add-1-a1")])
     await h.sync(key)
     assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "operator status", "runtime status"]
@@ -187,7 +212,7 @@ async def test_a_fast_task_costs_three_writes(h: Harness) -> None:
     """The runtime reported before the operator saw the pod: its write recorded the attempt too."""
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     await h.sync(key, pod_body(phase="Succeeded", state=terminated(0, "Completed")))
     assert h.cluster.writes == ["create taskrun", "create job add-1-a1", "runtime status"]
     run = h.status(key)
@@ -198,7 +223,7 @@ async def test_job_seen_finished_before_the_result_is_rechecked_not_overwritten(
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
     # The Job's watch is ahead of the TaskRun's: the cache still has the TaskRun without status.
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     complete(h.cluster.jobs[("jobs", "add-1-a1")])
     h.reconciler.cache.put_job(copy.deepcopy(h.cluster.jobs[("jobs", "add-1-a1")]))
     await h.reconciler.reconcile(key)
@@ -210,13 +235,13 @@ async def test_job_seen_finished_before_the_result_is_rechecked_not_overwritten(
 async def test_retry_after_a_task_error(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body(retryOnError=True, maxRetries=1))
     await h.sync(key)
-    h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
+    await h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
     await h.sync(key)
     assert ("jobs", "add-1-a2") in h.cluster.jobs
     await h.sync(key, pod_body("add-1-a2"))
     run = h.status(key)
     assert (run.status.attempts, run.status.phase, run.status.retries) == (2, Phase.RUNNING, 1)
-    h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
+    await h.cluster.runtime_finishes(key, ExitCode.TASK_ERROR)
     await h.sync(key)
     assert h.status(key).status.phase is Phase.FAILED
     assert ("jobs", "add-1-a3") not in h.cluster.jobs
@@ -255,7 +280,7 @@ async def test_runtime_write_during_decision_is_not_overwritten(h: Harness) -> N
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
     stale = copy.deepcopy(h.cluster.taskruns[key])  # an older view the operator holds
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     h.reconciler.cache.taskruns[key] = stale
     h.reconciler.cache.put_pod(pod_body())  # the pod appears: the operator wants to record the attempt
     await h.reconciler.reconcile(key)
@@ -276,10 +301,15 @@ async def test_cancel_deletes_the_job(h: Harness) -> None:
 async def test_ttl_deletes_the_finished_run(h: Harness) -> None:
     key = h.cluster.create_taskrun(taskrun_body(ttlSecondsAfterFinished=60))
     await h.sync(key)
-    h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
+    await h.cluster.runtime_finishes(key, ExitCode.SUCCEEDED)
     await h.sync(key)
     assert key in h.cluster.taskruns and key in h.reconciler._wakeups
-    h.now = NOW + timedelta(minutes=5)
+    finished = h.status(key).status.completion_time  # the runtime's own clock
+    assert finished is not None
+    h.now = finished + timedelta(seconds=59)
+    await h.sync(key)
+    assert key in h.cluster.taskruns
+    h.now = finished + timedelta(seconds=61)
     await h.sync(key)
     assert key not in h.cluster.taskruns
 

@@ -1,0 +1,5 @@
+"""`taskiq.abc.middleware`, renamed."""
+
+from podiq._middleware import TaskiqMiddleware
+
+__all__ = ["TaskiqMiddleware"]

@@ -1,0 +1,5 @@
+"""`taskiq.abc.schedule_source`, renamed."""
+
+from podiq._schedules import ScheduleSource
+
+__all__ = ["ScheduleSource"]

@@ -1,0 +1,1 @@
+"""taskiq's `taskiq.brokers` import paths (the Kubernetes broker is `podiq.kubernetes.KubernetesBroker`)."""

@@ -1,0 +1,5 @@
+"""`taskiq.decor`, renamed."""
+
+from podiq._decor import AsyncTaskiqDecoratedTask
+
+__all__ = ["AsyncTaskiqDecoratedTask"]

@@ -1,0 +1,1 @@
+"""taskiq's `taskiq.depends` import paths."""

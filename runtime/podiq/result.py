@@ -1,0 +1,5 @@
+"""`taskiq.result`, renamed."""
+
+from podiq._result import TaskiqResult
+
+__all__ = ["TaskiqResult"]

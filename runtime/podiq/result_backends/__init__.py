@@ -1,0 +1,1 @@
+"""taskiq's `taskiq.result_backends` import paths."""

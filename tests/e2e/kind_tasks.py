@@ -1,0 +1,62 @@
+"""Tasks that only a real node can judge: they run in the runtime-tasks image on kind, as the
+chart's pods (uid 10001, read-only root filesystem, memory limits enforced by the kernel)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from podiq.kubernetes.broker import KubernetesBroker
+
+NAMESPACE = "podiq-e2e"
+MEMORY_LIMIT = "64Mi"
+MISSING_IMAGE = "podiq.invalid/no-such-image:1.0"
+
+broker = KubernetesBroker(namespace=NAMESPACE)
+
+
+@broker.task
+async def identity() -> dict[str, object]:
+    """Who the task runs as, and whether /tmp takes writes while / does not."""
+    Path("/tmp/podiq-probe").write_text("written")
+    return {
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "root_read_only": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
+        "tmp": Path("/tmp/podiq-probe").read_text(),
+    }
+
+
+@broker.task
+async def write_outside_tmp() -> None:
+    Path("/app/report.txt").write_text("not allowed")
+
+
+@broker.task(retry_on_error=True, max_retries=1, resources={"limits": {"memory": MEMORY_LIMIT}})
+async def eat_memory() -> None:
+    """Touches memory until the kernel's OOM killer stops the container."""
+    hoard = []
+    while True:
+        hoard.append(bytearray(8 * 1024 * 1024))
+        await asyncio.sleep(0)
+
+
+@broker.task(image=MISSING_IMAGE)
+async def from_missing_image() -> None:
+    """Never runs: its image cannot be pulled."""
+
+
+@broker.task
+async def slow(seconds: int) -> str:
+    for step in range(seconds):
+        print(f"slow: step {step}", flush=True)
+        await asyncio.sleep(1)
+    return f"slept {seconds}s"
+
+
+@broker.task
+async def chatty(lines: int) -> int:
+    for n in range(lines):
+        print(f"chatty line {n}", flush=True)
+    return lines

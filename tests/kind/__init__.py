@@ -1,0 +1,1 @@
+"""A kind cluster built offline from source: the real-container test tier (see README.md)."""

@@ -1,0 +1,3 @@
+module podiq.test/pause
+
+go 1.26.0

@@ -1,0 +1,3 @@
+module podiq.test/runcwrap
+
+go 1.26.0
