@@ -33,8 +33,8 @@ from tests.cluster.cluster import Cluster  # noqa: E402
 
 
 async def chaos(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    from podiq import gather
     from bench import k8s_tasks
+    from podiq import gather
 
     operator = Operator(cluster, ["bench-e2e"], log_dir / "operator.log", 20, None)
     operator.start()
