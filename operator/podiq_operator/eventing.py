@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from podiq.kubernetes.resources import API_VERSION, KIND
-
 from podiq_operator.decisions import Event
 
 __all__ = ["EventPoster", "event_body"]
@@ -78,7 +77,7 @@ class EventPoster:
         async with self._slots:
             try:
                 await self.api.create_event(event)
-            except Exception as exc:  # a courtesy: never fail anything over one
+            except Exception as exc:  # noqa: BLE001 - an Event is a courtesy: never fail anything over one
                 logger.debug("Could not post Event %s on %s: %s", event["reason"], event["involvedObject"]["name"], exc)
 
     async def close(self) -> None:

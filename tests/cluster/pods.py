@@ -371,13 +371,22 @@ class PodRunner:
             if self.reason:
                 status["reason"], status["message"] = self.reason, self.message
             body = {"metadata": {"uid": self.uid}, "status": status}
-            try:
-                await self.agent.api.request(
-                    "PATCH", f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status", body=body, content_type=STRATEGIC
-                )
-            except ApiException as exc:
-                if exc.status not in (404, 409):
-                    log.warning("status update of %s/%s failed: %s", self.ns, self.name, exc.reason)
+            # As a kubelet does, keep trying while the API server is away (restarting, say),
+            # so that a pod's status is never left behind for good.
+            for delay in (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8, 0):
+                try:
+                    await self.agent.api.request(
+                        "PATCH", f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status", body=body, content_type=STRATEGIC
+                    )
+                    return
+                except ApiException as exc:
+                    if exc.status < 500 and exc.status != 429:
+                        if exc.status not in (404, 409):
+                            log.warning("status update of %s/%s failed: %s", self.ns, self.name, exc.reason)
+                        return
+                except (OSError, TimeoutError) as exc:  # aiohttp's connection errors are OSErrors
+                    log.info("status update of %s/%s failed (%s); trying again", self.ns, self.name, exc)
+                await asyncio.sleep(delay)
 
     # -- environment -----------------------------------------------------
 

@@ -13,7 +13,6 @@ from podiq.exceptions import ResultGetError, ResultSetError
 from podiq.kubernetes.api import TaskRunApi
 from podiq.kubernetes.resources import Progress, to_api
 
-
 logger = logging.getLogger("podiq.runtime")
 
 class TaskRunStatusBackend(AsyncResultBackend):
@@ -55,7 +54,7 @@ class TaskRunStatusBackend(AsyncResultBackend):
             await self.api.patch_status(
                 self.namespace, self.name, {"progress": to_api(status), "progressText": status.text}
             )
-        except Exception as exc:  # the API server is away: the task goes on, the next write or the report catches up
+        except Exception as exc:  # noqa: BLE001 - progress is a courtesy: the task goes on, the report catches up
             logger.warning("Could not write progress of TaskRun %s (%s); trying again with the next.", self.name, exc)
             return
         self._written = progress

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import importlib
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -265,12 +266,12 @@ async def report(
         )
         patch, version = status_patch(before, taskrun.status), taskrun.metadata.resource_version
         try:
-            await patiently("report the outcome", lambda: api.patch_status(
-                taskrun.namespace, taskrun.name, patch, resource_version=version,
+            await patiently("report the outcome", functools.partial(
+                api.patch_status, taskrun.namespace, taskrun.name, patch, resource_version=version,
             ))
             return taskrun
         except ConflictError:
-            body = await patiently("read the TaskRun", lambda: api.get(taskrun.namespace, taskrun.name))
+            body = await patiently("read the TaskRun", functools.partial(api.get, taskrun.namespace, taskrun.name))
             if body is None:
                 return None
             taskrun = TaskRun.from_api(body)
