@@ -129,13 +129,17 @@ def test_a_task_over_its_memory_limit_is_oomkilled_and_retried_per_policy(instal
     assert "OOMKilled" in str(result.error) and kt.MEMORY_LIMIT in str(result.error)
 
 
+# Seconds the unpullable image's run may wait before it ends Failed (its pending_deadline label).
+PENDING_DEADLINE = 20
+
+
 @contextmanager
-def missing_image_run(cluster: KindCluster) -> Iterator[str]:
+def missing_image_run(cluster: KindCluster, **labels: Any) -> Iterator[str]:
     """A TaskRun of a task whose image cannot be pulled; deleted afterwards, so that it waits no more."""
     async def kick() -> str:
         kt.broker.kubeconfig = str(cluster.kubeconfig)
         async with kt.broker:
-            return (await kt.from_missing_image.kiq()).task_id
+            return (await kt.from_missing_image.kicker().with_labels(**labels).kiq()).task_id
 
     name = asyncio.run(kick())
     try:
@@ -153,13 +157,14 @@ def test_an_image_that_cannot_be_pulled_shows_the_pull_error_while_pending(insta
         assert kt.MISSING_IMAGE in message, message
 
 
-@pytest.mark.xfail(strict=True, reason="PENDING DEADLINE: the operator does not yet end a run whose image never "
-                   "comes; when it does, this passes and strict xfail fails the run: drop this mark then")
 def test_an_image_that_cannot_be_pulled_ends_failed_after_the_pending_deadline(installed: KindCluster) -> None:
-    with missing_image_run(installed) as name:
-        run = wait_for_taskrun(installed, name, lambda r: r.get("status", {}).get("phase") == "Failed", 60, "Failed")
+    with missing_image_run(installed, pending_deadline=PENDING_DEADLINE) as name:
+        run = wait_for_taskrun(installed, name, lambda r: r.get("status", {}).get("phase") == "Failed",
+                               PENDING_DEADLINE + 60, "Failed")
         phase, reason, message = outcome(run)
-        assert phase == "Failed" and kt.MISSING_IMAGE in message, message
+        assert (phase, reason) == ("Failed", "ImagePullBackOff"), message
+        assert f"did not start within {PENDING_DEADLINE} s" in message and kt.MISSING_IMAGE in message, message
+        assert run["status"]["attempts"] == 1
 
 
 def test_operator_probes_pass_and_deleting_its_pod_mid_run_loses_nothing(installed: KindCluster) -> None:
