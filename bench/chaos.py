@@ -28,8 +28,8 @@ from rich.table import Table
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.kubernetes import Operator, local_cluster, prepare  # noqa: E402
-from tests.cluster.cluster import Cluster  # noqa: E402
+from bench.kubernetes import Operator, local_cluster, prepare  # noqa: E402 - imported once the repository is on sys.path
+from tests.cluster.cluster import Cluster  # noqa: E402 - imported once the repository is on sys.path
 
 
 async def chaos(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
@@ -64,17 +64,25 @@ async def chaos(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> di
         relists = broker.watch.relists if broker.watch else 0
     operator.stop()
     runs = {r["metadata"]["name"]: r for r in cluster.get("taskruns", "-n", "bench-e2e")["items"]}
-    jobs = collections.Counter(j["metadata"]["labels"]["podiq.io/taskrun"] for j in cluster.get("jobs", "-n", "bench-e2e")["items"])
+    jobs = collections.Counter(
+        j["metadata"]["labels"]["podiq.io/taskrun"] for j in cluster.get("jobs", "-n", "bench-e2e")["items"]
+    )
     mine = [runs.get(h.task_id) for h in handles]
     phases = collections.Counter((r or {}).get("status", {}).get("phase", "lost") for r in mine)
     return {
-        "elapsed": elapsed, "phases": phases, "lost": sum(r is None for r in mine),
-        "results": sum(1 for r in results if not r.is_err), "errors": [str(r.error)[:120] for r in results if r.is_err],
+        "elapsed": elapsed,
+        "phases": phases,
+        "lost": sum(r is None for r in mine),
+        "results": sum(1 for r in results if not r.is_err),
+        "errors": [str(r.error)[:120] for r in results if r.is_err],
         "max_jobs": max((jobs[h.task_id] for h in handles), default=0),
         "two_jobs": sum(jobs[h.task_id] > 1 for h in handles),
         # Among runs that succeeded (a run that could not start has its Job deleted).
-        "extra_attempts": sum((r or {}).get("status", {}).get("attempts", 0) > jobs[h.task_id] for r, h in zip(mine, handles)
-                              if (r or {}).get("status", {}).get("phase") == "Succeeded"),
+        "extra_attempts": sum(
+            (r or {}).get("status", {}).get("attempts", 0) > jobs[h.task_id]
+            for r, h in zip(mine, handles)
+            if (r or {}).get("status", {}).get("phase") == "Succeeded"
+        ),
         "relists": relists,
     }
 
@@ -90,7 +98,9 @@ def main() -> None:
     with local_cluster() as cluster:
         prepare(cluster, 0)
         figures = asyncio.run(chaos(cluster, args, cluster.state_dir))
-    table = Table(title=f"{args.runs} runs, operator SIGKILLed {args.kills}x, kube-apiserver restarted {args.restarts}x")
+    table = Table(
+        title=f"{args.runs} runs, operator SIGKILLed {args.kills}x, kube-apiserver restarted {args.restarts}x"
+    )
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in [

@@ -42,9 +42,9 @@ from rich.table import Table
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cluster import building  # noqa: E402
-from tests.cluster.cluster import Cluster  # noqa: E402
-from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402
+from tests.cluster import building  # noqa: E402 - imported once the repository is on sys.path
+from tests.cluster.cluster import Cluster  # noqa: E402 - imported once the repository is on sys.path
+from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402 - imported once the repository is on sys.path
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -57,14 +57,32 @@ class Operator:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **self.cluster.env, "PODIQ_METRICS_PORT": "0", "PODIQ_LIVENESS": "", "PODIQ_EVENTS": "false",
-               "PODIQ_RUNTIME_IMAGE": "podiq-runtime:bench", "PODIQ_MAX_WORKERS": str(self.workers)}
+        env = {
+            **os.environ,
+            **self.cluster.env,
+            "PODIQ_METRICS_PORT": "0",
+            "PODIQ_LIVENESS": "",
+            "PODIQ_EVENTS": "false",
+            "PODIQ_RUNTIME_IMAGE": "podiq-runtime:bench",
+            "PODIQ_MAX_WORKERS": str(self.workers),
+        }
         args = [sys.executable, "-m", "podiq_operator"] + [a for ns in self.namespaces for a in ("-n", ns)]
         self.process = subprocess.Popen(args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
         if self.profile is not None:  # a flame graph of dispatching, by py-spy (not pinned: pip install py-spy)
-            self.profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "250",
-                                              "--format", "flamegraph" if self.profile.suffix == ".svg" else "raw",
-                                              "-o", str(self.profile), "-p", str(self.process.pid)])
+            self.profiler = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--rate",
+                    "250",
+                    "--format",
+                    "flamegraph" if self.profile.suffix == ".svg" else "raw",
+                    "-o",
+                    str(self.profile),
+                    "-p",
+                    str(self.process.pid),
+                ]
+            )
 
     def stop_profiling(self) -> None:
         if self.profiler is not None:
@@ -75,7 +93,7 @@ class Operator:
     def peak_rss_mib(self) -> float:
         assert self.process is not None
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]  # present here
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
@@ -96,7 +114,9 @@ class CpuMeter:
     """CPU seconds used by the control plane, this client and (when given) the operator, between start and stop."""
 
     def __init__(self, cluster: Cluster, operator: Operator | None = None) -> None:
-        self.pids = {name: proc.pid for name, proc in cluster.control_plane._procs.items() if name in ("apiserver", "etcd")}
+        self.pids = {
+            name: proc.pid for name, proc in cluster.control_plane._procs.items() if name in ("apiserver", "etcd")
+        }
         if operator is not None and operator.process is not None:
             self.pids["operator"] = operator.process.pid
         self.started = self._sample()
@@ -164,12 +184,11 @@ async def bounded(concurrency: int, calls: list[Any]) -> float:
 
 
 async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    from bench import k8s_tasks
     from podiq.kubernetes.connecting import api_client
     from podiq.kubernetes.resources import TaskRun
     from podiq_operator.config import JobConfig
     from podiq_operator.jobs import build_job
-
-    from bench import k8s_tasks
 
     figures: dict[str, Any] = {}
     api = await api_client(str(cluster.kubeconfig))
@@ -195,13 +214,17 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
         """Jobs created directly by this client: Jobs per second, and the CPU it took."""
         bodies = job_bodies(label)
         meter = CpuMeter(cluster)
-        seconds = await bounded(args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in bodies])
+        seconds = await bounded(
+            args.concurrency, [lambda b=b: batch.create_namespaced_job("bench-ceiling", b) for b in bodies]
+        )
         return args.dispatch / seconds, meter.used()
 
     async def make_taskruns(round_: int) -> str:
         """TaskRuns made while no operator runs, in a namespace of their own."""
         broker.namespace = f"bench-dispatch-{round_}"
-        await bounded(args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)])
+        await bounded(
+            args.concurrency, [lambda i=i: broker.kick(_message(f"dispatch-{i}")) for i in range(args.dispatch)]
+        )
         return broker.namespace
 
     async def dispatch(round_: int, namespace: str) -> dict[str, Any]:
@@ -235,10 +258,13 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
         result["ceiling_cpu"] = {name: (cpu_before[name] + cpu_after[name]) / 2 for name in cpu_before}
         result["ratio"] = result["dispatch"] / result["ceiling"]
         rounds.append(result)
-        print(f"round {round_}: ceiling {before:.0f} then {after:.0f} Jobs/s, dispatch {result['dispatch']:.0f} TaskRuns/s "
-              f"({result['ratio']:.0%} of their mean)", flush=True)
-        for namespace in ("bench-ceiling", namespace):
-            cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", namespace, "--wait=false", timeout=300)
+        print(
+            f"round {round_}: ceiling {before:.0f} then {after:.0f} Jobs/s, dispatch {result['dispatch']:.0f} TaskRuns/s "
+            f"({result['ratio']:.0%} of their mean)",
+            flush=True,
+        )
+        for used in ("bench-ceiling", namespace):
+            cluster.kubectl("delete", "taskruns,jobs", "--all", "-n", used, "--wait=false", timeout=300)
     rounds.sort(key=lambda r: r["ratio"])
     figures.update(rounds[len(rounds) // 2])
     figures["ratios"] = [r["ratio"] for r in rounds]
@@ -263,7 +289,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
         handle = await k8s_tasks.noop.kiq()
         try:
             process_start, task_end = await handle.wait_result(timeout=600)
-        except Exception as exc:  # counted and shown, not fatal to the other figures
+        except Exception as exc:  # noqa: BLE001 - counted and shown, not fatal to the other figures
             failures.append(exc)
             return None
         received = time.time()
@@ -285,8 +311,11 @@ async def measure(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> 
     figures["latency_median"] = statistics.median(latencies)
     figures["overhead_median"] = statistics.median(overheads)
     figures["overhead_p99"] = overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))]
-    figures["writes"] = {k: (writes_after.get(k, 0) - writes_before.get(k, 0)) / (args.e2e + args.latency)
-                         for k in writes_after if writes_after.get(k, 0) != writes_before.get(k, 0)}
+    figures["writes"] = {
+        k: (writes_after.get(k, 0) - writes_before.get(k, 0)) / (args.e2e + args.latency)
+        for k in writes_after
+        if writes_after.get(k, 0) != writes_before.get(k, 0)
+    }
     figures["operator_mib"] = operator.peak_rss_mib()
     operator.stop()
     await api.close()
@@ -304,14 +333,28 @@ def prepare(cluster: Cluster, rounds: int) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "crd/taskruns.podiq.io", "--timeout=60s")
     for namespace in ("bench-ceiling", "bench-e2e", *(f"bench-dispatch-{n}" for n in range(1, rounds + 1))):
         cluster.kubectl("create", "namespace", namespace)
-    rendered = cluster.helm("template", "podiq", str(REPO_ROOT / "charts" / "podiq"), "--namespace", "bench-e2e",
-                            "--kube-version", "1.37.2", "--set", "watchNamespaces={bench-e2e}",
-                            "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml").stdout
+    rendered = cluster.helm(
+        "template",
+        "podiq",
+        str(REPO_ROOT / "charts" / "podiq"),
+        "--namespace",
+        "bench-e2e",
+        "--kube-version",
+        "1.37.2",
+        "--set",
+        "watchNamespaces={bench-e2e}",
+        "--show-only",
+        "templates/serviceaccounts.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
+    ).stdout
     cluster.apply(rendered, "-n", "bench-e2e")
 
 
 def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
-    table = Table(title=f"podiq on the local control plane: {args.dispatch:,} TaskRuns dispatched, {args.e2e:,} run end to end")
+    table = Table(
+        title=f"podiq on the local control plane: {args.dispatch:,} TaskRuns dispatched, {args.e2e:,} run end to end"
+    )
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("goal", justify="right")
@@ -322,17 +365,28 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     rows = [
         ("ceiling: Jobs/s created directly by the client, before and after (mean)", f"{figures['ceiling']:,.1f}", ""),
         ("operator start: process start to its first Job", f"{figures['operator_startup']:.2f} s", ""),
-        ("operator dispatch: TaskRuns turned into Jobs per second, first Job to last", f"{figures['dispatch']:,.1f}", ""),
+        (
+            "operator dispatch: TaskRuns turned into Jobs per second, first Job to last",
+            f"{figures['dispatch']:,.1f}",
+            "",
+        ),
         ("  the same, counting from the process start", f"{figures['dispatch_with_startup']:,.1f}", ""),
-        (f"dispatch / ceiling (median of {args.rounds} rounds: {', '.join(f'{r:.0%}' for r in figures['ratios'])})",
-         f"{ratio:.0%}", ">= 80%"),
+        (
+            f"dispatch / ceiling (median of {args.rounds} rounds: {', '.join(f'{r:.0%}' for r in figures['ratios'])})",
+            f"{ratio:.0%}",
+            ">= 80%",
+        ),
         ("operator CPU while dispatching (cores busy)", f"{figures['operator_cpu']:.2f}", ""),
         ("end to end: tasks/s (pods included)", f"{figures['e2e_rate']:,.2f}", ""),
         (f"kiq-to-result latency, median of {args.latency} one at a time", f"{figures['latency_median']:.2f} s", ""),
         ("  minus pod run time, median", f"{figures['overhead_median']:.2f} s", ""),
         ("  minus pod run time, p99", f"{figures['overhead_p99']:.2f} s", ""),
         ("podiq's API writes per task (TaskRun, Job, status)", f"{podiq_writes:.2f}", "<= 4"),
-        (f"operator peak memory (RSS), dispatching {args.dispatch:,} at once", f"{figures['dispatch_mib']:.0f} MiB", "< 150 MiB"),
+        (
+            f"operator peak memory (RSS), dispatching {args.dispatch:,} at once",
+            f"{figures['dispatch_mib']:.0f} MiB",
+            "< 150 MiB",
+        ),
         ("operator peak memory (RSS), end to end", f"{figures['operator_mib']:.0f} MiB", "< 150 MiB"),
     ]
     for row in rows:
@@ -352,7 +406,10 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     cpu.add_column("ceiling", justify="right")
     cpu.add_column("dispatch", justify="right")
     for name in ("apiserver", "etcd", "client", "operator"):
-        cells = [f"{figures[k][name] * 1000 / args.dispatch:.2f}" if name in figures[k] else "" for k in ("ceiling_cpu", "dispatch_cpu")]
+        cells = [
+            f"{figures[k][name] * 1000 / args.dispatch:.2f}" if name in figures[k] else ""
+            for k in ("ceiling_cpu", "dispatch_cpu")
+        ]
         cpu.add_row(name, *cells)
     console.print(cpu)
 
@@ -362,10 +419,18 @@ def main() -> None:
     parser.add_argument("--dispatch", type=int, default=1000, help="TaskRuns for the dispatch and ceiling figures")
     parser.add_argument("--e2e", type=int, default=200, help="tasks run end to end, each a pod")
     parser.add_argument("--latency", type=int, default=30, help="tasks run one at a time for the latency figures")
-    parser.add_argument("--concurrency", type=int, default=20,
-                        help="requests in flight: the client's for the ceiling, the operator's PODIQ_MAX_WORKERS")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=20,
+        help="requests in flight: the client's for the ceiling, the operator's PODIQ_MAX_WORKERS",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="ceiling-then-dispatch rounds; the median is reported")
-    parser.add_argument("--profile", type=Path, help="record the operator with py-spy: an SVG flame graph, or collapsed stacks for any other suffix")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the operator with py-spy: an SVG flame graph, or collapsed stacks for any other suffix",
+    )
     args = parser.parse_args()
 
     with local_cluster() as cluster:

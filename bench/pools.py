@@ -30,15 +30,15 @@ from rich.table import Table
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cluster import building  # noqa: E402
-from tests.cluster.cluster import Cluster  # noqa: E402
-from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402
-from tests.redisserver import RedisServer, running_redis  # noqa: E402
+from tests.cluster import building  # noqa: E402 - imported once the repository is on sys.path
+from tests.cluster.cluster import Cluster  # noqa: E402 - imported once the repository is on sys.path
+from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402 - imported once the repository is on sys.path
+from tests.redisserver import RedisServer, running_redis  # noqa: E402 - imported once the repository is on sys.path
 
 WORKERS = 2
 CONCURRENCY = 64
 IN_FLIGHT = 200
-_WRITES = re.compile(r'^apiserver_request_total\{([^}]*)\} (\d+)', re.M)
+_WRITES = re.compile(r"^apiserver_request_total\{([^}]*)\} (\d+)", re.M)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -81,20 +81,35 @@ async def batch(kiq: Any, wait: Any, count: int) -> tuple[float, float]:
     return count / (time.perf_counter() - started), count / (sent - started)
 
 
-async def measure_podiq(cluster: Cluster, server: RedisServer, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+async def measure_podiq(
+    cluster: Cluster, server: RedisServer, args: argparse.Namespace, log_dir: Path
+) -> dict[str, Any]:
     from podiq.kubernetes.broker import KubernetesBroker
     from tests.integration import pool_tasks as t
     from tests.integration.conftest import OperatorProcess, namespace_with_chart
 
     for crd in ("taskrun", "taskpool"):
         cluster.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds" / f"{crd}.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskruns.podiq.io", "crd/taskpools.podiq.io")
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/taskruns.podiq.io", "crd/taskpools.podiq.io"
+    )
     namespace = namespace_with_chart(cluster, "bench-pool")
-    operator = OperatorProcess(cluster, namespace, log_dir, env={"PODIQ_REDIS_URL": server.url, "PODIQ_EVENTS": "false"})
+    operator = OperatorProcess(
+        cluster, namespace, log_dir, env={"PODIQ_REDIS_URL": server.url, "PODIQ_EVENTS": "false"}
+    )
     operator.start()
-    pool = {"apiVersion": "podiq.io/v1alpha1", "kind": "TaskPool", "metadata": {"name": t.POOL}, "spec": {
-        "minReplicas": WORKERS, "maxReplicas": WORKERS, "concurrency": CONCURRENCY,
-        "env": [{"name": "PYTHONPATH", "value": str(REPO_ROOT)}], "imports": ["tests.integration.pool_tasks"]}}
+    pool = {
+        "apiVersion": "podiq.io/v1alpha1",
+        "kind": "TaskPool",
+        "metadata": {"name": t.POOL},
+        "spec": {
+            "minReplicas": WORKERS,
+            "maxReplicas": WORKERS,
+            "concurrency": CONCURRENCY,
+            "env": [{"name": "PYTHONPATH", "value": str(REPO_ROOT)}],
+            "imports": ["tests.integration.pool_tasks"],
+        },
+    }
     cluster.apply(json.dumps(pool), "-n", namespace)
     broker = KubernetesBroker(namespace, kubeconfig=str(cluster.kubeconfig), redis_url=server.url)
 
@@ -105,6 +120,7 @@ async def measure_podiq(cluster: Cluster, server: RedisServer, args: argparse.Na
     try:
         cluster.wait_for("the pool's workers", running_workers, timeout=120)
         async with broker:
+
             async def kiq() -> Any:
                 return await t.noop.kicker().with_broker(broker).kiq()
 
@@ -129,12 +145,18 @@ async def measure_taskiq(server: RedisServer, args: argparse.Namespace, log_dir:
 
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     log = open(log_dir / "taskiq-worker.log", "wb")
-    worker = subprocess.Popen([sys.executable, "-m", "taskiq", "worker", "--workers", "1", "bench.taskiq_tasks:broker"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "taskiq", "worker", "--workers", "1", "bench.taskiq_tasks:broker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+    )
     figures: dict[float, dict[str, Any]] = {}
     try:
         await taskiq_tasks.broker.startup()
         for interval in (0.2, 0.01):
+
             async def wait(handle: Any, interval: float = interval) -> None:
                 record = await handle.wait_result(check_interval=interval, timeout=300)
                 if record.is_err:
@@ -152,14 +174,22 @@ async def measure_taskiq(server: RedisServer, args: argparse.Namespace, log_dir:
 
 
 def report(podiq: dict[str, Any], taskiq: dict[float, dict[str, Any]], args: argparse.Namespace) -> None:
-    table = Table(title=f"no-op tasks: kiq to result one at a time ({args.latency} runs), and {args.batch} sent at once")
+    table = Table(
+        title=f"no-op tasks: kiq to result one at a time ({args.latency} runs), and {args.batch} sent at once"
+    )
     for column in ("system", "p50 ms", "p99 ms", "tasks/s", "sent/s", "API writes per task"):
         table.add_column(column, justify="right" if column != "system" else "left")
 
     def row(name: str, figures: dict[str, Any], writes: str) -> None:
         lat = figures["latency"]
-        table.add_row(name, f"{statistics.median(lat) * 1e3:.1f}", f"{percentile(lat, 0.99) * 1e3:.1f}",
-                      f"{figures['throughput']:.0f}", f"{figures['sending']:.0f}", writes)
+        table.add_row(
+            name,
+            f"{statistics.median(lat) * 1e3:.1f}",
+            f"{percentile(lat, 0.99) * 1e3:.1f}",
+            f"{figures['throughput']:.0f}",
+            f"{figures['sending']:.0f}",
+            writes,
+        )
 
     row(f"podiq pool ({WORKERS} workers)", podiq, f"{podiq['writes']:.2f}")
     for interval, figures in taskiq.items():

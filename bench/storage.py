@@ -27,10 +27,10 @@ from rich.table import Table
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cluster import building  # noqa: E402
-from tests.cluster.cluster import Cluster  # noqa: E402
-from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402
-from tests.redisserver import RedisServer, running_redis  # noqa: E402
+from tests.cluster import building  # noqa: E402 - imported once the repository is on sys.path
+from tests.cluster.cluster import Cluster  # noqa: E402 - imported once the repository is on sys.path
+from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402 - imported once the repository is on sys.path
+from tests.redisserver import RedisServer, running_redis  # noqa: E402 - imported once the repository is on sys.path
 
 #: Inline up to this many bytes of JSON, so that the `--inline` run stays in the TaskRun.
 INLINE_LIMIT = 200 * 1024
@@ -49,13 +49,15 @@ async def measure(cluster: Cluster, server: RedisServer, args: argparse.Namespac
     operator = OperatorProcess(cluster, namespace, log_dir, env={"PODIQ_REDIS_URL": server.url, **limits})
     operator.start()
     settings = StoreSettings.from_env(limits, url=server.url)
-    broker = KubernetesBroker(namespace, kubeconfig=str(cluster.kubeconfig), redis_url=server.url,
-                              env={"PYTHONPATH": str(REPO_ROOT)})
+    broker = KubernetesBroker(
+        namespace, kubeconfig=str(cluster.kubeconfig), redis_url=server.url, env={"PYTHONPATH": str(REPO_ROOT)}
+    )
     broker.store_settings = settings
     times: dict[str, list[float]] = {"no-op": [], "inline": [], "redis": []}
     memory: list[int] = []
     try:
         async with broker, RedisStore(settings) as admin:
+
             async def run(key: str, text: str) -> str:
                 """One run of the echo task, timed; returns its TaskRun's name."""
                 started = time.perf_counter()
@@ -83,7 +85,9 @@ async def measure(cluster: Cluster, server: RedisServer, args: argparse.Namespac
 def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     times, memory = figures["times"], figures["memory"]
     floor = statistics.median(times["no-op"])
-    table = Table(title=f"kiq to result, one task at a time, median of {args.rounds} (local control plane, pods are processes)")
+    table = Table(
+        title=f"kiq to result, one task at a time, median of {args.rounds} (local control plane, pods are processes)"
+    )
     for column in ("run", "argument and result", "seconds", "beyond a no-op task"):
         table.add_column(column)
     table.add_row("no-op", "-", f"{floor:.2f}", "")
@@ -92,7 +96,7 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         table.add_row(key, f"{size / 1e6:g} MB each, {where}", f"{median:.2f}", f"{median - floor:+.2f}")
     console = Console()
     console.print(table)
-    console.print(f"rounds (s): " + "; ".join(f"{k} {', '.join(f'{v:.2f}' for v in vs)}" for k, vs in times.items()))
+    console.print("rounds (s): " + "; ".join(f"{k} {', '.join(f'{v:.2f}' for v in vs)}" for k, vs in times.items()))
     console.print(
         f"Redis memory per {args.large / 1e6:g} MB run (argument, result and output tail, kept until the TTL): "
         f"median {statistics.median(memory) / 2**20:.1f} MiB (rounds: {', '.join(f'{m / 2**20:.1f}' for m in memory)})"

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from podiq.kubernetes.resources import KIND
-
 from podiq_operator.jobs import attempt_of
 
 __all__ = ["Cache", "Key", "newer", "slim"]

@@ -30,7 +30,11 @@ class ClusterApi(Protocol):
     async def get_taskrun(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     async def patch_taskrun_status(
-        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None,
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None,
     ) -> dict[str, Any]:
         """Merge-patch the status; :class:`ConflictError` if the resourceVersion moved."""
 
@@ -60,15 +64,25 @@ class KubernetesClusterApi:
     async def create_job(self, body: dict[str, Any]) -> None:
         # The created Job is not decoded: the watch delivers it anyway.
         response = await self._objects.create_namespaced_custom_object(
-            "batch", "v1", body["metadata"]["namespace"], "jobs", JsonBody(body),
-            _request_timeout=self._timeout, _preload_content=False,
+            "batch",
+            "v1",
+            body["metadata"]["namespace"],
+            "jobs",
+            JsonBody(body),
+            _request_timeout=self._timeout,
+            _preload_content=False,
         )
         await _raise_for_status(response)
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self._objects.get_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
-                "batch", "v1", namespace, "jobs", name, _request_timeout=self._timeout,
+                "batch",
+                "v1",
+                namespace,
+                "jobs",
+                name,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -78,7 +92,10 @@ class KubernetesClusterApi:
     async def delete_job(self, namespace: str, name: str) -> None:
         try:
             await self._batch.delete_namespaced_job(
-                name, namespace, propagation_policy="Background", _request_timeout=self._timeout,
+                name,
+                namespace,
+                propagation_policy="Background",
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -88,7 +105,11 @@ class KubernetesClusterApi:
         return await self._taskruns.get(namespace, name)
 
     async def patch_taskrun_status(
-        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None,
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None,
     ) -> dict[str, Any]:
         return await self._taskruns.patch_status(namespace, name, status, resource_version=resource_version)
 
@@ -106,7 +127,9 @@ class KubernetesClusterApi:
 
     async def _create(self, method: Any, body: dict[str, Any]) -> None:
         """Create without decoding the answer (nothing reads it)."""
-        response = await method(body["metadata"]["namespace"], JsonBody(body), _request_timeout=self._timeout, _preload_content=False)
+        response = await method(
+            body["metadata"]["namespace"], JsonBody(body), _request_timeout=self._timeout, _preload_content=False
+        )
         await _raise_for_status(response)
 
 

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 
 from podiq.kubernetes.storage import StoreSettings
 
-
-
 #: The Secret in each task namespace holding that namespace's Redis URL (key ``url``).
 NAMESPACE_SECRET = "podiq-redis"
 

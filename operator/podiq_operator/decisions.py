@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from podiq.exceptions import TaskRejectedError
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.resources import BLOCKED_REASONS, Reason, TaskRun, TaskRunStatus, error_result
-
 from podiq_operator.jobs import job_name
 from podiq_operator.observations import AttemptObservation, AttemptState
 
@@ -246,7 +245,12 @@ def _deadline(run: TaskRun, policy: Policy) -> float:
 
 
 def _give_up(
-    run: TaskRun, new: TaskRunStatus, attempt: int, observation: AttemptObservation, now: datetime, deadline: float,
+    run: TaskRun,
+    new: TaskRunStatus,
+    attempt: int,
+    observation: AttemptObservation,
+    now: datetime,
+    deadline: float,
 ) -> Cancel:
     if observation.state is AttemptState.BLOCKED and observation.reason in BLOCKED_REASONS:
         reason, why = observation.reason, observation.message or observation.reason.value
@@ -297,7 +301,12 @@ def _oom_message(run: TaskRun, exit_code: int | None) -> str:
     """The kernel killed the task for memory: say which limit, the one thing to change."""
     limits = run.spec.resources.limits if run.spec.resources else None
     limit = (limits or {}).get("memory")
-    over = (f"its memory limit of {limit}" if limit
-            else "the memory it may use (no limit on the TaskRun: the namespace's LimitRange or the node's memory)")
-    return (f"The task went over {over} and the kernel killed it; exit code {exit_code}. "
-            "Raise resources.limits.memory or use less.")
+    over = (
+        f"its memory limit of {limit}"
+        if limit
+        else "the memory it may use (no limit on the TaskRun: the namespace's LimitRange or the node's memory)"
+    )
+    return (
+        f"The task went over {over} and the kernel killed it; exit code {exit_code}. "
+        "Raise resources.limits.memory or use less."
+    )

@@ -41,8 +41,11 @@ def event_body(taskrun: Mapping[str, Any], event: Event, now: datetime, instance
         "kind": "Event",
         "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace") or "default"},
         "involvedObject": {
-            "apiVersion": API_VERSION, "kind": KIND, "name": meta.get("name"),
-            "namespace": meta.get("namespace") or "default", "uid": meta.get("uid"),
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace") or "default",
+            "uid": meta.get("uid"),
         },
         "reason": event.reason,
         "message": event.message[:1024],
@@ -67,7 +70,9 @@ class EventPoster:
 
     def __call__(self, body: dict[str, Any], event: Event) -> None:
         if len(self._pending) >= BACKLOG:
-            logger.warning("Too many Events waiting to be posted; dropped %s on %s.", event.reason, body["metadata"].get("name"))
+            logger.warning(
+                "Too many Events waiting to be posted; dropped %s on %s.", event.reason, body["metadata"].get("name")
+            )
             return
         task = asyncio.get_running_loop().create_task(self._post(event_body(body, event, self.clock(), self.instance)))
         self._pending.add(task)

@@ -27,7 +27,6 @@ from kubernetes_asyncio import client
 
 from podiq.kubernetes.connecting import SERVICE_ACCOUNT_DIR, in_cluster
 from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
-
 from podiq_operator.caches import Key, key_of
 from podiq_operator.config import OperatorConfig
 from podiq_operator.informers import Handler, Informer, Source
@@ -169,7 +168,11 @@ class Secondaries:
         involved = raw.get("involvedObject") or {}
         if kind == "DELETED" or involved.get("kind") != "Job" or raw.get("reason") != "FailedCreate":
             return
-        self._changed(self.cache.put_failed_create(involved.get("namespace") or "default", involved.get("name", ""), raw.get("message", "")))
+        self._changed(
+            self.cache.put_failed_create(
+                involved.get("namespace") or "default", involved.get("name", ""), raw.get("message", "")
+            )
+        )
 
     def _changed(self, key: Key | None) -> None:
         if key is not None and key in self.cache.taskruns:
@@ -182,14 +185,23 @@ class Secondaries:
 def build_informers(api: client.ApiClient, secondaries: Secondaries, config: OperatorConfig) -> list[Informer]:
     """One list-and-watch per kind and watched namespace (or one per kind, cluster-wide)."""
     return [
-        Informer(api, source, namespace, handler, page_size=config.api.list_chunk_size,
-                 watch_seconds=config.api.watch_server_timeout, request_timeout=config.api.request_timeout)
+        Informer(
+            api,
+            source,
+            namespace,
+            handler,
+            page_size=config.api.list_chunk_size,
+            watch_seconds=config.api.watch_server_timeout,
+            request_timeout=config.api.request_timeout,
+        )
         for source, handler in secondaries.sources()
         for namespace in (config.namespaces or (None,))
     ]
 
 
-def build_registry(reconciler: Reconciler, config: OperatorConfig, secondaries: Secondaries | None = None) -> kopf.OperatorRegistry:
+def build_registry(
+    reconciler: Reconciler, config: OperatorConfig, secondaries: Secondaries | None = None
+) -> kopf.OperatorRegistry:
     """A registry with podiq's handlers (a fresh one, so importing this module registers nothing).
 
     With ``secondaries``, kopf also watches Jobs, Pods and Events: with peering, kopf must own

@@ -95,7 +95,7 @@ class Informer:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the network or the API server: keep watching
+            except Exception as exc:  # noqa: BLE001 - the network or the API server: keep watching
                 logger.warning("%r failed (%s); trying again in %.1f s.", self, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])
@@ -119,8 +119,12 @@ class Informer:
 
     async def _watch(self, version: str) -> str:
         """Follow changes from ``version`` until the server ends the request; returns where it got to."""
-        query = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true",
-                 "timeoutSeconds": self.watch_seconds}
+        query = {
+            "watch": "true",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": self.watch_seconds,
+        }
         response = await self._get(query, timeout=self.watch_seconds + self.request_timeout)
         async with response:
             async for line in _lines(response.content):
@@ -141,12 +145,19 @@ class Informer:
         return version
 
     async def _get(self, query: dict[str, Any], *, timeout: float) -> Any:
-        params = [("labelSelector", self.source.label_selector), ("fieldSelector", self.source.field_selector), *query.items()]
+        params = [
+            ("labelSelector", self.source.label_selector),
+            ("fieldSelector", self.source.field_selector),
+            *query.items(),
+        ]
         response = await self.api.call_api(
-            self.source.path(self.namespace), "GET",
+            self.source.path(self.namespace),
+            "GET",
             query_params=[(k, v) for k, v in params if v is not None],
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-            _preload_content=False, _request_timeout=timeout,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
         )
         if response.status == 410:
             response.release()
@@ -160,7 +171,9 @@ class Informer:
         # Enough of the object to tell the caches which one is gone, should it vanish unseen.
         metadata = body.get("metadata", {})
         key = key_of(body)
-        self._known[key] = {"metadata": {k: metadata[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in metadata}}
+        self._known[key] = {
+            "metadata": {k: metadata[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in metadata}
+        }
         return key
 
     async def _deliver(self, kind: str, body: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import math
 from typing import Any
 
+from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
 from podiq.kubernetes.resources import (
     API_VERSION,
     KIND,
@@ -21,7 +22,6 @@ from podiq.kubernetes.resources import (
     TaskRun,
     label_value,
 )
-from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
 from podiq.kubernetes.storage import ENV_REDIS_URL
 from podiq.runtime.environment import (
     ENV_ATTEMPT,
@@ -29,9 +29,10 @@ from podiq.runtime.environment import (
     ENV_POD_NAME,
     ENV_TASKRUN_NAME,
     ENV_TASKRUN_NAMESPACE,
+)
+from podiq.runtime.environment import (
     RESERVED as RESERVED_ENV,
 )
-
 from podiq_operator.config import JobConfig
 
 __all__ = ["CONTAINER_NAME", "RUNTIME_COMMAND", "attempt_of", "build_job", "job_name"]
@@ -139,14 +140,16 @@ def build_job(run: TaskRun, attempt: int, config: JobConfig) -> dict[str, Any]:
             "name": job_name(run.name, attempt),
             "namespace": run.namespace,
             "labels": job_labels,
-            "ownerReferences": [{
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": run.name,
-                "uid": run.metadata.uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": run.name,
+                    "uid": run.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": job_spec,
     }

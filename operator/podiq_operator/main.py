@@ -12,10 +12,10 @@ from typing import Any
 
 import kopf
 import uvloop
+
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import RedisStore
-
 from podiq_operator.clusters import KubernetesClusterApi
 from podiq_operator.config import OperatorConfig
 from podiq_operator.eventing import EventPoster
@@ -76,7 +76,9 @@ async def operate(
         await connection.close()
 
 
-def pool_keeper(connection: Any, storage: NamespaceStorage | None, config: OperatorConfig, reconciler: Reconciler) -> PoolKeeper | None:
+def pool_keeper(
+    connection: Any, storage: NamespaceStorage | None, config: OperatorConfig, reconciler: Reconciler
+) -> PoolKeeper | None:
     """TaskPools need Redis: without it the operator keeps none (and pool runs wait, saying so in the client)."""
     if storage is None:
         return None
@@ -85,8 +87,12 @@ def pool_keeper(connection: Any, storage: NamespaceStorage | None, config: Opera
     def pool_runs() -> list[TaskRun]:
         # Finished runs are skipped before parsing (the cache holds thousands), but for cancelled
         # ones: their workers are told to stop them.
-        bodies = [b for b in list(cache.taskruns.values()) if (spec := b.get("spec") or {}).get("pool")
-                  and (spec.get("cancelled") or not (b.get("status") or {}).get("completionTime"))]
+        bodies = [
+            b
+            for b in list(cache.taskruns.values())
+            if (spec := b.get("spec") or {}).get("pool")
+            and (spec.get("cancelled") or not (b.get("status") or {}).get("completionTime"))
+        ]
         return [TaskRun.from_api(b) for b in bodies]
 
     return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs)
@@ -110,7 +116,9 @@ async def running(informers: Sequence[Informer], *, sync_timeout: float) -> Asyn
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def run(namespaces: Sequence[str] | None = None, *, config: OperatorConfig | None = None, verbose: bool = False) -> None:
+def run(
+    namespaces: Sequence[str] | None = None, *, config: OperatorConfig | None = None, verbose: bool = False
+) -> None:
     """Run the operator in this process until interrupted.
 
     ``namespaces``: the namespaces to serve; ``None`` or empty for all (cluster-wide).
@@ -119,7 +127,9 @@ def run(namespaces: Sequence[str] | None = None, *, config: OperatorConfig | Non
     config = config or OperatorConfig.from_env()
     if namespaces:
         config = dataclasses.replace(config, namespaces=tuple(namespaces))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if not verbose:
         # kopf logs every handler call at INFO: with thousands of runs that is most of the
         # output and a measurable share of the CPU. Errors still show.
@@ -133,7 +143,11 @@ def run(namespaces: Sequence[str] | None = None, *, config: OperatorConfig | Non
 def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="podiq operator", description="Run the podiq operator.")
     parser.add_argument(
-        "-n", "--namespace", action="append", dest="namespaces", default=None,
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=None,
         help="serve only this namespace (repeatable); default: PODIQ_WATCH_NAMESPACES, else all",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

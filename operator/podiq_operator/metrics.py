@@ -17,22 +17,32 @@ class Metrics:
     def __init__(self, registry: prom.CollectorRegistry | None = None) -> None:
         self.registry = registry or prom.CollectorRegistry()
         self.attempts_started = prom.Counter(
-            "podiq_attempts_started", "Attempts started (Jobs created), by kind.",
-            ["kind"], registry=self.registry,
+            "podiq_attempts_started",
+            "Attempts started (Jobs created), by kind.",
+            ["kind"],
+            registry=self.registry,
         )
         self.taskruns_finished = prom.Counter(
-            "podiq_taskruns_finished", "TaskRuns seen finishing, by phase.", ["phase"], registry=self.registry,
+            "podiq_taskruns_finished",
+            "TaskRuns seen finishing, by phase.",
+            ["phase"],
+            registry=self.registry,
         )
         self.dispatch_latency = prom.Histogram(
             "podiq_dispatch_latency_seconds",
             "Seconds from a TaskRun's creation to its first Job's creation.",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = prom.Gauge(
-            "podiq_taskruns_in_flight", "TaskRuns started and not finished.", registry=self.registry,
+            "podiq_taskruns_in_flight",
+            "TaskRuns started and not finished.",
+            registry=self.registry,
         )
         self.reconcile_errors = prom.Counter(
-            "podiq_reconcile_errors", "Reconciliations that failed and were retried.", registry=self.registry,
+            "podiq_reconcile_errors",
+            "Reconciliations that failed and were retried.",
+            registry=self.registry,
         )
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:

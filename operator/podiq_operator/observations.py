@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from podiq.kubernetes.resources import Reason
-
 from podiq_operator.jobs import CONTAINER_NAME
 
 __all__ = ["AttemptObservation", "AttemptState", "failed_create_reason", "observe_attempt"]
@@ -35,7 +34,10 @@ _FAILED_CREATE_REASONS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
     (Reason.QUOTA_EXCEEDED, ("exceeded quota", "failed quota")),
     (Reason.POD_SECURITY, ("violates podsecurity",)),
     (Reason.LIMIT_RANGE, ("usage per container", "usage per pod", "ratio per container", "limitrange")),
-    (Reason.ADMISSION_DENIED, ("admission webhook", "validatingadmissionpolicy", "denied the request", "denied request")),
+    (
+        Reason.ADMISSION_DENIED,
+        ("admission webhook", "validatingadmissionpolicy", "denied the request", "denied request"),
+    ),
     (Reason.INVALID_POD_SPEC, ("is invalid",)),
     (Reason.ADMISSION_DENIED, ("is forbidden",)),
 )
@@ -129,12 +131,18 @@ def _observe(job: Mapping[str, Any], pod: Mapping[str, Any] | None, failed_creat
     # The Job's verdict first: it is final. FailureTarget/SuccessCriteriaMet precede
     # Failed/Complete while the pod terminates, so they count already.
     if cond := (_condition(job, "Complete") or _condition(job, "SuccessCriteriaMet")):
-        return AttemptObservation(AttemptState.SUCCEEDED, exit_code=exit_code if exit_code is not None else 0, pod_name=pod_name)
+        return AttemptObservation(
+            AttemptState.SUCCEEDED, exit_code=exit_code if exit_code is not None else 0, pod_name=pod_name
+        )
     if cond := (_condition(job, "Failed") or _condition(job, "FailureTarget")):
         reason = cond.get("reason") or "Failed"
         if reason == "DeadlineExceeded":
             return AttemptObservation(
-                AttemptState.FAILED, failure=reason, timed_out=True, exit_code=exit_code, pod_name=pod_name,
+                AttemptState.FAILED,
+                failure=reason,
+                timed_out=True,
+                exit_code=exit_code,
+                pod_name=pod_name,
                 message=cond.get("message") or "The Job ran past its active deadline.",
             )
         return _failed_pod(pod, terminated, pod_name, fallback=(reason, cond.get("message") or ""))
@@ -148,22 +156,34 @@ def _observe(job: Mapping[str, Any], pod: Mapping[str, Any] | None, failed_creat
         return _failed_pod(pod, None, pod_name)
     if waiting and waiting.get("reason") in IMAGE_PULL_REASONS:
         return AttemptObservation(
-            AttemptState.BLOCKED, Reason.IMAGE_PULL_BACK_OFF, pod_name=pod_name,
+            AttemptState.BLOCKED,
+            Reason.IMAGE_PULL_BACK_OFF,
+            pod_name=pod_name,
             message=f"{waiting.get('reason')}: {waiting.get('message') or 'cannot pull the image'}",
         )
     if waiting and waiting.get("reason") in CONTAINER_CONFIG_REASONS:
         return AttemptObservation(
-            AttemptState.BLOCKED, Reason.CONTAINER_CONFIG_ERROR, pod_name=pod_name,
+            AttemptState.BLOCKED,
+            Reason.CONTAINER_CONFIG_ERROR,
+            pod_name=pod_name,
             message=f"{waiting.get('reason')}: {waiting.get('message') or 'cannot create the container'}",
         )
     for cond in (pod or {}).get("status", {}).get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
             return AttemptObservation(
-                AttemptState.BLOCKED, Reason.UNSCHEDULABLE, pod_name=pod_name,
+                AttemptState.BLOCKED,
+                Reason.UNSCHEDULABLE,
+                pod_name=pod_name,
                 message=cond.get("message") or "The pod cannot be scheduled.",
             )
     if _condition(job, "Suspended"):
-        return AttemptObservation(AttemptState.BLOCKED, Reason.QUEUED, message="The Job is suspended, waiting for admission.")
+        return AttemptObservation(
+            AttemptState.BLOCKED, Reason.QUEUED, message="The Job is suspended, waiting for admission."
+        )
     if pod is None and failed_create:
         return AttemptObservation(AttemptState.BLOCKED, failed_create_reason(failed_create), message=failed_create)
     started = "running" in (container.get("state") or {}) or (pod or {}).get("status", {}).get("phase") == "Running"
@@ -182,13 +202,18 @@ def _failed_pod(
         failure = terminated.get("reason") or f"ExitCode{code}"
         message = (terminated.get("message") or "").strip()[-2000:]
         return AttemptObservation(
-            AttemptState.FAILED, exit_code=code, failure=failure, pod_name=pod_name,
+            AttemptState.FAILED,
+            exit_code=code,
+            failure=failure,
+            pod_name=pod_name,
             message=message or _exit_message(code),
         )
     if status.get("phase") == "Failed":
         # Evicted, node lost, ...: the container never terminated on its own.
         return AttemptObservation(
-            AttemptState.FAILED, failure=status.get("reason") or "PodFailed", pod_name=pod_name,
+            AttemptState.FAILED,
+            failure=status.get("reason") or "PodFailed",
+            pod_name=pod_name,
             message=status.get("message") or "The pod failed.",
         )
     return AttemptObservation(AttemptState.FAILED, failure=fallback[0], message=fallback[1], pod_name=pod_name)

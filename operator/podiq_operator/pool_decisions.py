@@ -25,7 +25,6 @@ from podiq.runtime.environment import (
     ENV_VISIBILITY_TIMEOUT,
     RESERVED,
 )
-
 from podiq_operator.config import JobConfig
 from podiq_operator.decisions import Action, Cancel, Event, Idle
 
@@ -111,10 +110,16 @@ def build_deployment(pool: TaskPool, replicas: int, config: JobConfig) -> dict[s
             "name": deployment_name(pool.name),
             "namespace": pool.namespace,
             "labels": labels,
-            "ownerReferences": [{
-                "apiVersion": f"{GROUP}/{VERSION}", "kind": "TaskPool", "name": pool.name,
-                "uid": pool.metadata.uid, "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "TaskPool",
+                    "name": pool.name,
+                    "uid": pool.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {
             "replicas": replicas,
@@ -161,9 +166,13 @@ def backstop(run: TaskRun, pool: TaskPool | None, marker: str | None, now: datet
     if pool is None:
         if waited < ENQUEUE_GRACE:
             return None
-        return Backstop(fail="PoolNotFound", message=(
-            f"TaskPool {run.spec.pool!r} does not exist in namespace {run.namespace!r}. Create it "
-            "(kind: TaskPool) or send the task without a pool to run it as a Job."))
+        return Backstop(
+            fail="PoolNotFound",
+            message=(
+                f"TaskPool {run.spec.pool!r} does not exist in namespace {run.namespace!r}. Create it "
+                "(kind: TaskPool) or send the task without a pool to run it as a Job."
+            ),
+        )
     if marker is None:
         return Backstop(enqueue=attempt) if waited >= ENQUEUE_GRACE else None
     if marker.startswith(CLAIMED):
@@ -171,15 +180,23 @@ def backstop(run: TaskRun, pool: TaskPool | None, marker: str | None, now: datet
     queued_at = _queued_at(marker)
     deadline = pool.spec.claim_deadline_seconds
     if queued_at is not None and now.timestamp() - queued_at > deadline:
-        return Backstop(fail="NotClaimed", message=(
-            f"No worker of TaskPool {pool.name!r} claimed attempt {attempt} within {deadline} s. Check the pool's "
-            f"Deployment ({deployment_name(pool.name)}): its pods, image and maxReplicas."))
+        return Backstop(
+            fail="NotClaimed",
+            message=(
+                f"No worker of TaskPool {pool.name!r} claimed attempt {attempt} within {deadline} s. Check the pool's "
+                f"Deployment ({deployment_name(pool.name)}): its pods, image and maxReplicas."
+            ),
+        )
     return None
 
 
 def _waited(run: TaskRun, now: datetime) -> float:
     """Seconds since the run last changed its condition (or was created)."""
-    since = (run.status.condition.last_transition_time if run.status.condition else None) or run.metadata.creation_timestamp or now
+    since = (
+        (run.status.condition.last_transition_time if run.status.condition else None)
+        or run.metadata.creation_timestamp
+        or now
+    )
     return (now - since).total_seconds()
 
 

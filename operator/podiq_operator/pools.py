@@ -27,24 +27,24 @@ from datetime import UTC, datetime
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
 from podiq.exceptions import StoreError
 from podiq.kubernetes.api import MERGE_PATCH, ConflictError, TaskRunApi
 from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.resources import GROUP, VERSION, InfrastructureError, Reason, TaskRun, error_result, status_patch
 from podiq.kubernetes.taskpools import POOL_PLURAL, TaskPool
-
 from podiq_operator.config import JobConfig
 from podiq_operator.pool_decisions import (
-    KEEP_INTERVAL,
     ENQUEUE_GRACE,
+    KEEP_INTERVAL,
     SCALE_DOWN_AFTER,
+    Backstop,
+    _waited,
+    backstop,
+    build_deployment,
     deployment_name,
     desired_replicas,
-    build_deployment,
-    Backstop,
     next_attempt,
-    backstop,
-    _waited,
 )
 from podiq_operator.storage import NamespaceStorage
 
@@ -107,7 +107,9 @@ class PoolKeeper:
             if exc.status != 404:
                 raise
             if not self._no_crd_told:
-                logger.warning("The TaskPool CRD is not installed (crds/taskpool.yaml): pool runs fail with PoolNotFound.")
+                logger.warning(
+                    "The TaskPool CRD is not installed (crds/taskpool.yaml): pool runs fail with PoolNotFound."
+                )
                 self._no_crd_told = True
             return []
         pools = []
@@ -159,19 +161,40 @@ class PoolKeeper:
             replicas = self._damped(pool, current.spec.replicas, replicas)
             if current.spec.replicas != replicas:
                 await self.apps.patch_namespaced_deployment_scale(
-                    name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH)  # type: ignore[call-arg]
-                logger.info("TaskPool %s/%s: %s -> %s workers (backlog %s, busy %s).",
-                            pool.namespace, pool.name, current.spec.replicas, replicas, backlog, busy)
+                    name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH
+                )  # type: ignore[call-arg]  # _content_type is not in the stubs
+                logger.info(
+                    "TaskPool %s/%s: %s -> %s workers (backlog %s, busy %s).",
+                    pool.namespace,
+                    pool.name,
+                    current.spec.replicas,
+                    replicas,
+                    backlog,
+                    busy,
+                )
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            await self.apps.create_namespaced_deployment(pool.namespace, build_deployment(pool, replicas, self.config))  # type: ignore[arg-type]
-            logger.info("TaskPool %s/%s: Deployment %s created with %s workers.", pool.namespace, pool.name, name, replicas)
-        status = {"replicas": replicas, "backlog": backlog, "busy": busy, "deploymentName": name,
-                  "observedGeneration": pool.metadata.generation}
+            await self.apps.create_namespaced_deployment(pool.namespace, build_deployment(pool, replicas, self.config))  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
+            logger.info(
+                "TaskPool %s/%s: Deployment %s created with %s workers.", pool.namespace, pool.name, name, replicas
+            )
+        status = {
+            "replicas": replicas,
+            "backlog": backlog,
+            "busy": busy,
+            "deploymentName": name,
+            "observedGeneration": pool.metadata.generation,
+        }
         if pool.status.model_dump(by_alias=True, mode="json") != status:
-            await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
-                GROUP, VERSION, pool.namespace, POOL_PLURAL, pool.name, {"status": status}, _content_type=MERGE_PATCH,
+            await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]  # _content_type is not in the stubs
+                GROUP,
+                VERSION,
+                pool.namespace,
+                POOL_PLURAL,
+                pool.name,
+                {"status": status},
+                _content_type=MERGE_PATCH,
             )
 
     async def _signal_cancel(self, run: TaskRun) -> None:
@@ -183,7 +206,9 @@ class PoolKeeper:
         try:
             await PoolQueue(self.store, run.namespace, run.spec.pool).signal_cancel(run.name)
         except StoreError as exc:
-            logger.warning("TaskRun %s/%s: its workers were not told of the cancellation: %s", run.namespace, run.name, exc)
+            logger.warning(
+                "TaskRun %s/%s: its workers were not told of the cancellation: %s", run.namespace, run.name, exc
+            )
             return
         self._signalled.add(key)
 
@@ -201,8 +226,13 @@ class PoolKeeper:
             assert run.spec.pool is not None
             added = await PoolQueue(self.store, run.namespace, run.spec.pool).enqueue(run.name, verdict.enqueue)
             if added:
-                logger.warning("TaskRun %s/%s was never added to pool %s; enqueued attempt %s.",
-                               run.namespace, run.name, run.spec.pool, verdict.enqueue)
+                logger.warning(
+                    "TaskRun %s/%s was never added to pool %s; enqueued attempt %s.",
+                    run.namespace,
+                    run.name,
+                    run.spec.pool,
+                    verdict.enqueue,
+                )
             return
         assert verdict.fail is not None
         new = run.status.model_copy(deep=True)
@@ -210,9 +240,9 @@ class PoolKeeper:
         new.result, new.result_ref = error_result(InfrastructureError, text, labels=run.message_labels()), None
         new.mark_finished(Reason.FAILED, text, now)
         try:
-            await self.taskruns.patch_status(run.namespace, run.name, status_patch(run.status, new),
-                                             resource_version=run.metadata.resource_version)
+            await self.taskruns.patch_status(
+                run.namespace, run.name, status_patch(run.status, new), resource_version=run.metadata.resource_version
+            )
         except ConflictError:
             return  # it changed meanwhile: the next round decides again
         logger.warning("TaskRun %s/%s failed: %s: %s", run.namespace, run.name, verdict.fail, verdict.message)
-

@@ -40,7 +40,11 @@ def service_account(namespace: str, name: str, component: str) -> dict[str, Any]
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": {"name": name, "namespace": namespace, "labels": {**LABELS, "app.kubernetes.io/component": component}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**LABELS, "app.kubernetes.io/component": component},
+        },
     }
 
 
@@ -49,7 +53,11 @@ def role_binding(namespace: str, account: str, cluster_role: str, component: str
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": account, "namespace": namespace, "labels": {**LABELS, "app.kubernetes.io/component": component}},
+        "metadata": {
+            "name": account,
+            "namespace": namespace,
+            "labels": {**LABELS, "app.kubernetes.io/component": component},
+        },
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
     }
@@ -92,7 +100,9 @@ class Provisioner:
     async def _provision(self, namespace: str) -> None:
         made = []
         for body in bodies(namespace, self.runtime_account, self.config):
-            create = self.api.create_service_account if body["kind"] == "ServiceAccount" else self.api.create_role_binding
+            create = (
+                self.api.create_service_account if body["kind"] == "ServiceAccount" else self.api.create_role_binding
+            )
             try:
                 await create(body)
                 made.append(f"{body['kind']} {body['metadata']['name']}")

@@ -20,7 +20,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from podiq.kubernetes.resources import Reason, TaskRun, TaskRunStatus, status_patch
-
 from podiq_operator.caches import Cache, Key
 from podiq_operator.clusters import ClusterApi, ConflictError, NotFoundError
 from podiq_operator.config import OperatorConfig
@@ -39,8 +38,8 @@ from podiq_operator.decisions import (
 from podiq_operator.jobs import build_job, job_name
 from podiq_operator.metrics import Metrics
 from podiq_operator.observations import observe_attempt
-from podiq_operator.storage import NamespaceStorage
 from podiq_operator.provisioning import Provisioner
+from podiq_operator.storage import NamespaceStorage
 
 __all__ = ["EventSink", "Reconciler"]
 
@@ -165,7 +164,9 @@ class Reconciler:
             run = parsed[1]
             attempt = max(run.status.attempts, self.cache.latest_attempt(key))
             observation = observe_attempt(
-                self.cache.job(key, attempt), self.cache.pod(key, attempt), self.cache.failed_create(key, attempt),
+                self.cache.job(key, attempt),
+                self.cache.pod(key, attempt),
+                self.cache.failed_create(key, attempt),
             )
             action = decide(run, attempt, observation, self.clock(), fresh=fresh, policy=self.policy)
             self._count(key, run, attempt)
@@ -262,7 +263,9 @@ class Reconciler:
             # The API server finds the Job invalid (its resources, image, env, deadline...): trying
             # again would be refused again, so the run ends here, saying what was refused.
             refused = run.model_copy(deep=True)
-            refused.refuse(Reason.INVALID_POD_SPEC, f"The Job for attempt {attempt} was refused: {_api_message(exc)}", self.clock())
+            refused.refuse(
+                Reason.INVALID_POD_SPEC, f"The Job for attempt {attempt} was refused: {_api_message(exc)}", self.clock()
+            )
             if await self._write_status(key, run, refused.status):
                 self._post(key, Event(Reason.INVALID_POD_SPEC.value, refused.status.message, warning=True), finish=True)
             return False
@@ -299,7 +302,10 @@ class Reconciler:
         if run.is_done() and key in self._unfinished:
             self._unfinished.discard(key)
             status = run.status
-            self._post(key, Event(status.reason.value, status.message or status.reason.value, warning=not status.is_succeeded()))
+            self._post(
+                key,
+                Event(status.reason.value, status.message or status.reason.value, warning=not status.is_succeeded()),
+            )
         elif not run.is_done():
             self._unfinished.add(key)
         if run.is_done():

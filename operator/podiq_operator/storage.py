@@ -28,7 +28,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from podiq.exceptions import StoreError
 from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import RedisStore, namespace_user, run_keys, with_credentials
-
 from podiq_operator.config import NAMESPACE_SECRET
 
 __all__ = ["NAMESPACE_SECRET", "NamespaceStorage", "namespace_password", "namespace_secret"]
@@ -65,7 +64,9 @@ def namespace_secret(namespace: str, url: str) -> dict[str, Any]:
 class NamespaceStorage:
     """What the operator does in Redis: provision namespaces, delete a deleted run's values."""
 
-    def __init__(self, store: RedisStore, api_client: client.ApiClient, *, recheck_after: float = RECHECK_AFTER) -> None:
+    def __init__(
+        self, store: RedisStore, api_client: client.ApiClient, *, recheck_after: float = RECHECK_AFTER
+    ) -> None:
         self.store = store
         self.core = client.CoreV1Api(api_client)
         self.recheck_after = recheck_after
@@ -86,7 +87,9 @@ class NamespaceStorage:
             url = with_credentials(self.store.url, namespace_user(namespace), password)
             await self._write_secret(namespace_secret(namespace, url))
         except (StoreError, ApiException) as exc:
-            logger.warning("Redis for namespace %s is not set up (tried again in %.0f s): %s", namespace, RETRY_AFTER, exc)
+            logger.warning(
+                "Redis for namespace %s is not set up (tried again in %.0f s): %s", namespace, RETRY_AFTER, exc
+            )
             # Not at every Job: an unreachable Redis would hold up dispatching by its timeout each time.
             self._checked[namespace] = time.monotonic() - self.recheck_after + RETRY_AFTER
             return
@@ -102,14 +105,16 @@ class NamespaceStorage:
                 raise
         current = await self.core.read_namespaced_secret(NAMESPACE_SECRET, namespace)
         if (current.data or {}) != body["data"]:
-            await self.core.replace_namespaced_secret(NAMESPACE_SECRET, namespace, body)  # type: ignore[arg-type]
+            await self.core.replace_namespaced_secret(NAMESPACE_SECRET, namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
 
     async def forget_run(self, run: TaskRun) -> None:
         """Delete the values of a run the operator deleted; they would expire anyway."""
         try:
             await self.store.delete(run_keys(run.namespace, run.name, run.status.attempts))
         except StoreError as exc:
-            logger.warning("The stored values of TaskRun %s/%s stay until they expire: %s", run.namespace, run.name, exc)
+            logger.warning(
+                "The stored values of TaskRun %s/%s stay until they expire: %s", run.namespace, run.name, exc
+            )
 
     async def close(self) -> None:
         await self.store.close()

@@ -232,7 +232,7 @@ def _checked_backend(backend: Any) -> AsyncResultBackend:
         raise BrokerError(
             f"{backend!r} is not a result backend (it has no {', '.join(missing)}); subclass podiq.AsyncResultBackend."
         )
-    return backend  # type: ignore[no-any-return]
+    return backend  # type: ignore[no-any-return]  # a backend written for taskiq returns its own objects
 
 
 def _origin(func: Callable[..., Any]) -> str:

@@ -102,7 +102,7 @@ class AsyncTaskiqTask(Generic[ReturnType]):
         if isinstance(record, ResultRecord):
             return TaskiqResult.from_record(record, self.return_type, self.task_id)
         # A backend written for taskiq returns its own result objects: hand them on as they are.
-        return record  # type: ignore[no-any-return]
+        return record  # type: ignore[no-any-return]  # a backend written for taskiq returns its own objects
 
     def __repr__(self) -> str:
         return f"AsyncTaskiqTask(task_id={self.task_id!r})"

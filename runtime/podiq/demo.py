@@ -11,7 +11,7 @@ import asyncio
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from podiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
@@ -42,7 +42,7 @@ async def build_report(name: str, rows: int, context: Context = TaskiqDepends())
     for done in range(1, rows + 1):
         await asyncio.sleep(0.02)
         await context.set_progress(done, rows, f"row {done}")
-    return Report(name=name, rows=rows, created=datetime.now(timezone.utc))
+    return Report(name=name, rows=rows, created=datetime.now(UTC))
 
 
 @broker.task

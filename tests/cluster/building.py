@@ -236,8 +236,11 @@ def build_node(verbose: bool = True) -> Path:
         if not comp.done():
             t0 = time.monotonic()
             if verbose:
-                print(f"building {', '.join(comp.binaries)} (log: {root / 'build-node.log'}) ...",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"building {', '.join(comp.binaries)} (log: {root / 'build-node.log'}) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
             _build_kubernetes(root / "build-node.log", comp.name, comp.binaries)
             if verbose:
                 print(f"  done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)

@@ -192,55 +192,74 @@ class ControlPlane:
     def _start_etcd(self, timeout: float) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
         peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
-        self._start("etcd", [
-            str(self.bin_dir / "etcd"),
-            "--name=podiq", f"--data-dir={self.state_dir / 'etcd'}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=podiq={peer}",
-            # Test data is disposable: skip fsync, which dominates write latency.
-            "--unsafe-no-fsync", "--log-level=warn",
-        ])
+        self._start(
+            "etcd",
+            [
+                str(self.bin_dir / "etcd"),
+                "--name=podiq",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=podiq={peer}",
+                # Test data is disposable: skip fsync, which dominates write latency.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
         self._wait_etcd(timeout)
 
     def _wait_etcd(self, timeout: float) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
-        procs.wait_until("etcd health",
-                         lambda: json.loads(urllib.request.urlopen(f"{client}/health", timeout=2).read())
-                         .get("health") == "true",
-                         timeout=timeout, died=self._died("etcd"))
+        procs.wait_until(
+            "etcd health",
+            lambda: json.loads(urllib.request.urlopen(f"{client}/health", timeout=2).read()).get("health") == "true",
+            timeout=timeout,
+            died=self._died("etcd"),
+        )
 
     def _wait_apiserver(self, timeout: float) -> None:
-        procs.wait_until("kube-apiserver /readyz", lambda: self._get("/readyz")[0] == 200,
-                         timeout=timeout, interval=0.3, died=self._died("apiserver"))
+        procs.wait_until(
+            "kube-apiserver /readyz",
+            lambda: self._get("/readyz")[0] == 200,
+            timeout=timeout,
+            interval=0.3,
+            died=self._died("apiserver"),
+        )
 
     def _start_apiserver(self, timeout: float) -> None:
         pki = self.ca.dir
-        self._start("apiserver", [
-            str(self.bin_dir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.ports['apiserver']}",
-            f"--cert-dir={pki}",
-            f"--tls-cert-file={self.apiserver_cert.cert}", f"--tls-private-key-file={self.apiserver_cert.key}",
-            f"--client-ca-file={self.ca.cert_path}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={self.sa_keys.cert}",
-            f"--service-account-signing-key-file={self.sa_keys.key}",
-            # Where `kubectl logs` goes: the node agent's HTTPS endpoint.
-            "--kubelet-preferred-address-types=InternalIP",
-            f"--kubelet-certificate-authority={self.ca.cert_path}",
-            f"--kubelet-client-certificate={self.kubelet_client.cert}",
-            f"--kubelet-client-key={self.kubelet_client.key}",
-            "--allow-privileged=true",
-            # The `kubernetes` service cannot point at a loopback address; pods
-            # get KUBERNETES_SERVICE_HOST=127.0.0.1 from the node agent instead.
-            "--endpoint-reconciler-type=none",
-            "--v=1",
-        ])
+        self._start(
+            "apiserver",
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.ports['apiserver']}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={self.apiserver_cert.cert}",
+                f"--tls-private-key-file={self.apiserver_cert.key}",
+                f"--client-ca-file={self.ca.cert_path}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={self.sa_keys.cert}",
+                f"--service-account-signing-key-file={self.sa_keys.key}",
+                # Where `kubectl logs` goes: the node agent's HTTPS endpoint.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={self.ca.cert_path}",
+                f"--kubelet-client-certificate={self.kubelet_client.cert}",
+                f"--kubelet-client-key={self.kubelet_client.key}",
+                "--allow-privileged=true",
+                # The `kubernetes` service cannot point at a loopback address; pods
+                # get KUBERNETES_SERVICE_HOST=127.0.0.1 from the node agent instead.
+                "--endpoint-reconciler-type=none",
+                "--v=1",
+            ],
+        )
         self._wait_apiserver(timeout)
 
     def _common_component_flags(self, kubeconfig: Path, port: int) -> list[str]:

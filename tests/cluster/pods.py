@@ -376,7 +376,10 @@ class PodRunner:
             for delay in (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8, 0):
                 try:
                     await self.agent.api.request(
-                        "PATCH", f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status", body=body, content_type=STRATEGIC
+                        "PATCH",
+                        f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status",
+                        body=body,
+                        content_type=STRATEGIC,
                     )
                     return
                 except ApiException as exc:

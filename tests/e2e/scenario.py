@@ -27,8 +27,18 @@ def install(tools: Tools, *helm_sets: str) -> None:
     for namespace in (OPERATOR_NAMESPACE, TASK_NAMESPACE):
         tools.kubectl("create", "namespace", namespace)
         tools.kubectl("label", "namespace", namespace, *RESTRICTED)
-    args = ["install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE,
-            "--set", f"watchNamespaces={{{TASK_NAMESPACE}}}", "--wait", "--timeout", "180s"]
+    args = [
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--set",
+        f"watchNamespaces={{{TASK_NAMESPACE}}}",
+        "--wait",
+        "--timeout",
+        "180s",
+    ]
     for item in helm_sets:
         args += ["--set", item]
     tools.helm(*args, timeout=240)

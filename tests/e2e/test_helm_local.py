@@ -66,8 +66,11 @@ def test_rendered_chart_passes_server_side_validation(cluster: Any, podiq_crd: A
             "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(objects), check=False
         )
         # Namespaces a and b do not exist; everything else must be accepted as it is.
-        problems = [line for line in applied.stderr.splitlines() if 'namespaces "a" not found' not in line
-                    and 'namespaces "b" not found' not in line]
+        problems = [
+            line
+            for line in applied.stderr.splitlines()
+            if 'namespaces "a" not found' not in line and 'namespaces "b" not found' not in line
+        ]
         assert not problems, applied.stderr
 
 
@@ -101,9 +104,23 @@ for name in sys.argv[1:]:
 @pytest.fixture(scope="module")
 def every_namespace(installed: Any) -> Any:
     """The release upgraded to the chart's default values: every namespace watched, none set up beforehand."""
-    installed.helm("upgrade", scenario.RELEASE, str(scenario.CHART), "--namespace", scenario.OPERATOR_NAMESPACE,
-                   "--set", "operator.listenAddress=127.0.0.1", "--set", "metrics.port=18080", "--set", "health.port=18081",
-                   "--wait", "--timeout", "180s", timeout=240)
+    installed.helm(
+        "upgrade",
+        scenario.RELEASE,
+        str(scenario.CHART),
+        "--namespace",
+        scenario.OPERATOR_NAMESPACE,
+        "--set",
+        "operator.listenAddress=127.0.0.1",
+        "--set",
+        "metrics.port=18080",
+        "--set",
+        "health.port=18081",
+        "--wait",
+        "--timeout",
+        "180s",
+        timeout=240,
+    )
     installed.kubectl("create", "namespace", FRESH_NAMESPACE)
     installed.kubectl("label", "namespace", FRESH_NAMESPACE, *scenario.RESTRICTED)
     yield installed
@@ -111,19 +128,34 @@ def every_namespace(installed: Any) -> Any:
 
 
 def _taskrun(name: str, namespace: str, **spec: Any) -> str:
-    return json.dumps({"apiVersion": "podiq.io/v1alpha1", "kind": "TaskRun", "metadata": {"name": name, "namespace": namespace},
-                       "spec": {"taskName": "tests.integration.k8s_tasks:noop", **spec}})
+    return json.dumps(
+        {
+            "apiVersion": "podiq.io/v1alpha1",
+            "kind": "TaskRun",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"taskName": "tests.integration.k8s_tasks:noop", **spec},
+        }
+    )
 
 
 def test_with_default_values_a_task_runs_in_any_namespace(every_namespace: Any) -> None:
     cluster = every_namespace
-    assert not cluster.get("serviceaccounts", "-n", FRESH_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq")["items"]
+    assert not cluster.get("serviceaccounts", "-n", FRESH_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq")[
+        "items"
+    ]
     outcome = scenario.wait(_run_in(str(cluster.kubeconfig), FRESH_NAMESPACE))
     assert outcome == 6
-    made = {(o["kind"], o["metadata"]["name"]) for kind in ("serviceaccounts", "rolebindings")
-            for o in cluster.get(kind, "-n", FRESH_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq")["items"]}
-    assert made == {("ServiceAccount", "podiq-runtime"), ("RoleBinding", "podiq-runtime"),
-                    ("ServiceAccount", "podiq-scheduler"), ("RoleBinding", "podiq-scheduler")}
+    made = {
+        (o["kind"], o["metadata"]["name"])
+        for kind in ("serviceaccounts", "rolebindings")
+        for o in cluster.get(kind, "-n", FRESH_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq")["items"]
+    }
+    assert made == {
+        ("ServiceAccount", "podiq-runtime"),
+        ("RoleBinding", "podiq-runtime"),
+        ("ServiceAccount", "podiq-scheduler"),
+        ("RoleBinding", "podiq-scheduler"),
+    }
 
 
 async def _run_in(kubeconfig: str, namespace: str) -> Any:
@@ -160,21 +192,38 @@ def test_rbac_matrix_of_the_operator_runtime_and_scheduler(every_namespace: Any)
         return out.stdout.strip() == "yes"
 
     allowed = [
-        (operator, "create", "jobs.batch"), (operator, "patch", "taskruns.podiq.io", "--subresource=status"),
-        (operator, "create", "serviceaccounts"), (operator, "create", "rolebindings"),
-        (operator, "bind", "clusterroles/podiq-runtime"), (operator, "bind", "clusterroles/podiq-scheduler"),
-        (operator, "create", "events"), (operator, "list", "pods"),
-        (runtime, "get", "taskruns.podiq.io"), (runtime, "patch", "taskruns.podiq.io", "--subresource=status"),
-        (scheduler, "create", "taskruns.podiq.io"), (scheduler, "watch", "taskruns.podiq.io"),
+        (operator, "create", "jobs.batch"),
+        (operator, "patch", "taskruns.podiq.io", "--subresource=status"),
+        (operator, "create", "serviceaccounts"),
+        (operator, "create", "rolebindings"),
+        (operator, "bind", "clusterroles/podiq-runtime"),
+        (operator, "bind", "clusterroles/podiq-scheduler"),
+        (operator, "create", "events"),
+        (operator, "list", "pods"),
+        (runtime, "get", "taskruns.podiq.io"),
+        (runtime, "patch", "taskruns.podiq.io", "--subresource=status"),
+        (scheduler, "create", "taskruns.podiq.io"),
+        (scheduler, "watch", "taskruns.podiq.io"),
     ]
     denied = [
-        (operator, "bind", "clusterroles/cluster-admin"), (operator, "escalate", "clusterroles"),
-        (operator, "get", "secrets"), (operator, "delete", "serviceaccounts"), (operator, "patch", "rolebindings"),
-        (operator, "create", "serviceaccounts", "--subresource=token"), (operator, "create", "pods"), (operator, "create", "roles"),
-        (runtime, "create", "taskruns.podiq.io"), (runtime, "patch", "taskruns.podiq.io"), (runtime, "list", "taskruns.podiq.io"),
-        (runtime, "get", "pods"), (runtime, "get", "secrets"), (runtime, "create", "jobs.batch"),
-        (scheduler, "delete", "taskruns.podiq.io"), (scheduler, "patch", "taskruns.podiq.io", "--subresource=status"),
-        (scheduler, "get", "secrets"), (scheduler, "create", "jobs.batch"),
+        (operator, "bind", "clusterroles/cluster-admin"),
+        (operator, "escalate", "clusterroles"),
+        (operator, "get", "secrets"),
+        (operator, "delete", "serviceaccounts"),
+        (operator, "patch", "rolebindings"),
+        (operator, "create", "serviceaccounts", "--subresource=token"),
+        (operator, "create", "pods"),
+        (operator, "create", "roles"),
+        (runtime, "create", "taskruns.podiq.io"),
+        (runtime, "patch", "taskruns.podiq.io"),
+        (runtime, "list", "taskruns.podiq.io"),
+        (runtime, "get", "pods"),
+        (runtime, "get", "secrets"),
+        (runtime, "create", "jobs.batch"),
+        (scheduler, "delete", "taskruns.podiq.io"),
+        (scheduler, "patch", "taskruns.podiq.io", "--subresource=status"),
+        (scheduler, "get", "secrets"),
+        (scheduler, "create", "jobs.batch"),
     ]
     assert [a for a in allowed if not can(*a)] == []
     assert [d for d in denied if can(*d)] == []
@@ -185,17 +234,40 @@ def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any) -> N
     later = "2099-01-01T00:00:00Z"  # both runs wait: nothing but the pod below writes to them
     for name in ("mine", "victim"):
         cluster.apply(_taskrun(name, FRESH_NAMESPACE, notBefore=later))
-    restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
-                  "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mine-a1-x7k2q", "namespace": FRESH_NAMESPACE},
-        "spec": {"serviceAccountName": "podiq-runtime", "restartPolicy": "Never", "containers": [{
-            "name": "writer", "image": "podiq-runtime:test", "command": ["python", "-c", WRITER, "victim", "mine"],
-            "env": [{"name": "NS", "value": FRESH_NAMESPACE}], "securityContext": restricted}]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "mine-a1-x7k2q", "namespace": FRESH_NAMESPACE},
+        "spec": {
+            "serviceAccountName": "podiq-runtime",
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "writer",
+                    "image": "podiq-runtime:test",
+                    "command": ["python", "-c", WRITER, "victim", "mine"],
+                    "env": [{"name": "NS", "value": FRESH_NAMESPACE}],
+                    "securityContext": restricted,
+                }
+            ],
+        },
     }
     cluster.apply(json.dumps(pod))
-    cluster.wait_for("the writer pod to finish", lambda: cluster.get("pod", pod["metadata"]["name"], "-n", FRESH_NAMESPACE)
-                     ["status"].get("phase") in ("Succeeded", "Failed"), timeout=60)
+    cluster.wait_for(
+        "the writer pod to finish",
+        lambda: (
+            cluster.get("pod", pod["metadata"]["name"], "-n", FRESH_NAMESPACE)["status"].get("phase")
+            in ("Succeeded", "Failed")
+        ),
+        timeout=60,
+    )
     lines = cluster.kubectl("logs", pod["metadata"]["name"], "-n", FRESH_NAMESPACE).stdout.splitlines()
     answers = {a["name"]: a for a in map(json.loads, lines)}
     assert answers["victim"]["code"] == 403

@@ -35,10 +35,13 @@ def helm_sets() -> list[str]:
     operator, operator_tag = images.OPERATOR.split(":")
     runtime, runtime_tag = images.TASKS.split(":")
     return [
-        f"operator.image.repository={operator}", f"operator.image.tag={operator_tag}",
-        f"runtime.image.repository={runtime}", f"runtime.image.tag={runtime_tag}",
+        f"operator.image.repository={operator}",
+        f"operator.image.tag={operator_tag}",
+        f"runtime.image.repository={runtime}",
+        f"runtime.image.tag={runtime_tag}",
         # A user's default: the loaded tag is present, so nothing is pulled; a missing image is.
-        "operator.image.pullPolicy=IfNotPresent", "runtime.image.pullPolicy=IfNotPresent",
+        "operator.image.pullPolicy=IfNotPresent",
+        "runtime.image.pullPolicy=IfNotPresent",
     ]
 
 
@@ -136,6 +139,7 @@ PENDING_DEADLINE = 20
 @contextmanager
 def missing_image_run(cluster: KindCluster, **labels: Any) -> Iterator[str]:
     """A TaskRun of a task whose image cannot be pulled; deleted afterwards, so that it waits no more."""
+
     async def kick() -> str:
         kt.broker.kubeconfig = str(cluster.kubeconfig)
         async with kt.broker:
@@ -150,8 +154,13 @@ def missing_image_run(cluster: KindCluster, **labels: Any) -> Iterator[str]:
 
 def test_an_image_that_cannot_be_pulled_shows_the_pull_error_while_pending(installed: KindCluster) -> None:
     with missing_image_run(installed) as name:
-        run = wait_for_taskrun(installed, name, lambda r: succeeded_condition(r).get("reason") == "ImagePullBackOff",
-                               120, "waiting on its image")
+        run = wait_for_taskrun(
+            installed,
+            name,
+            lambda r: succeeded_condition(r).get("reason") == "ImagePullBackOff",
+            120,
+            "waiting on its image",
+        )
         phase, reason, message = outcome(run)
         assert phase in ("", "Pending"), phase
         assert kt.MISSING_IMAGE in message, message
@@ -159,8 +168,9 @@ def test_an_image_that_cannot_be_pulled_shows_the_pull_error_while_pending(insta
 
 def test_an_image_that_cannot_be_pulled_ends_failed_after_the_pending_deadline(installed: KindCluster) -> None:
     with missing_image_run(installed, pending_deadline=PENDING_DEADLINE) as name:
-        run = wait_for_taskrun(installed, name, lambda r: r.get("status", {}).get("phase") == "Failed",
-                               PENDING_DEADLINE + 60, "Failed")
+        run = wait_for_taskrun(
+            installed, name, lambda r: r.get("status", {}).get("phase") == "Failed", PENDING_DEADLINE + 60, "Failed"
+        )
         phase, reason, message = outcome(run)
         assert (phase, reason) == ("Failed", "ImagePullBackOff"), message
         assert f"did not start within {PENDING_DEADLINE} s" in message and kt.MISSING_IMAGE in message, message
@@ -178,10 +188,17 @@ def test_operator_probes_pass_and_deleting_its_pod_mid_run_loses_nothing(install
         kt.broker.kubeconfig = str(installed.kubeconfig)
         async with kt.broker:
             sent = await kt.slow.kicker().kiq(12)
-            await asyncio.to_thread(wait_for_taskrun, installed, sent.task_id,
-                                    lambda r: r.get("status", {}).get("phase") == "Running", 120, "Running")
-            installed.kubectl("delete", "pod", pod["metadata"]["name"], "-n", scenario.OPERATOR_NAMESPACE,
-                              "--wait=false")
+            await asyncio.to_thread(
+                wait_for_taskrun,
+                installed,
+                sent.task_id,
+                lambda r: r.get("status", {}).get("phase") == "Running",
+                120,
+                "Running",
+            )
+            installed.kubectl(
+                "delete", "pod", pod["metadata"]["name"], "-n", scenario.OPERATOR_NAMESPACE, "--wait=false"
+            )
             return await sent.wait_result(timeout=240), sent.task_id
 
     result, name = asyncio.run(run_through_restart())
@@ -199,8 +216,19 @@ def test_logs_of_a_finished_run(installed: KindCluster) -> None:
     assert result.return_value == 3
     assert [f"chatty line {n}" for n in range(3)] == [ln for ln in result.log.splitlines() if ln.startswith("chatty")]
     printed = subprocess.run(
-        [str(Path(sys.executable).parent / "podiq"), "logs", result.task_id, "-n", scenario.TASK_NAMESPACE,
-         "--kubeconfig", str(installed.kubeconfig)], capture_output=True, text=True, timeout=60)
+        [
+            str(Path(sys.executable).parent / "podiq"),
+            "logs",
+            result.task_id,
+            "-n",
+            scenario.TASK_NAMESPACE,
+            "--kubeconfig",
+            str(installed.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert printed.returncode == 0, printed.stderr
     assert "chatty line 2" in printed.stdout
 
@@ -208,10 +236,15 @@ def test_logs_of_a_finished_run(installed: KindCluster) -> None:
 def test_podiq_demo_against_kind(installed: KindCluster, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(installed.kubeconfig.read_text())
-    installed.kubectl("config", "set-context", "--current", f"--namespace={scenario.TASK_NAMESPACE}",
-                      "--kubeconfig", str(kubeconfig))
-    demo = subprocess.run([str(Path(sys.executable).parent / "podiq"), "demo", "--broker", "kubernetes"],
-                          capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, KUBECONFIG=str(kubeconfig), COLUMNS="160"))
+    installed.kubectl(
+        "config", "set-context", "--current", f"--namespace={scenario.TASK_NAMESPACE}", "--kubeconfig", str(kubeconfig)
+    )
+    demo = subprocess.run(
+        [str(Path(sys.executable).parent / "podiq"), "demo", "--broker", "kubernetes"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, KUBECONFIG=str(kubeconfig), COLUMNS="160"),
+    )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "5 tasks" in demo.stdout and "4 succeeded, 1 failed as designed (divide(1, 0))" in demo.stdout, demo.stdout

@@ -24,7 +24,9 @@ CHART = REPO_ROOT / "charts" / "podiq"
 @pytest.fixture(scope="session")
 def podiq_crd(cluster: Any) -> Any:
     cluster.kubectl("apply", "--server-side", "-f", str(CRD), "-f", str(POOL_CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskruns.podiq.io", "crd/taskpools.podiq.io")
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/taskruns.podiq.io", "crd/taskpools.podiq.io"
+    )
     return cluster
 
 
@@ -39,7 +41,14 @@ def namespace_with_chart(cluster: Any, prefix: str, *, peering: bool = False) ->
         sets += ["--set", "peering.enabled=true", "--set", f"peering.name={namespace}"]
         templates.append("peering.yaml")
     rendered = cluster.helm(
-        "template", "podiq", str(CHART), "--namespace", namespace, "--kube-version", "1.37.2", *sets,
+        "template",
+        "podiq",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        "1.37.2",
+        *sets,
         *(arg for template in templates for arg in ("--show-only", f"templates/{template}")),
     ).stdout
     if peering:
@@ -72,10 +81,20 @@ class OperatorProcess:
     def start(self) -> None:
         self.starts += 1
         log = open(self.log_dir / f"operator-{self.starts}.log", "wb")
-        env = {**os.environ, **self.cluster.env, "PODIQ_RUNTIME_IMAGE": "podiq-runtime:test", "PODIQ_METRICS_PORT": "0", "PODIQ_LIVENESS": "", **self.env}
+        env = {
+            **os.environ,
+            **self.cluster.env,
+            "PODIQ_RUNTIME_IMAGE": "podiq-runtime:test",
+            "PODIQ_METRICS_PORT": "0",
+            "PODIQ_LIVENESS": "",
+            **self.env,
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "podiq_operator", "-n", self.namespace],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
     def kill(self) -> None:
@@ -97,7 +116,9 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="session")
-def podiq_operator(cluster: Any, podiq_namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def podiq_operator(
+    cluster: Any, podiq_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     operator = OperatorProcess(cluster, podiq_namespace, tmp_path_factory.mktemp("operator"))
     operator.start()
     time.sleep(1)
@@ -124,6 +145,7 @@ def recorded_running_from_its_pod(cluster: Any, namespace: str, name: str) -> di
     The runtime writes nothing until the task ends, and without its pod the operator records
     an attempt only after 10 s: seeing it sooner shows the operator saw the pod appear.
     """
+
     def running() -> dict[str, Any] | None:
         status = cluster.get("taskrun", name, "-n", namespace).get("status", {})
         return status if status.get("phase") == "Running" and status.get("podName") else None

@@ -8,14 +8,16 @@ from tests.cluster.pods import _expand
 
 
 def test_sibling_replaces_come_from_the_release_go_mod():
-    gomod = {"Module": {"Path": "k8s.io/kubernetes"}, "Replace": [
-        {"Old": {"Path": "k8s.io/api"}, "New": {"Path": "./staging/src/k8s.io/api"}},
-        {"Old": {"Path": "k8s.io/client-go"}, "New": {"Path": "./staging/src/k8s.io/client-go"}},
-        {"Old": {"Path": "example.com/pinned"}, "New": {"Path": "example.com/fork", "Version": "v1.2.3"}},
-        {"Old": {"Path": "go.etcd.io/etcd"}, "New": {"Path": "./FORBIDDEN_DEPENDENCY"}},
-    ]}
-    assert building._sibling_replaces(gomod, "v0.37.2") == [("k8s.io/api", "v0.37.2"),
-                                                            ("k8s.io/client-go", "v0.37.2")]
+    gomod = {
+        "Module": {"Path": "k8s.io/kubernetes"},
+        "Replace": [
+            {"Old": {"Path": "k8s.io/api"}, "New": {"Path": "./staging/src/k8s.io/api"}},
+            {"Old": {"Path": "k8s.io/client-go"}, "New": {"Path": "./staging/src/k8s.io/client-go"}},
+            {"Old": {"Path": "example.com/pinned"}, "New": {"Path": "example.com/fork", "Version": "v1.2.3"}},
+            {"Old": {"Path": "go.etcd.io/etcd"}, "New": {"Path": "./FORBIDDEN_DEPENDENCY"}},
+        ],
+    }
+    assert building._sibling_replaces(gomod, "v0.37.2") == [("k8s.io/api", "v0.37.2"), ("k8s.io/client-go", "v0.37.2")]
 
 
 def test_version_ldflags_cover_both_version_packages():

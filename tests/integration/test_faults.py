@@ -18,7 +18,10 @@ RUNS = 8
 
 @pytest.mark.parametrize("component", ["apiserver", "etcd"])
 async def test_every_waiter_gets_its_result_across_a_restart(
-    k8s_broker: Any, cluster: Any, podiq_namespace: str, component: str,
+    k8s_broker: Any,
+    cluster: Any,
+    podiq_namespace: str,
+    component: str,
 ) -> None:
     from tests.integration import k8s_tasks as t
 
@@ -38,5 +41,7 @@ async def test_every_waiter_gets_its_result_across_a_restart(
         jobs = cluster.get("jobs", "-n", podiq_namespace, "-l", f"podiq.io/taskrun={run.task_id}")["items"]
         attempts = cluster.get("taskrun", run.task_id, "-n", podiq_namespace)["status"]["attempts"]
         assert sorted(j["metadata"]["name"] for j in jobs) == [f"{run.task_id}-a{n}" for n in range(1, attempts + 1)]
-    print(f"\n{component} down {outage:.1f} s: {RUNS}/{RUNS} results, the watch listed again "
-          f"{k8s_broker.watch.relists - relists} times")
+    print(
+        f"\n{component} down {outage:.1f} s: {RUNS}/{RUNS} results, the watch listed again "
+        f"{k8s_broker.watch.relists - relists} times"
+    )

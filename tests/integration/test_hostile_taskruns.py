@@ -59,14 +59,20 @@ def _manifest(name: str, spec: dict[str, Any] | None, **extra: Any) -> str:
 def test_malformed_taskruns_are_refused_with_a_message_naming_the_field(cluster: Any, podiq_namespace: str) -> None:
     missing: list[str] = []
     for i, (spec, words) in enumerate(REFUSED):
-        applied = cluster.kubectl("apply", "-n", podiq_namespace, "-f", "-", input=_manifest(f"bad-{i}", spec), check=False)
+        applied = cluster.kubectl(
+            "apply", "-n", podiq_namespace, "-f", "-", input=_manifest(f"bad-{i}", spec), check=False
+        )
         if applied.returncode == 0 or words.lower() not in applied.stderr.lower():
             missing.append(f"{spec!s:.80}: {applied.returncode} {applied.stdout}{applied.stderr[:300]}")
     for manifest, words in [
         (_manifest("no-spec", None), "spec: Required value"),
         (_manifest("UPPER", {"taskName": TASK}), "metadata.name"),
-        (json.dumps({"apiVersion": "podiq.io/v2", "kind": "TaskRun", "metadata": {"name": "v2"}, "spec": {"taskName": TASK}}),
-         "no matches for kind"),
+        (
+            json.dumps(
+                {"apiVersion": "podiq.io/v2", "kind": "TaskRun", "metadata": {"name": "v2"}, "spec": {"taskName": TASK}}
+            ),
+            "no matches for kind",
+        ),
     ]:
         applied = cluster.kubectl("apply", "-n", podiq_namespace, "-f", "-", input=manifest, check=False)
         if applied.returncode == 0 or words.lower() not in applied.stderr.lower():
@@ -79,35 +85,53 @@ ENDS: list[tuple[dict[str, Any], str, str, str]] = [
     ({"taskName": "tests.integration.k8s_tasks:no_such_task"}, "Failed", "Failed", "UnknownTaskError"),
     ({"taskName": "no_such_module_anywhere:f"}, "Failed", "Failed", "ModuleNotFoundError"),
     ({"taskName": TASK, "args": [1, 2, 3]}, "Failed", "Failed", "Error"),
-    ({"taskName": TASK, "serviceAccountName": "nobody", "pendingDeadlineSeconds": 3}, "Failed", "ServiceAccountMissing",
-     'serviceaccount "nobody" not found'),
-    ({"taskName": TASK, "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}, "Failed", "InvalidPodSpec",
-     "must be less than or equal to cpu limit"),
+    (
+        {"taskName": TASK, "serviceAccountName": "nobody", "pendingDeadlineSeconds": 3},
+        "Failed",
+        "ServiceAccountMissing",
+        'serviceaccount "nobody" not found',
+    ),
+    (
+        {"taskName": TASK, "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}},
+        "Failed",
+        "InvalidPodSpec",
+        "must be less than or equal to cpu limit",
+    ),
     ({"taskName": TASK, "resources": {"limits": {"cpu": "lots"}}}, "Failed", "InvalidPodSpec", "quantities must match"),
     ({"taskName": TASK, "image": " padded ", "pendingDeadlineSeconds": 5}, "Failed", "InvalidPodSpec", "whitespace"),
     ({"taskName": TASK, "image": ""}, "Succeeded", "Succeeded", ""),  # empty: the operator's default image
     ({"taskName": TASK, "timeoutSeconds": 1e30}, "Failed", "InvalidPodSpec", "activeDeadlineSeconds"),
-    ({"taskName": TASK, "env": [{"name": "PODIQ_TASKRUN_NAME", "value": "someone-else"}]}, "Succeeded", "Succeeded", ""),
+    (
+        {"taskName": TASK, "env": [{"name": "PODIQ_TASKRUN_NAME", "value": "someone-else"}]},
+        "Succeeded",
+        "Succeeded",
+        "",
+    ),
     ({"taskName": TASK, "notBefore": "1970-01-01T00:00:00Z"}, "Succeeded", "Succeeded", ""),
     ({"taskName": TASK, "cancelled": True}, "Cancelled", "Cancelled", "Cancelled"),
 ]
 
 
 def test_accepted_but_wrong_taskruns_end_with_a_reason_that_says_why(
-    cluster: Any, podiq_namespace: str, podiq_operator: Any,
+    cluster: Any,
+    podiq_namespace: str,
+    podiq_operator: Any,
 ) -> None:
     names = {}
     for spec, phase, reason, words in ENDS:
         name = f"hostile-{uuid.uuid4().hex[:8]}"
         # A status in the object as created is dropped by the API server: the run runs all the same.
-        cluster.kubectl("apply", "-n", podiq_namespace, "-f", "-",
-                        input=_manifest(name, spec, status={"phase": "Succeeded"}))
+        cluster.kubectl(
+            "apply", "-n", podiq_namespace, "-f", "-", input=_manifest(name, spec, status={"phase": "Succeeded"})
+        )
         names[name] = (phase, reason, words)
 
     def ended() -> dict[str, Any] | None:
         items = cluster.get("taskruns", "-n", podiq_namespace)["items"]
         statuses = {i["metadata"]["name"]: i.get("status", {}) for i in items if i["metadata"]["name"] in names}
-        done = {n: s for n, s in statuses.items() if (s.get("conditions") or [{}])[0].get("status") in ("True", "False")}
+        done = {
+            n: s for n, s in statuses.items() if (s.get("conditions") or [{}])[0].get("status") in ("True", "False")
+        }
         return done if len(done) == len(names) else None
 
     done = cluster.wait_for("every hostile TaskRun to end", ended, timeout=150, interval=1)
@@ -117,15 +141,28 @@ def test_accepted_but_wrong_taskruns_end_with_a_reason_that_says_why(
         condition = status["conditions"][0]
         said = condition["message"] + json.dumps(status.get("result") or {})
         if (status["phase"], condition["reason"]) != (phase, reason) or words not in said:
-            wrong.append(f"{name}: {status['phase']} {condition['reason']}: {said[:300]} (wanted {phase} {reason} {words!r})")
+            wrong.append(
+                f"{name}: {status['phase']} {condition['reason']}: {said[:300]} (wanted {phase} {reason} {words!r})"
+            )
     assert not wrong, "\n".join(wrong)
 
     # Un-cancelling a cancelled run changes nothing: it stays Cancelled, no Job is made.
     (cancelled,) = [n for n, (phase, _, _) in names.items() if phase == "Cancelled"]
-    cluster.kubectl("patch", "taskrun", cancelled, "-n", podiq_namespace, "--type=merge", "-p", '{"spec":{"cancelled":false}}')
+    cluster.kubectl(
+        "patch", "taskrun", cancelled, "-n", podiq_namespace, "--type=merge", "-p", '{"spec":{"cancelled":false}}'
+    )
     # A status written by hand on a finished run is not undone, and starts nothing.
-    cluster.kubectl("patch", "taskrun", cancelled, "-n", podiq_namespace, "--subresource=status", "--type=merge",
-                    "-p", '{"status":{"phase":"Running"}}')
+    cluster.kubectl(
+        "patch",
+        "taskrun",
+        cancelled,
+        "-n",
+        podiq_namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"phase":"Running"}}',
+    )
     follow = cluster.get("taskrun", cancelled, "-n", podiq_namespace)["status"]
     assert follow["conditions"][0]["reason"] == "Cancelled"
     assert not cluster.get("jobs", "-n", podiq_namespace, "-l", f"podiq.io/taskrun={cancelled}")["items"]

@@ -66,7 +66,9 @@ async def informing(cluster: Any, namespace: str, recorder: Recorder) -> AsyncIt
 
 def configmap(cluster: Any, namespace: str, name: str, *, labelled: bool = True, value: str = "1") -> None:
     labels = f"\n  labels: {{{LABEL}: 'yes'}}" if labelled else ""
-    cluster.apply(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{labels}\ndata: {{v: '{value}'}}\n", "-n", namespace)
+    cluster.apply(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{labels}\ndata: {{v: '{value}'}}\n", "-n", namespace
+    )
 
 
 async def test_lists_then_follows_changes_of_matching_objects_only(cluster: Any, namespace: str) -> None:

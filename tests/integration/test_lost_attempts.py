@@ -41,7 +41,9 @@ def runtime_pids(name: str) -> list[int]:
     return found
 
 
-async def test_a_job_deleted_by_hand_ends_the_attempt_saying_so(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+async def test_a_job_deleted_by_hand_ends_the_attempt_saying_so(
+    k8s_broker: Any, cluster: Any, podiq_namespace: str
+) -> None:
     from tests.integration import k8s_tasks as t
 
     result = await t.slow_with_progress.kiq(120, 0.5)
@@ -55,7 +57,9 @@ async def test_a_job_deleted_by_hand_ends_the_attempt_saying_so(k8s_broker: Any,
 
 
 async def test_a_runtime_killed_with_sigkill_ends_the_attempt_naming_the_signal(
-    k8s_broker: Any, cluster: Any, podiq_namespace: str,
+    k8s_broker: Any,
+    cluster: Any,
+    podiq_namespace: str,
 ) -> None:
     from tests.integration import k8s_tasks as t
 
@@ -72,7 +76,9 @@ async def test_a_runtime_killed_with_sigkill_ends_the_attempt_naming_the_signal(
 
 
 async def test_a_taskrun_deleted_while_running_takes_its_job_and_pod_and_its_waiter_is_told(
-    k8s_broker: Any, cluster: Any, podiq_namespace: str,
+    k8s_broker: Any,
+    cluster: Any,
+    podiq_namespace: str,
 ) -> None:
     from podiq import ResultGetError
     from tests.integration import k8s_tasks as t
@@ -86,7 +92,9 @@ async def test_a_taskrun_deleted_while_running_takes_its_job_and_pod_and_its_wai
     def gone() -> bool:
         selector = f"podiq.io/taskrun={result.task_id}"
         return not cluster.get("jobs", "-n", podiq_namespace, "-l", selector)["items"] and not [
-            p for p in cluster.get("pods", "-n", podiq_namespace, "-l", selector)["items"]
-            if p["status"].get("phase") in ("Pending", "Running")]
+            p
+            for p in cluster.get("pods", "-n", podiq_namespace, "-l", selector)["items"]
+            if p["status"].get("phase") in ("Pending", "Running")
+        ]
 
     cluster.wait_for("its Job and pod to go", gone, timeout=60)

@@ -23,8 +23,12 @@ def peering_namespace(podiq_crd: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def peering_operator(cluster: Any, peering_namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    operator = OperatorProcess(cluster, peering_namespace, tmp_path_factory.mktemp("peering"), env={"PODIQ_PEERING": peering_namespace})
+def peering_operator(
+    cluster: Any, peering_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    operator = OperatorProcess(
+        cluster, peering_namespace, tmp_path_factory.mktemp("peering"), env={"PODIQ_PEERING": peering_namespace}
+    )
     operator.start()
     yield operator
     operator.stop()
@@ -45,7 +49,10 @@ async def peering_broker(cluster: Any, peering_operator: OperatorProcess, peerin
 
 
 async def test_tasks_run_through_kopf_watches_with_peering(
-    peering_broker: Any, peering_operator: OperatorProcess, cluster: Any, peering_namespace: str,
+    peering_broker: Any,
+    peering_operator: OperatorProcess,
+    cluster: Any,
+    peering_namespace: str,
 ) -> None:
     from tests.integration import k8s_tasks as t
 

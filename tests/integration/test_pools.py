@@ -33,8 +33,14 @@ def pool_manifest(name: str, **spec: Any) -> str:
     import json
 
     body = {
-        "apiVersion": "podiq.io/v1alpha1", "kind": "TaskPool", "metadata": {"name": name},
-        "spec": {"env": [{"name": "PYTHONPATH", "value": REPO_ROOT}], "imports": ["tests.integration.pool_tasks"], **spec},
+        "apiVersion": "podiq.io/v1alpha1",
+        "kind": "TaskPool",
+        "metadata": {"name": name},
+        "spec": {
+            "env": [{"name": "PYTHONPATH", "value": REPO_ROOT}],
+            "imports": ["tests.integration.pool_tasks"],
+            **spec,
+        },
     }
     return json.dumps(body)
 
@@ -49,10 +55,17 @@ def pool_namespace(podiq_crd: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def pool_operator(
-    cluster: Any, pool_namespace: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
+    cluster: Any,
+    pool_namespace: str,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     operator = operator_with_redis(cluster, pool_namespace, redis_server, tmp_path_factory.mktemp("operator-pool"))
-    cluster.apply(pool_manifest("fast", minReplicas=2, maxReplicas=2, concurrency=4, visibilityTimeoutSeconds=3), "-n", pool_namespace)
+    cluster.apply(
+        pool_manifest("fast", minReplicas=2, maxReplicas=2, concurrency=4, visibilityTimeoutSeconds=3),
+        "-n",
+        pool_namespace,
+    )
     cluster.apply(pool_manifest("elastic", minReplicas=0, maxReplicas=2, concurrency=1), "-n", pool_namespace)
     yield operator
     operator.stop()
@@ -65,12 +78,17 @@ def worker_pods(cluster: Any, namespace: str, pool: str = "fast") -> list[str]:
 
 @pytest.fixture
 async def pool_broker(
-    cluster: Any, pool_operator: OperatorProcess, pool_namespace: str, redis_server: RedisServer,
+    cluster: Any,
+    pool_operator: OperatorProcess,
+    pool_namespace: str,
+    redis_server: RedisServer,
 ) -> AsyncIterator[KubernetesBroker]:
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
     from tests.integration import pool_tasks
 
-    cluster.wait_for("two workers of pool fast", lambda: len(worker_pods(cluster, pool_namespace)) == 2 or None, timeout=WAIT)
+    cluster.wait_for(
+        "two workers of pool fast", lambda: len(worker_pods(cluster, pool_namespace)) == 2 or None, timeout=WAIT
+    )
     broker = pool_tasks.broker
     broker.namespace, broker.kubeconfig = pool_namespace, str(cluster.kubeconfig)
     broker.store_settings = StoreSettings(url=redis_server.url)
@@ -84,7 +102,9 @@ async def admin(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
         yield store
 
 
-async def test_pool_runs_end_to_end_without_a_job(pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str) -> None:
+async def test_pool_runs_end_to_end_without_a_job(
+    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str
+) -> None:
     from tests.integration import pool_tasks as t
 
     assert await (await t.add.kiq(1, 2)).wait_result(timeout=WAIT) == 3
@@ -94,7 +114,11 @@ async def test_pool_runs_end_to_end_without_a_job(pool_broker: KubernetesBroker,
     status = taskrun(cluster, pool_namespace, handle.task_id)["status"]
     assert status["phase"] == "Succeeded" and status["podName"] == pod and status["attempts"] == 1
     assert "jobName" not in status and not cluster.get("jobs", "-n", pool_namespace)["items"][:0]
-    assert not [j for j in cluster.get("jobs", "-n", pool_namespace)["items"] if j["metadata"]["name"].startswith(handle.task_id)]
+    assert not [
+        j
+        for j in cluster.get("jobs", "-n", pool_namespace)["items"]
+        if j["metadata"]["name"].startswith(handle.task_id)
+    ]
     with pytest.raises(ValueError, match="boom"):
         await (await t.fail.kiq("boom")).wait_result(timeout=WAIT)
     shown = cluster.kubectl("get", "taskruns", "-n", pool_namespace, handle.task_id, "-o", "wide").stdout
@@ -129,7 +153,10 @@ async def claimed_by(admin: RedisStore, namespace: str, name: str, attempt: int 
 
 
 async def test_a_run_of_a_sigkilled_worker_is_reclaimed_and_finishes_once(
-    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str, admin: RedisStore,
+    pool_broker: KubernetesBroker,
+    cluster: Any,
+    pool_namespace: str,
+    admin: RedisStore,
 ) -> None:
     from tests.integration import pool_tasks as t
 
@@ -147,7 +174,10 @@ async def test_a_run_of_a_sigkilled_worker_is_reclaimed_and_finishes_once(
 
 
 async def test_cancel_and_timeout_stop_one_run_and_the_worker_serves_on(
-    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str, admin: RedisStore,
+    pool_broker: KubernetesBroker,
+    cluster: Any,
+    pool_namespace: str,
+    admin: RedisStore,
 ) -> None:
     from tests.integration import pool_tasks as t
 
@@ -180,7 +210,9 @@ async def test_cancel_and_timeout_stop_one_run_and_the_worker_serves_on(
 
 
 async def test_a_run_created_but_never_enqueued_is_enqueued_by_the_operator(
-    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str,
+    pool_broker: KubernetesBroker,
+    cluster: Any,
+    pool_namespace: str,
 ) -> None:
     from tests.integration import pool_tasks as t
 
@@ -195,7 +227,9 @@ async def test_a_run_created_but_never_enqueued_is_enqueued_by_the_operator(
 
 
 async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
-    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str,
+    pool_broker: KubernetesBroker,
+    cluster: Any,
+    pool_namespace: str,
 ) -> None:
     from tests.integration import pool_tasks as t
 
@@ -212,12 +246,17 @@ async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
     status = cluster.get("taskpool", "elastic", "-n", pool_namespace)["status"]
     assert status["deploymentName"] == "podiq-pool-elastic"
     cluster.wait_for("the pool back at zero once idle", lambda: replicas() == 0 or None, timeout=WAIT)
-    cluster.wait_for("its workers gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [] or None, timeout=WAIT)
+    cluster.wait_for(
+        "its workers gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [] or None, timeout=WAIT
+    )
 
 
 @pytest.fixture
 async def job_tasks_on_the_pool(
-    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str, redis_server: RedisServer,
+    pool_broker: KubernetesBroker,
+    cluster: Any,
+    pool_namespace: str,
+    redis_server: RedisServer,
 ) -> AsyncIterator[KubernetesBroker]:
     """The TaskRun behaviour tests' own tasks (tests.integration.k8s_tasks), sent to pool fast."""
     from tests.integration import k8s_tasks
@@ -234,7 +273,9 @@ async def job_tasks_on_the_pool(
         broker.namespace, broker.kubeconfig, broker.defaults, broker.store_settings = saved
 
 
-async def test_taskrun_behaviours_hold_on_a_pool(job_tasks_on_the_pool: KubernetesBroker, cluster: Any, pool_namespace: str) -> None:
+async def test_taskrun_behaviours_hold_on_a_pool(
+    job_tasks_on_the_pool: KubernetesBroker, cluster: Any, pool_namespace: str
+) -> None:
     """Requeue, reject, retries, rebuilt exceptions and progress, as test_taskruns checks them for Jobs."""
     from podiq import TaskRejectedError
     from tests.integration import k8s_tasks as t

@@ -21,17 +21,33 @@ def condition(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
 
 
 def events_of(cluster: Any, namespace: str, name: str) -> list[tuple[str, str]]:
-    out = cluster.kubectl("get", "events", "-n", namespace, "--field-selector",
-                          f"involvedObject.kind=TaskRun,involvedObject.name={name}", "-o", "json").stdout
+    out = cluster.kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.kind=TaskRun,involvedObject.name={name}",
+        "-o",
+        "json",
+    ).stdout
     return [(e["type"], e["reason"]) for e in json.loads(out)["items"]]
 
 
-@pytest.mark.parametrize(("labels", "reason", "words"), [
-    ({"service_account": "nobody-here"}, "ServiceAccountMissing", 'serviceaccount "nobody-here" not found'),
-    ({"resources": {"requests": {"cpu": "5000"}}}, "Unschedulable", "Insufficient cpu"),
-])
+@pytest.mark.parametrize(
+    ("labels", "reason", "words"),
+    [
+        ({"service_account": "nobody-here"}, "ServiceAccountMissing", 'serviceaccount "nobody-here" not found'),
+        ({"resources": {"requests": {"cpu": "5000"}}}, "Unschedulable", "Insufficient cpu"),
+    ],
+)
 async def test_a_run_that_cannot_start_says_why_then_fails_at_its_deadline(
-    k8s_broker: Any, cluster: Any, podiq_namespace: str, labels: dict[str, Any], reason: str, words: str,
+    k8s_broker: Any,
+    cluster: Any,
+    podiq_namespace: str,
+    labels: dict[str, Any],
+    reason: str,
+    words: str,
 ) -> None:
     from tests.integration import k8s_tasks as t
 
@@ -49,12 +65,16 @@ async def test_a_run_that_cannot_start_says_why_then_fails_at_its_deadline(
     assert (final["phase"], final["status"], final["reason"]) == ("Failed", "False", reason)
     assert "did not start within 8 s" in final["message"] and words in final["message"]
     assert not cluster.get("jobs", "-n", podiq_namespace, "-l", f"podiq.io/taskrun={result.task_id}")["items"]
-    seen = cluster.wait_for("the Events", lambda: len(e := events_of(cluster, podiq_namespace, result.task_id)) >= 3 and e)
+    seen = cluster.wait_for(
+        "the Events", lambda: len(e := events_of(cluster, podiq_namespace, result.task_id)) >= 3 and e
+    )
     assert seen.count(("Warning", reason)) == 2, "stuck, then failed for it"
 
 
 async def test_a_failed_runs_condition_carries_the_tasks_error_and_its_finish_an_event(
-    k8s_broker: Any, cluster: Any, podiq_namespace: str,
+    k8s_broker: Any,
+    cluster: Any,
+    podiq_namespace: str,
 ) -> None:
     from tests.integration import k8s_tasks as t
 
@@ -62,9 +82,13 @@ async def test_a_failed_runs_condition_carries_the_tasks_error_and_its_finish_an
     with pytest.raises(ValueError):
         await result.wait_result(timeout=WAIT)
     final = condition(cluster, podiq_namespace, result.task_id)
-    assert final["reason"] == "Failed" and final["message"] == "Attempt 1 failed: ValueError: Negative values not allowed."
+    assert (
+        final["reason"] == "Failed" and final["message"] == "Attempt 1 failed: ValueError: Negative values not allowed."
+    )
     seen = cluster.wait_for(
-        "the finish Event", lambda: ("Warning", "Failed") in (e := events_of(cluster, podiq_namespace, result.task_id)) and e)
+        "the finish Event",
+        lambda: ("Warning", "Failed") in (e := events_of(cluster, podiq_namespace, result.task_id)) and e,
+    )
     assert ("Normal", "Started") in seen
 
 
@@ -88,7 +112,10 @@ def test_the_demo_never_waits_forever_and_says_what_to_check(cluster: Any, podiq
 
     demo = subprocess.run(
         [sys.executable, "-m", "podiq.cli", "demo", "--broker", "kubernetes", "--timeout", "4"],
-        env={**cluster.env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60,
+        env={**cluster.env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert demo.returncode == 1, demo.stdout + demo.stderr
     assert "did not all finish within 4 s" in demo.stdout

@@ -34,12 +34,25 @@ WAIT = 90
 def scheduler_rbac(cluster: Any, podiq_namespace: str) -> str:
     """The chart's scheduler service account and Role in the test namespace."""
     rendered = cluster.helm(
-        "template", "podiq", str(CHART), "--namespace", podiq_namespace, "--kube-version", "1.37.2",
-        "--set", f"watchNamespaces={{{podiq_namespace}}}", "--show-only", "templates/scheduler-rbac.yaml",
+        "template",
+        "podiq",
+        str(CHART),
+        "--namespace",
+        podiq_namespace,
+        "--kube-version",
+        "1.37.2",
+        "--set",
+        f"watchNamespaces={{{podiq_namespace}}}",
+        "--show-only",
+        "templates/scheduler-rbac.yaml",
     ).stdout
     subprocess.run(
         [str(Path(cluster.bin_dir) / "kubectl"), "apply", "-n", podiq_namespace, "-f", "-"],
-        input=rendered, text=True, check=True, capture_output=True, env={**os.environ, **cluster.env},
+        input=rendered,
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **cluster.env},
     )
     return podiq_namespace
 
@@ -55,7 +68,9 @@ def unique(prefix: str) -> str:
 
 
 def runs_of(cluster: Any, namespace: str, schedule_id: str) -> list[dict[str, Any]]:
-    out = cluster.kubectl("get", "taskruns", "-n", namespace, "-l", f"podiq.io/schedule-id={schedule_id}", "-o", "json").stdout
+    out = cluster.kubectl(
+        "get", "taskruns", "-n", namespace, "-l", f"podiq.io/schedule-id={schedule_id}", "-o", "json"
+    ).stdout
     return sorted(json.loads(out)["items"], key=lambda r: r["metadata"]["name"])
 
 
@@ -74,16 +89,33 @@ async def test_cron_schedules_fire_taskruns_with_results_honour_forbid_and_stop_
 ) -> None:
     from tests.integration import k8s_tasks as t
 
-    quick = await t.calculate_sum.kicker().with_schedule_id(unique("quick")).schedule_by_cron(source, "* * * * *", [1, 2, 3])
+    quick = (
+        await t.calculate_sum.kicker()
+        .with_schedule_id(unique("quick"))
+        .schedule_by_cron(source, "* * * * *", [1, 2, 3])
+    )
     # 100 s runs, fired every minute: with Allow they overlap, with Forbid they must not.
-    forbid = await t.slow_with_progress.kicker().with_schedule_id(unique("forbid")).with_labels(
-        concurrency_policy="Forbid", successful_jobs_history_limit=2,
-    ).schedule_by_cron(source, CronSpec(minutes="*", timezone="Europe/Berlin"), 20, 5.0)
-    allow = await t.slow_with_progress.kicker().with_schedule_id(unique("allow")).schedule_by_cron(source, "* * * * *", 20, 5.0)
+    forbid = (
+        await t.slow_with_progress.kicker()
+        .with_schedule_id(unique("forbid"))
+        .with_labels(
+            concurrency_policy="Forbid",
+            successful_jobs_history_limit=2,
+        )
+        .schedule_by_cron(source, CronSpec(minutes="*", timezone="Europe/Berlin"), 20, 5.0)
+    )
+    allow = (
+        await t.slow_with_progress.kicker()
+        .with_schedule_id(unique("allow"))
+        .schedule_by_cron(source, "* * * * *", 20, 5.0)
+    )
     try:
         listed = {s.schedule_id: s for s in await source.get_schedules()}
         assert {quick.schedule_id, forbid.schedule_id, allow.schedule_id} <= set(listed)
-        assert (listed[forbid.schedule_id].cron, listed[forbid.schedule_id].cron_offset) == ("* * * * *", "Europe/Berlin")
+        assert (listed[forbid.schedule_id].cron, listed[forbid.schedule_id].cron_offset) == (
+            "* * * * *",
+            "Europe/Berlin",
+        )
         assert listed[quick.schedule_id].task_name == "tests.integration.k8s_tasks:calculate_sum"
         assert listed[quick.schedule_id].args == [[1, 2, 3]]
         forbid_cronjob = cronjob(cluster, podiq_namespace, forbid.schedule_id)
@@ -151,11 +183,15 @@ async def test_one_shot_time_runs_once_at_its_time_and_not_before(
 
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
     once = await t.calculate_sum.kicker().with_schedule_id(unique("once")).schedule_by_time(source, when, [2, 3])
-    later = await t.noop.kicker().with_schedule_id(unique("later")).schedule_by_time(source, when + timedelta(minutes=5))
+    later = (
+        await t.noop.kicker().with_schedule_id(unique("later")).schedule_by_time(source, when + timedelta(minutes=5))
+    )
     listed = {s.schedule_id: s for s in await source.get_schedules()}
     assert listed[once.schedule_id].time == when and listed[later.schedule_id].time == when + timedelta(minutes=5)
-    assert not any(c["metadata"]["name"] in (once.schedule_id, later.schedule_id)
-                   for c in json.loads(cluster.kubectl("get", "cronjobs", "-n", podiq_namespace, "-o", "json").stdout)["items"])
+    assert not any(
+        c["metadata"]["name"] in (once.schedule_id, later.schedule_id)
+        for c in json.loads(cluster.kubectl("get", "cronjobs", "-n", podiq_namespace, "-o", "json").stdout)["items"]
+    )
 
     [run] = runs_of(cluster, podiq_namespace, once.schedule_id)
     name = run["metadata"]["name"]
@@ -198,7 +234,10 @@ async def test_invalid_schedules_are_refused_and_nothing_is_created(
     refusals = [
         (t.noop.schedule_by_cron(source, "61 * * * *"), "cron"),
         (t.noop.kicker().with_labels(timezone="Nowhere/Special").schedule_by_cron(source, "* * * * *"), "timezone"),
-        (t.noop.kicker().with_labels(concurrency_policy="forbid").schedule_by_cron(source, "* * * * *"), "concurrency_policy"),
+        (
+            t.noop.kicker().with_labels(concurrency_policy="forbid").schedule_by_cron(source, "* * * * *"),
+            "concurrency_policy",
+        ),
         (t.noop.kicker().with_schedule_id("Not_A_Name").schedule_by_cron(source, "* * * * *"), "schedule_id"),
         (t.noop.schedule_by_interval(source, 45), "interval"),
         # robfig/cron (the CronJob controller) has weekdays 0-6 only: the API server's refusal is passed on.
@@ -216,7 +255,11 @@ async def test_cli_lists_and_deletes_schedules(
 ) -> None:
     from tests.integration import k8s_tasks as t
 
-    created = await t.noop.kicker().with_schedule_id(unique("yearly")).schedule_by_cron(source, CronSpec(minutes=0, hours=0, days=1, months=1))
+    created = (
+        await t.noop.kicker()
+        .with_schedule_id(unique("yearly"))
+        .schedule_by_cron(source, CronSpec(minutes=0, hours=0, days=1, months=1))
+    )
     # The same id again replaces the schedule.
     replaced = await t.noop.kicker().with_schedule_id(created.schedule_id).schedule_by_cron(source, "0 12 1 1 *")
     assert replaced.schedule_id == created.schedule_id
@@ -226,7 +269,10 @@ async def test_cli_lists_and_deletes_schedules(
     def podiq(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "podiq.cli", "schedules", *args, "-n", podiq_namespace],
-            capture_output=True, text=True, env={**os.environ, **cluster.env, "COLUMNS": "250"}, timeout=60,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **cluster.env, "COLUMNS": "250"},
+            timeout=60,
         )
 
     listed = podiq("list")
@@ -234,7 +280,9 @@ async def test_cli_lists_and_deletes_schedules(
     assert created.schedule_id in listed.stdout and "0 12 1 1 * (Etc/UTC)" in listed.stdout
     assert "tests.integration.k8s_tasks:noop" in listed.stdout
     deleted = podiq("delete", created.schedule_id)
-    assert deleted.returncode == 0 and f"cronjob/{created.schedule_id}" in deleted.stdout, deleted.stdout + deleted.stderr
+    assert deleted.returncode == 0 and f"cronjob/{created.schedule_id}" in deleted.stdout, (
+        deleted.stdout + deleted.stderr
+    )
     assert cronjob(cluster, podiq_namespace, created.schedule_id) is None
     again = podiq("delete", created.schedule_id)
     assert again.returncode == 1 and "No schedule" in again.stdout
@@ -255,8 +303,13 @@ def test_scheduler_service_account_may_only_create_read_watch_and_cancel_taskrun
     for verb in ("create", "get", "watch", "patch"):
         assert can(verb, "taskruns.podiq.io"), f"scheduler may not {verb} taskruns"
     for verb, resource in [
-        ("list", "taskruns.podiq.io"), ("delete", "taskruns.podiq.io"), ("patch", "taskruns.podiq.io/status"),
-        ("create", "jobs.batch"), ("get", "cronjobs.batch"), ("get", "pods"), ("get", "secrets"),
+        ("list", "taskruns.podiq.io"),
+        ("delete", "taskruns.podiq.io"),
+        ("patch", "taskruns.podiq.io/status"),
+        ("create", "jobs.batch"),
+        ("get", "cronjobs.batch"),
+        ("get", "pods"),
+        ("get", "secrets"),
     ]:
         assert not can(verb, resource), f"scheduler may {verb} {resource}"
     assert not can("create", "taskruns.podiq.io", "podiq-it-other")
@@ -271,7 +324,9 @@ async def test_label_schedules_become_cronjobs_and_held_back_runs_once_per_entry
     broker = KubernetesBroker(podiq_namespace, kubeconfig=k8s_broker.kubeconfig)
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
 
-    @broker.task(task_name="tests.integration.k8s_tasks:noop", schedule=[{"cron": "0 3 1 1 *"}, {"time": when}, {"args": []}])
+    @broker.task(
+        task_name="tests.integration.k8s_tasks:noop", schedule=[{"cron": "0 3 1 1 *"}, {"time": when}, {"args": []}]
+    )
     async def noop() -> None: ...
 
     source = LabelScheduleSource(broker)

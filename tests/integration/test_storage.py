@@ -51,7 +51,10 @@ def redis_namespace(podiq_crd: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def redis_operator(
-    cluster: Any, redis_namespace: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
+    cluster: Any,
+    redis_namespace: str,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     operator = operator_with_redis(cluster, redis_namespace, redis_server, tmp_path_factory.mktemp("operator-redis"))
     yield operator
@@ -60,7 +63,10 @@ def redis_operator(
 
 @pytest.fixture
 async def redis_broker(
-    cluster: Any, redis_operator: OperatorProcess, redis_namespace: str, redis_server: RedisServer,
+    cluster: Any,
+    redis_operator: OperatorProcess,
+    redis_namespace: str,
+    redis_server: RedisServer,
 ) -> AsyncIterator[KubernetesBroker]:
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
     from tests.integration import redis_tasks
@@ -80,11 +86,16 @@ async def admin(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
 
 def podiq_cli(cluster: Any, redis_server: RedisServer, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **cluster.env, "PODIQ_REDIS_URL": redis_server.url, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "podiq.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "podiq.cli", *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 async def test_a_3_mb_argument_and_a_20_mb_result_round_trip(
-    redis_broker: KubernetesBroker, cluster: Any, redis_namespace: str, redis_server: RedisServer,
+    redis_broker: KubernetesBroker,
+    cluster: Any,
+    redis_namespace: str,
+    redis_server: RedisServer,
 ) -> None:
     from tests.integration import redis_tasks as t
 
@@ -111,7 +122,10 @@ async def test_a_3_mb_argument_and_a_20_mb_result_round_trip(
 
 
 async def test_logs_outlive_the_pod(
-    redis_broker: KubernetesBroker, cluster: Any, redis_namespace: str, redis_server: RedisServer,
+    redis_broker: KubernetesBroker,
+    cluster: Any,
+    redis_namespace: str,
+    redis_server: RedisServer,
 ) -> None:
     from tests.integration import redis_tasks as t
 
@@ -135,7 +149,10 @@ async def test_logs_outlive_the_pod(
 
 
 async def test_keys_are_gone_with_the_taskrun_after_its_ttl(
-    redis_broker: KubernetesBroker, cluster: Any, redis_namespace: str, admin: RedisStore,
+    redis_broker: KubernetesBroker,
+    cluster: Any,
+    redis_namespace: str,
+    admin: RedisStore,
 ) -> None:
     from tests.integration import redis_tasks as t
 
@@ -158,7 +175,11 @@ async def test_keys_are_gone_with_the_taskrun_after_its_ttl(
 
 
 async def test_a_namespace_cannot_read_another_namespaces_values(
-    redis_broker: KubernetesBroker, cluster: Any, redis_namespace: str, redis_server: RedisServer, admin: RedisStore,
+    redis_broker: KubernetesBroker,
+    cluster: Any,
+    redis_namespace: str,
+    redis_server: RedisServer,
+    admin: RedisStore,
 ) -> None:
     from tests.integration import redis_tasks as t
 
@@ -177,14 +198,18 @@ async def test_a_namespace_cannot_read_another_namespaces_values(
 
 
 async def test_redis_killed_mid_run_ends_the_attempt_with_a_clear_error(
-    cluster: Any, podiq_crd: Any, fresh_redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
+    cluster: Any,
+    podiq_crd: Any,
+    fresh_redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     from tests.integration import redis_tasks as t
 
     namespace = namespace_with_chart(podiq_crd, "podiq-rkill")
     operator = operator_with_redis(cluster, namespace, fresh_redis_server, tmp_path_factory.mktemp("operator-rkill"))
-    broker = KubernetesBroker(namespace, kubeconfig=str(cluster.kubeconfig), redis_url=fresh_redis_server.url,
-                              env={"PYTHONPATH": t.REPO_ROOT})
+    broker = KubernetesBroker(
+        namespace, kubeconfig=str(cluster.kubeconfig), redis_url=fresh_redis_server.url, env={"PYTHONPATH": t.REPO_ROOT}
+    )
     try:
         async with broker:
             handle = await t.make_text.kicker().with_broker(broker).kiq(500_000, delay=8)
@@ -217,5 +242,7 @@ async def test_without_redis_a_3_mb_argument_is_refused_at_kiq_by_name(k8s_broke
     from podiq.exceptions import ArgumentsTooLargeError
     from tests.integration import k8s_tasks as t
 
-    with pytest.raises(ArgumentsTooLargeError, match=r"3\.0 MB.*over the 1\.0 MB.*the largest is 'data', 3\.0 MB.*redis_url="):
+    with pytest.raises(
+        ArgumentsTooLargeError, match=r"3\.0 MB.*over the 1\.0 MB.*the largest is 'data', 3\.0 MB.*redis_url="
+    ):
         await t.context_aware_task.kiq("d" * 3_000_000)

@@ -122,7 +122,9 @@ async def test_progress_is_seen_while_running_and_cancel_stops_the_run(
     assert not jobs_of(cluster, podiq_namespace, result.task_id)
 
 
-async def test_a_running_attempt_is_recorded_when_its_pod_appears(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+async def test_a_running_attempt_is_recorded_when_its_pod_appears(
+    k8s_broker: Any, cluster: Any, podiq_namespace: str
+) -> None:
     from tests.integration import k8s_tasks as t
 
     slow = await t.slow_with_progress.kiq(16, 0.5)
@@ -144,7 +146,9 @@ async def test_not_before_holds_the_job_back(k8s_broker: Any, cluster: Any, podi
     assert created >= start_at - timedelta(seconds=1)
 
 
-async def test_finished_taskruns_are_deleted_after_their_ttl(k8s_broker: Any, cluster: Any, podiq_namespace: str) -> None:
+async def test_finished_taskruns_are_deleted_after_their_ttl(
+    k8s_broker: Any, cluster: Any, podiq_namespace: str
+) -> None:
     from tests.integration import k8s_tasks as t
 
     result = await t.noop.kicker().with_labels(ttl=2).kiq()
@@ -197,8 +201,11 @@ def test_malformed_taskrun_is_rejected_with_a_readable_message(cluster: Any, pod
         "spec": {"taskName": "not a task name", "maxRetries": -1, "args": "not-a-list"},
     }
     applied = subprocess.run(
-        [f"{cluster.bin_dir}/kubectl", "apply", "-f", "-"], input=json.dumps(manifest), text=True,
-        capture_output=True, env={**cluster.env},
+        [f"{cluster.bin_dir}/kubectl", "apply", "-f", "-"],
+        input=json.dumps(manifest),
+        text=True,
+        capture_output=True,
+        env={**cluster.env},
     )
     assert applied.returncode != 0
     assert "spec.taskName" in applied.stderr and "spec.maxRetries" in applied.stderr and "spec.args" in applied.stderr
@@ -208,17 +215,29 @@ def test_runtime_service_account_has_only_taskrun_status_rights(cluster: Any, po
     runtime = f"system:serviceaccount:{podiq_namespace}:podiq-runtime"
 
     def can(verb: str, resource: str, *extra: str) -> bool:
-        out = cluster.kubectl("auth", "can-i", verb, resource, *extra, "-n", podiq_namespace, "--as", runtime, check=False)
+        out = cluster.kubectl(
+            "auth", "can-i", verb, resource, *extra, "-n", podiq_namespace, "--as", runtime, check=False
+        )
         return out.stdout.strip() == "yes"
 
     assert can("get", "taskruns.podiq.io") and can("patch", "taskruns.podiq.io", "--subresource=status")
     for verb, resource in [
-        ("create", "taskruns.podiq.io"), ("delete", "taskruns.podiq.io"), ("patch", "taskruns.podiq.io"),
-        ("create", "jobs.batch"), ("get", "pods"), ("get", "secrets"), ("list", "taskruns.podiq.io"),
+        ("create", "taskruns.podiq.io"),
+        ("delete", "taskruns.podiq.io"),
+        ("patch", "taskruns.podiq.io"),
+        ("create", "jobs.batch"),
+        ("get", "pods"),
+        ("get", "secrets"),
+        ("list", "taskruns.podiq.io"),
     ]:
         assert not can(verb, resource), f"runtime may {verb} {resource}"
     other = "podiq-it-other"
-    assert cluster.kubectl("auth", "can-i", "get", "taskruns.podiq.io", "-n", other, "--as", runtime, check=False).stdout.strip() == "no"
+    assert (
+        cluster.kubectl(
+            "auth", "can-i", "get", "taskruns.podiq.io", "-n", other, "--as", runtime, check=False
+        ).stdout.strip()
+        == "no"
+    )
 
 
 async def test_a_deleted_pod_ends_the_attempt_with_an_error_that_says_so(
@@ -230,9 +249,11 @@ async def test_a_deleted_pod_ends_the_attempt_with_an_error_that_says_so(
     result = await t.slow_with_progress.kiq(120, 0.5)
     pod = None
     for _ in range(120):
-        pods = json.loads(cluster.kubectl(
-            "get", "pods", "-n", podiq_namespace, "-l", f"podiq.io/taskrun={result.task_id}", "-o", "json"
-        ).stdout)["items"]
+        pods = json.loads(
+            cluster.kubectl(
+                "get", "pods", "-n", podiq_namespace, "-l", f"podiq.io/taskrun={result.task_id}", "-o", "json"
+            ).stdout
+        )["items"]
         if pods and pods[0]["status"].get("phase") == "Running":
             pod = pods[0]["metadata"]["name"]
             break

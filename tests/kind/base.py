@@ -29,16 +29,22 @@ def key() -> str:
 
 def image_key(image: str) -> str | None:
     """The podiq.key label of a local image, or None when the image is not there."""
-    done = subprocess.run(["docker", "image", "inspect", "--format", '{{index .Config.Labels "podiq.key"}}', image],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["docker", "image", "inspect", "--format", '{{index .Config.Labels "podiq.key"}}', image],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _bootstrap(tarball: Path) -> None:
     with tempfile.TemporaryDirectory(dir=tarball.parent) as tmp:
         root = Path(tmp) / "rootfs"
-        steps.run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(root), MIRROR],
-                  timeout=1200)
+        steps.run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(root), MIRROR],
+            timeout=1200,
+        )
         # The image's python belongs to its user, as in python:3.11-slim: pip installs into it.
         (root / "usr/lib/python3.11/EXTERNALLY-MANAGED").unlink(missing_ok=True)
         (root / "usr/local/bin/python").symlink_to("/usr/bin/python3")
@@ -59,7 +65,19 @@ def build() -> str:
         with steps.timed(f"debootstrap {SUITE}"):
             _bootstrap(tarball)
     with steps.timed(f"docker import {IMAGE}"):
-        steps.run(["docker", "import", "--change", f"LABEL podiq.key={key()}",
-                   "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   "--change", 'CMD ["python3"]', str(tarball), IMAGE], timeout=600)
+        steps.run(
+            [
+                "docker",
+                "import",
+                "--change",
+                f"LABEL podiq.key={key()}",
+                "--change",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--change",
+                'CMD ["python3"]',
+                str(tarball),
+                IMAGE,
+            ],
+            timeout=600,
+        )
     return IMAGE

@@ -72,17 +72,33 @@ def kubeconfig() -> Path:
 
 
 def exists(binaries: Binaries, name: str = NAME) -> bool:
-    done = subprocess.run([str(binaries.tools["kind"] / "kind"), "get", "clusters"], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [str(binaries.tools["kind"] / "kind"), "get", "clusters"], capture_output=True, text=True, timeout=60
+    )
     return name in done.stdout.split()
 
 
 def _node_diagnostics(name: str) -> str:
     node = f"{name}-control-plane"
     parts = []
-    for cmd in (["docker", "logs", "--tail", "40", node],
-                ["docker", "exec", node, "journalctl", "--no-pager", "-n", "60", "-u", "kubelet", "-u", "containerd",
-                 "-u", "podiq-images"]):
+    for cmd in (
+        ["docker", "logs", "--tail", "40", node],
+        [
+            "docker",
+            "exec",
+            node,
+            "journalctl",
+            "--no-pager",
+            "-n",
+            "60",
+            "-u",
+            "kubelet",
+            "-u",
+            "containerd",
+            "-u",
+            "podiq-images",
+        ],
+    ):
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         parts.append(f"$ {' '.join(cmd)}\n{done.stdout}{done.stderr}")
     return "\n".join(parts)
@@ -96,8 +112,21 @@ def create(binaries: Binaries, image: str, name: str = NAME) -> KindCluster:
     config = run_dir() / "kind-config.yaml"
     config.write_text(CONFIG.format(image=image, etcd_tag=ETCD_TAG))
     with steps.timed(f"kind create cluster {name}"):
-        done = cluster.kind("create", "cluster", "--name", name, "--config", str(config), "--kubeconfig",
-                            str(cluster.kubeconfig), "--wait", "240s", "--retain", check=False, timeout=900)
+        done = cluster.kind(
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--config",
+            str(config),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--wait",
+            "240s",
+            "--retain",
+            check=False,
+            timeout=900,
+        )
         if done.returncode != 0:
             diagnostics = _node_diagnostics(name)
             cluster.kind("delete", "cluster", "--name", name, check=False)
@@ -108,7 +137,10 @@ def create(binaries: Binaries, image: str, name: str = NAME) -> KindCluster:
 def delete(binaries: Binaries, name: str = NAME) -> None:
     if exists(binaries, name):
         with steps.timed(f"kind delete cluster {name}"):
-            steps.run([str(binaries.tools["kind"] / "kind"), "delete", "cluster", "--name", name], timeout=300,
-                      env=dict(os.environ, PATH=binaries.path()))
+            steps.run(
+                [str(binaries.tools["kind"] / "kind"), "delete", "cluster", "--name", name],
+                timeout=300,
+                env=dict(os.environ, PATH=binaries.path()),
+            )
     kubeconfig().unlink(missing_ok=True)
     print(f"[kind] cluster {name} deleted", file=sys.stderr)

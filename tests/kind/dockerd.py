@@ -21,13 +21,16 @@ RUNTIME_NAME = "podiq-runc"
 
 
 def ensure_packages() -> None:
-    missing = sorted({pkg for cmd, pkg in APT_PACKAGES.items() if shutil.which(cmd) is None
-                      and not Path("/usr/sbin", cmd).exists()})
+    missing = sorted(
+        {pkg for cmd, pkg in APT_PACKAGES.items() if shutil.which(cmd) is None and not Path("/usr/sbin", cmd).exists()}
+    )
     if not missing:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise KindError(f"missing packages {', '.join(missing)}: install them (apt-get install {' '.join(missing)}); "
-                        "the kind tier installs them itself only as root on Debian")
+        raise KindError(
+            f"missing packages {', '.join(missing)}: install them (apt-get install {' '.join(missing)}); "
+            "the kind tier installs them itself only as root on Debian"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     with steps.timed(f"apt-get install {' '.join(missing)}"):
         steps.run(["apt-get", "update", "-qq"], timeout=600, env=env)
@@ -48,16 +51,19 @@ class Engine:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
 
     def default_runtime(self) -> str:
-        return subprocess.run(["docker", "info", "--format", "{{.DefaultRuntime}}"],
-                              capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(
+            ["docker", "info", "--format", "{{.DefaultRuntime}}"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
 
     def start(self) -> None:
         ensure_packages()
         if self.running():
             runtime = self.default_runtime()
             if runtime != RUNTIME_NAME:
-                raise KindError(f"a Docker engine is already running with default runtime {runtime!r}; the kind "
-                                f"nodes need {RUNTIME_NAME!r} (see tests/kind/README.md): stop it or configure it so")
+                raise KindError(
+                    f"a Docker engine is already running with default runtime {runtime!r}; the kind "
+                    f"nodes need {RUNTIME_NAME!r} (see tests/kind/README.md): stop it or configure it so"
+                )
             return
         self.state.mkdir(parents=True, exist_ok=True)
         config = {
@@ -69,9 +75,13 @@ class Engine:
         }
         (self.state / "daemon.json").write_text(json.dumps(config, indent=2))
         log = (self.state / "dockerd.log").open("ab")
-        proc = subprocess.Popen(["dockerd", "--config-file", str(self.state / "daemon.json"),
-                                 "--pidfile", str(self.pidfile)],
-                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            ["dockerd", "--config-file", str(self.state / "daemon.json"), "--pidfile", str(self.pidfile)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while not self.running():
             if proc.poll() is not None or time.monotonic() > deadline:

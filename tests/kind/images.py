@@ -57,11 +57,25 @@ def wheels() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     with steps.timed("pip wheel (image dependencies)"):
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-        steps.run([*pip, "wheel", "--quiet", "--wheel-dir", str(partial), "-c", "requirements/ci.txt",
-                   f".[{','.join(extras())}]"],
-                  cwd=REPO_ROOT, timeout=1200)
-        steps.run([*pip, "download", "--quiet", "--dest", str(partial), *BUILD_BACKEND, *BASE_PYTHON_ONLY],
-                  cwd=REPO_ROOT, timeout=600)
+        steps.run(
+            [
+                *pip,
+                "wheel",
+                "--quiet",
+                "--wheel-dir",
+                str(partial),
+                "-c",
+                "requirements/ci.txt",
+                f".[{','.join(extras())}]",
+            ],
+            cwd=REPO_ROOT,
+            timeout=1200,
+        )
+        steps.run(
+            [*pip, "download", "--quiet", "--dest", str(partial), *BUILD_BACKEND, *BASE_PYTHON_ONLY],
+            cwd=REPO_ROOT,
+            timeout=600,
+        )
         # podiq itself is installed from the build context, never from a wheel.
         for own in partial.glob("podiq-*.whl"):
             own.unlink()
@@ -90,8 +104,17 @@ def build_commands(base_image: str) -> list[list[str]]:
     return [
         ["docker", "build", *offline, "-f", "runtime/Dockerfile", "-t", RUNTIME, "."],
         ["docker", "build", *offline, "-f", "operator/Dockerfile", "-t", OPERATOR, "."],
-        ["docker", "build", "--build-arg", f"RUNTIME_IMAGE={RUNTIME}", "-f", "tests/e2e/Dockerfile.tasks",
-         "-t", TASKS, "."],
+        [
+            "docker",
+            "build",
+            "--build-arg",
+            f"RUNTIME_IMAGE={RUNTIME}",
+            "-f",
+            "tests/e2e/Dockerfile.tasks",
+            "-t",
+            TASKS,
+            ".",
+        ],
     ]
 
 

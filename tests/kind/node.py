@@ -23,23 +23,41 @@ NODE_IMAGE = f"podiq-kind/node:{building.KUBERNETES_VERSION}"
 # kubeadm names a newer etcd than the one built here; the cluster config points it at this tag.
 ETCD_TAG = building.ETCD_VERSION.lstrip("v") + "-0"
 # Static Go binaries need nothing around them; kube-proxy needs iptables and conntrack.
-_STATIC = 'FROM scratch\nCOPY {binary} /usr/local/bin/{binary}\nENV PATH=/usr/local/bin\nLABEL podiq.key={key}\n'
-_KUBE_PROXY = ("FROM {base}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-               "--no-install-recommends iptables conntrack && rm -rf /var/lib/apt/lists/*\n"
-               "COPY kube-proxy /usr/local/bin/kube-proxy\nLABEL podiq.key={key}\n")
+_STATIC = "FROM scratch\nCOPY {binary} /usr/local/bin/{binary}\nENV PATH=/usr/local/bin\nLABEL podiq.key={key}\n"
+_KUBE_PROXY = (
+    "FROM {base}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+    "--no-install-recommends iptables conntrack && rm -rf /var/lib/apt/lists/*\n"
+    "COPY kube-proxy /usr/local/bin/kube-proxy\nLABEL podiq.key={key}\n"
+)
 _PAUSE = 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\nLABEL podiq.key={key}\n'
 
 
 def key(binaries: Binaries) -> str:
-    parts = [building.version_key(), *(f"{t.name}-{t.version}" for t in TOOLS), base.key(),
-             steps.source_key(HERE / "node"), steps.source_key(HERE / "runcwrap"), steps.source_key(HERE / "pause")]
+    parts = [
+        building.version_key(),
+        *(f"{t.name}-{t.version}" for t in TOOLS),
+        base.key(),
+        steps.source_key(HERE / "node"),
+        steps.source_key(HERE / "runcwrap"),
+        steps.source_key(HERE / "pause"),
+    ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
 
 
 def control_plane_images(binaries: Binaries) -> dict[str, str]:
     """kubeadm's image names for this version, by component (kube-apiserver, etcd, pause, ...)."""
-    listed = steps.run([str(binaries.node / "kubeadm"), "config", "images", "list",
-                        "--kubernetes-version", building.KUBERNETES_VERSION], timeout=60, capture=True)
+    listed = steps.run(
+        [
+            str(binaries.node / "kubeadm"),
+            "config",
+            "images",
+            "list",
+            "--kubernetes-version",
+            building.KUBERNETES_VERSION,
+        ],
+        timeout=60,
+        capture=True,
+    )
     images = {}
     for line in listed.split():
         component = line.rsplit("/", 1)[-1].split(":", 1)[0]
@@ -67,8 +85,10 @@ def _control_plane(binaries: Binaries, images: dict[str, str], key: str) -> list
     _image(images["pause"], _PAUSE, {"pause": binaries.pause}, key)
     # No DNS: podiq's pods reach the API server by its service address, and tasks resolve
     # nothing inside the cluster, so coredns is left out (the cluster config skips its phase).
-    return [images[c] for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd",
-                                "kube-proxy", "pause")]
+    return [
+        images[c]
+        for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kube-proxy", "pause")
+    ]
 
 
 def build(binaries: Binaries) -> str:
@@ -95,6 +115,18 @@ def build(binaries: Binaries) -> str:
         (context / "images").mkdir()
         steps.run(["docker", "save", "-o", str(context / "images" / "control-plane.tar"), *names], timeout=600)
         (context / "version").write_text(building.KUBERNETES_VERSION + "\n")
-        steps.run(["docker", "build", "--build-arg", f"BASE_IMAGE={base.IMAGE}", "--label", f"podiq.key={k}",
-                   "-t", NODE_IMAGE, str(context)], timeout=1800)
+        steps.run(
+            [
+                "docker",
+                "build",
+                "--build-arg",
+                f"BASE_IMAGE={base.IMAGE}",
+                "--label",
+                f"podiq.key={k}",
+                "-t",
+                NODE_IMAGE,
+                str(context),
+            ],
+            timeout=1800,
+        )
     return NODE_IMAGE

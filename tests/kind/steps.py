@@ -25,16 +25,30 @@ def log_path() -> Path:
     return root / "build.log"
 
 
-def run(cmd: Sequence[str], *, timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None,
-        input: bytes | None = None, capture: bool = False) -> str:
+def run(
+    cmd: Sequence[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    capture: bool = False,
+) -> str:
     """Run ``cmd``, its output appended to the build log (or returned when ``capture``)."""
     log = log_path()
     with log.open("ab") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n".encode())
         fh.flush()
         try:
-            done = subprocess.run(list(cmd), cwd=cwd, env=env, input=input, timeout=timeout,
-                                  stdout=subprocess.PIPE if capture else fh, stderr=fh)
+            done = subprocess.run(
+                list(cmd),
+                cwd=cwd,
+                env=env,
+                input=input,
+                timeout=timeout,
+                stdout=subprocess.PIPE if capture else fh,
+                stderr=fh,
+            )
         except FileNotFoundError as exc:
             raise KindError(f"{cmd[0]} not found (needed for: {' '.join(cmd[:3])} ...)") from exc
         except subprocess.TimeoutExpired as exc:
@@ -82,8 +96,12 @@ def local_program(name: str) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.parent / "tmp"
         tmp.mkdir(exist_ok=True)
-        run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out) + ".partial", "."],
-            cwd=source, env=go_env(tmp), timeout=600)
+        run(
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out) + ".partial", "."],
+            cwd=source,
+            env=go_env(tmp),
+            timeout=600,
+        )
         os.rename(str(out) + ".partial", out)
         shutil.rmtree(tmp, ignore_errors=True)
     return out

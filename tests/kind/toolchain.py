@@ -51,14 +51,21 @@ class Tool:
 TOOLS = (
     Tool("kind", KIND_VERSION, ("sigs.k8s.io/kind",)),
     # The optional snapshotters are never used in a kind node (kind's own build leaves them out).
-    Tool("containerd", CONTAINERD_VERSION,
-         tuple(f"github.com/containerd/containerd/v2/cmd/{c}"
-               for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
-         tags="no_aufs no_zfs no_btrfs no_devmapper"),
+    Tool(
+        "containerd",
+        CONTAINERD_VERSION,
+        tuple(f"github.com/containerd/containerd/v2/cmd/{c}" for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
+        tags="no_aufs no_zfs no_btrfs no_devmapper",
+    ),
     Tool("cri-tools", CRI_TOOLS_VERSION, ("sigs.k8s.io/cri-tools/cmd/crictl",)),
-    Tool("cni-plugins", CNI_PLUGINS_VERSION,
-         tuple(f"github.com/containernetworking/plugins/plugins/{p}"
-               for p in ("main/bridge", "main/loopback", "ipam/host-local", "meta/portmap"))),
+    Tool(
+        "cni-plugins",
+        CNI_PLUGINS_VERSION,
+        tuple(
+            f"github.com/containernetworking/plugins/plugins/{p}"
+            for p in ("main/bridge", "main/loopback", "ipam/host-local", "meta/portmap")
+        ),
+    ),
 )
 
 
@@ -114,5 +121,9 @@ def build() -> Binaries:
 
 def binaries() -> Binaries:
     """The paths of an existing build, without building (for `down` and `env`)."""
-    return Binaries(kubernetes=building.bin_dir(), node=building.node_bin_dir(), tools={t.name: t.bin for t in TOOLS},
-                    pause=steps.program_path("pause"))
+    return Binaries(
+        kubernetes=building.bin_dir(),
+        node=building.node_bin_dir(),
+        tools={t.name: t.bin for t in TOOLS},
+        pause=steps.program_path("pause"),
+    )

@@ -28,7 +28,9 @@ def add_parser(subparsers: Any) -> None:
         help="in-process (default), or TaskRuns on the cluster in KUBECONFIG (needs the podiq operator there)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=300.0,
+        "--timeout",
+        type=float,
+        default=300.0,
         help="seconds to wait for the tasks before giving up and saying why they wait (default 300)",
     )
     parser.set_defaults(handler=run)
@@ -90,7 +92,7 @@ def _gave_up(console: Console, runs: dict[str, TaskiqResult[Any]], broker: Any, 
     console.print(f"\n[bold red]The demo's tasks did not all finish within {timeout:g} s.[/]")
     for name, result in runs.items():
         try:
-            result.is_err
+            result.is_err  # noqa: B018 - reading it raises until the run finished
         except ResultNotReadyError:
             why = _waiting_why(broker, result)
             state = f"{why[0]}: {why[1]}" if why else "no status yet: no podiq operator has picked it up"

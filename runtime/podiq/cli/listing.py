@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from podiq.kubernetes.resources import TaskRun
 
@@ -23,10 +23,20 @@ class Column:
 
 
 COLUMNS = (
-    Column("NAME", folds=True), Column("TASK", folds=True), Column("PHASE"), Column("PROGRESS"),
-    Column("ATTEMPTS"), Column("AGE"),
+    Column("NAME", folds=True),
+    Column("TASK", folds=True),
+    Column("PHASE"),
+    Column("PROGRESS"),
+    Column("ATTEMPTS"),
+    Column("AGE"),
 )
-WIDE_COLUMNS = (*COLUMNS, Column("REASON"), Column("DURATION"), Column("JOB", folds=True), Column("MESSAGE", folds=True))
+WIDE_COLUMNS = (
+    *COLUMNS,
+    Column("REASON"),
+    Column("DURATION"),
+    Column("JOB", folds=True),
+    Column("MESSAGE", folds=True),
+)
 
 
 def age(since: datetime | None, now: datetime) -> str:
@@ -47,13 +57,17 @@ def matches(run: TaskRun, task: str | None, phase: str | None) -> bool:
 
 def rows(runs: Iterable[TaskRun], *, wide: bool = False, now: datetime | None = None) -> list[tuple[str, ...]]:
     """One row per TaskRun, oldest first, with the cells of ``WIDE_COLUMNS`` or ``COLUMNS``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     table = []
     for run in sorted(runs, key=lambda r: r.metadata.creation_timestamp or now):
         status = run.status
         row: tuple[str, ...] = (
-            run.name, run.spec.task_name, status.phase.value if status.phase else "Pending",
-            status.progress_text or "-", str(status.attempts), age(run.metadata.creation_timestamp, now),
+            run.name,
+            run.spec.task_name,
+            status.phase.value if status.phase else "Pending",
+            status.progress_text or "-",
+            str(status.attempts),
+            age(run.metadata.creation_timestamp, now),
         )
         if wide:
             row += (status.reason.value, status.duration or "-", status.job_name or "-", status.message or "-")

@@ -7,9 +7,7 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "operator", help="run the podiq operator (turns TaskRuns into Jobs)", add_help=False
-    )
+    parser = subparsers.add_parser("operator", help="run the podiq operator (turns TaskRuns into Jobs)", add_help=False)
     parser.add_argument("args", nargs=argparse.REMAINDER, help="operator options; see `podiq operator --help`")
     parser.set_defaults(handler=run)
 

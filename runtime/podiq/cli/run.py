@@ -20,7 +20,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_worker_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("worker", help="serve the runs of the TaskPool named by PODIQ_POOL (in a pool's pod)")
+    parser = subparsers.add_parser(
+        "worker", help="serve the runs of the TaskPool named by PODIQ_POOL (in a pool's pod)"
+    )
     parser.set_defaults(handler=worker)
 
 

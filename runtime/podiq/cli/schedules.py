@@ -20,7 +20,9 @@ def add_parser(subparsers: Any) -> None:
         return cluster_command(commands, name, help, lambda args: _connected(args, handler))
 
     command("list", "list the schedules in a namespace", list_schedules)
-    delete = command("delete", "delete a schedule: its CronJob, or its one-shot run if not started yet", delete_schedule)
+    delete = command(
+        "delete", "delete a schedule: its CronJob, or its one-shot run if not started yet", delete_schedule
+    )
     delete.add_argument("schedule_id", metavar="ID")
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
 
@@ -44,10 +46,14 @@ def schedules_table(namespace: str, entries: list[ScheduleEntry]) -> Table:
     for entry in sorted(entries, key=lambda e: e.schedule.schedule_id):
         schedule = entry.schedule
         table.add_row(
-            schedule.schedule_id, entry.kind + (" (suspended)" if entry.suspended else ""), entry.when,
-            schedule.task_name, entry.concurrency_policy or "",
+            schedule.schedule_id,
+            entry.kind + (" (suspended)" if entry.suspended else ""),
+            entry.when,
+            schedule.task_name,
+            entry.concurrency_policy or "",
             entry.last_fired.strftime("%Y-%m-%d %H:%M:%SZ") if entry.last_fired else "",
-            str(entry.active) if entry.kind != "time" else "", entry.resource,
+            str(entry.active) if entry.kind != "time" else "",
+            entry.resource,
         )
     return table
 

@@ -15,9 +15,9 @@ from rich.table import Table
 
 from podiq.cli import listing
 from podiq.cli._cluster import cluster_command, console
+from podiq.exceptions import StoreError
 from podiq.kubernetes.api import TaskRunApi
 from podiq.kubernetes.connecting import api_client
-from podiq.exceptions import StoreError
 from podiq.kubernetes.offloading import read_result
 from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import ENV_REDIS_URL, RedisStore, StoreSettings
@@ -35,7 +35,9 @@ def add_parser(subparsers: Any) -> None:
     lister.add_argument("--task", help="only runs of this task (module:function)")
     lister.add_argument("--phase", help="only runs in this phase, e.g. Failed")
     lister.add_argument("-o", "--output", choices=["wide"], help="wide: also reason, duration, Job and message")
-    logs = command("logs", "print the output of a TaskRun's latest pod (its tail from Redis once the pod is gone)", show_logs)
+    logs = command(
+        "logs", "print the output of a TaskRun's latest pod (its tail from Redis once the pod is gone)", show_logs
+    )
     logs.add_argument("name")
     _redis_option(logs)
     cancel = command("cancel", "cancel a TaskRun (its Job is deleted; waiters get TaskCancelledError)", cancel_taskrun)
@@ -126,7 +128,9 @@ def details(taskrun: TaskRun, stored: dict[str, Any] | str | None = None) -> Tab
     result = stored if isinstance(stored, dict) else status.result
     if result is not None:
         error = result.get("error")
-        table.add_row("result", f"[red]{error['type']}: {error['message']}[/]" if error else _shown(result.get("return_value")))
+        table.add_row(
+            "result", f"[red]{error['type']}: {error['message']}[/]" if error else _shown(result.get("return_value"))
+        )
     elif isinstance(stored, str):
         table.add_row("result", f"[yellow]{stored}[/]")
     return table
@@ -148,8 +152,9 @@ def listing_table(runs: list[TaskRun], *, wide: bool = False, now: datetime | No
     for index, column in enumerate(listing.WIDE_COLUMNS if wide else listing.COLUMNS):
         # Short columns keep their full width; the long ones (name, task, message) fold.
         width = max(len(column.header), *(len(row[index]) for row in cells))
-        table.add_column(column.header, overflow="fold", no_wrap=not column.folds,
-                         min_width=None if column.folds else width)
+        table.add_column(
+            column.header, overflow="fold", no_wrap=not column.folds, min_width=None if column.folds else width
+        )
     for row in cells:
         table.add_row(*row)
     return table
@@ -164,8 +169,14 @@ async def show_logs(args: argparse.Namespace, api: TaskRunApi) -> int:
     async with _store(args) as store:
         logs = await taskrun_logs(args.connection, store, taskrun)
     if logs is None:
-        hint = "" if taskrun.status.log_ref is None else f"; its output's tail is in Redis: set ${ENV_REDIS_URL} or --redis-url"
-        console.print(f"[yellow]TaskRun {args.name} has no pod with logs (not started yet, or the pod is gone){hint}.[/]")
+        hint = (
+            ""
+            if taskrun.status.log_ref is None
+            else f"; its output's tail is in Redis: set ${ENV_REDIS_URL} or --redis-url"
+        )
+        console.print(
+            f"[yellow]TaskRun {args.name} has no pod with logs (not started yet, or the pod is gone){hint}.[/]"
+        )
         return 1
     print(logs, end="")
     return 0
@@ -176,7 +187,9 @@ async def cancel_taskrun(args: argparse.Namespace, api: TaskRunApi) -> int:
     if taskrun is None:
         return 1
     if taskrun.is_done():
-        console.print(f"TaskRun {args.name} already finished ({taskrun.status.phase.value if taskrun.status.phase else ''}).")
+        console.print(
+            f"TaskRun {args.name} already finished ({taskrun.status.phase.value if taskrun.status.phase else ''})."
+        )
         return 0
     await api.patch_spec(args.namespace, args.name, {"cancelled": True})
     console.print(f"Cancelling TaskRun {args.namespace}/{args.name}.")

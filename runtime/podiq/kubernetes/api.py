@@ -47,7 +47,12 @@ class TaskRunApi:
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             return await self._api.create_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
-                GROUP, VERSION, namespace, PLURAL, JsonBody(body), _request_timeout=self._timeout,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                JsonBody(body),
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             raise translated(exc) from exc
@@ -55,7 +60,12 @@ class TaskRunApi:
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self._api.get_namespaced_custom_object(  # type: ignore[no-any-return]  # decoded JSON is Any
-                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -66,14 +76,23 @@ class TaskRunApi:
         """Every TaskRun in ``namespace``."""
         try:
             listing = await self._api.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, _request_timeout=self._timeout,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             raise translated(exc) from exc
         return list(listing["items"])
 
     async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None,
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         """Merge-patch ``status``; with ``resource_version``, only if nobody wrote in between (else 409)."""
         body = JsonBody(status=status)
@@ -81,8 +100,14 @@ class TaskRunApi:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
             return await self._api.patch_namespaced_custom_object_status(  # type: ignore[no-any-return,call-arg]  # decoded JSON is Any; _content_type is not in the stubs
-                GROUP, VERSION, namespace, PLURAL, name, body,
-                _content_type=MERGE_PATCH, _request_timeout=self._timeout,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             raise translated(exc) from exc
@@ -91,8 +116,14 @@ class TaskRunApi:
         """Merge-patch ``spec`` (e.g. ``{"cancelled": True}``)."""
         try:
             return await self._api.patch_namespaced_custom_object(  # type: ignore[no-any-return,call-arg]  # decoded JSON is Any; _content_type is not in the stubs
-                GROUP, VERSION, namespace, PLURAL, name, {"spec": spec},
-                _content_type=MERGE_PATCH, _request_timeout=self._timeout,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"spec": spec},
+                _content_type=MERGE_PATCH,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             raise translated(exc) from exc
@@ -105,7 +136,13 @@ class TaskRunApi:
         )
         try:
             await self._api.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, body=options, _request_timeout=self._timeout,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body=options,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             if exc.status not in (404, 409):  # gone, or a newer object under the same name

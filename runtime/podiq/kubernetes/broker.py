@@ -17,8 +17,8 @@ from podiq._broker import AsyncBroker
 from podiq._message import TaskiqMessage
 from podiq._progress import TaskProgress
 from podiq._result import ResultRecord
-from podiq._schedules import ScheduledTask
 from podiq._result_backend import AsyncResultBackend
+from podiq._schedules import ScheduledTask
 from podiq.exceptions import (
     BrokerError,
     InvalidArgumentsError,
@@ -96,8 +96,15 @@ class KubernetesBroker(AsyncBroker):
         self.kubeconfig = kubeconfig
         self.context = context
         self.defaults = KubernetesOptions.model_validate(
-            {"image": image, "resources": resources, "env": env, "service_account": service_account,
-             "queue_name": queue_name, "ttl": ttl, "pool": pool}
+            {
+                "image": image,
+                "resources": resources,
+                "env": env,
+                "service_account": service_account,
+                "queue_name": queue_name,
+                "ttl": ttl,
+                "pool": pool,
+            }
         )
         self.store_settings = StoreSettings.from_env(url=redis_url)
         self.store: RedisStore | None = None
@@ -183,7 +190,10 @@ class KubernetesBroker(AsyncBroker):
         except StoreError as exc:
             logger.warning(
                 "TaskRun %s/%s was created but not added to pool %r (%s); the operator will enqueue it.",
-                self.namespace, message.task_id, pool, exc,
+                self.namespace,
+                message.task_id,
+                pool,
+                exc,
             )
 
     async def _create(self, message: TaskiqMessage, body: dict[str, Any]) -> None:
@@ -201,11 +211,14 @@ class KubernetesBroker(AsyncBroker):
 
     async def _offload(self, message: TaskiqMessage, body: dict[str, Any]) -> bool:
         """Arguments over the inline limit go to Redis, unless a TaskRun of that name holds them."""
+
         async def taken() -> bool:
             return await self.taskruns.get(self.namespace, message.task_id) is not None
 
         try:
-            moved = await offload_arguments(self.store, self.store_settings, self.namespace, message.task_id, body["spec"], taken)
+            moved = await offload_arguments(
+                self.store, self.store_settings, self.namespace, message.task_id, body["spec"], taken
+            )
         except StoreError as exc:
             raise SendTaskError(f"Cannot send {message.task_name!r}: {exc}") from exc
         if moved is None:
@@ -248,7 +261,9 @@ class KubernetesBroker(AsyncBroker):
 
 
 def _taken(message: TaskiqMessage, namespace: str) -> SendTaskError:
-    return SendTaskError(f"A TaskRun named {message.task_id!r} exists already in {namespace!r}; task ids must be unique.")
+    return SendTaskError(
+        f"A TaskRun named {message.task_id!r} exists already in {namespace!r}; task ids must be unique."
+    )
 
 
 def _refused(exc: ApiException, message: TaskiqMessage) -> Exception:
@@ -323,7 +338,10 @@ class KubernetesResultBackend(AsyncResultBackend):
                 "(install it with `helm install podiq charts/podiq`; watchNamespaces must include it), or the "
                 "operator and the cluster are busy (`kubectl get jobs -l podiq.io/taskrun` shows whether its "
                 "Job exists; the status follows once the pod shows up). The operator's logs tell which.",
-                taskrun.namespace, task_id, UNATTENDED_AFTER, taskrun.namespace,
+                taskrun.namespace,
+                task_id,
+                UNATTENDED_AFTER,
+                taskrun.namespace,
             )
 
     async def _record(self, taskrun: TaskRun, with_logs: bool) -> ResultRecord:
@@ -379,4 +397,3 @@ async def taskrun_logs(connection: client.ApiClient, store: RedisStore | None, t
 
 
 __all__ = ["KubernetesBroker", "KubernetesResultBackend", "describe", "pod_logs", "taskrun_logs"]
-

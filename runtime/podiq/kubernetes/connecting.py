@@ -70,5 +70,5 @@ def default_namespace(kubeconfig: str | None = None, context: str | None = None)
         )
         context_entry: dict[str, Any] = loader.current_context or {}
         return str(context_entry["context"].get("namespace") or "default")
-    except Exception:  # no kubeconfig yet: connecting will say what is missing
+    except Exception:  # noqa: BLE001 - no kubeconfig yet: connecting will say what is missing
         return "default"

@@ -39,8 +39,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Progress", "type": "string", "jsonPath": ".status.progressText"},
     {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts"},
     {"name": "Duration", "type": "string", "jsonPath": ".status.duration"},
-    {"name": "Reason", "type": "string", "priority": 1,
-     "jsonPath": f'.status.conditions[?(@.type=="{r.SUCCEEDED}")].reason'},
+    {
+        "name": "Reason",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": f'.status.conditions[?(@.type=="{r.SUCCEEDED}")].reason',
+    },
     {"name": "Job", "type": "string", "priority": 1, "jsonPath": ".status.jobName"},
     {"name": "Pool", "type": "string", "priority": 1, "jsonPath": ".spec.pool"},
     {"name": "Pod", "type": "string", "priority": 1, "jsonPath": ".status.podName"},
@@ -108,7 +112,13 @@ POOL_PRINTER_COLUMNS: list[dict[str, Any]] = [
 def render_crd() -> dict[str, Any]:
     """The TaskRun CustomResourceDefinition as a dict."""
     return _render(
-        r.KIND, r.PLURAL, r.SINGULAR, r.SHORT_NAMES, r.TaskRunSpec, r.TaskRunStatus, PRINTER_COLUMNS,
+        r.KIND,
+        r.PLURAL,
+        r.SINGULAR,
+        r.SHORT_NAMES,
+        r.TaskRunSpec,
+        r.TaskRunStatus,
+        PRINTER_COLUMNS,
         "One call of a podiq task. Each attempt runs as a Job owned by the TaskRun, or on a TaskPool's worker.",
     )
 
@@ -118,16 +128,28 @@ def render_pool_crd() -> dict[str, Any]:
     from podiq.kubernetes import taskpools as p
 
     crd = _render(
-        p.POOL_KIND, p.POOL_PLURAL, p.POOL_SINGULAR, p.POOL_SHORT_NAMES, p.TaskPoolSpec, p.TaskPoolStatus,
-        POOL_PRINTER_COLUMNS, "A pool of warm podiq runtime workers; TaskRuns with spec.pool run on them.",
+        p.POOL_KIND,
+        p.POOL_PLURAL,
+        p.POOL_SINGULAR,
+        p.POOL_SHORT_NAMES,
+        p.TaskPoolSpec,
+        p.TaskPoolStatus,
+        POOL_PRINTER_COLUMNS,
+        "A pool of warm podiq runtime workers; TaskRuns with spec.pool run on them.",
     )
     del crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["required"]  # an empty spec is a valid pool
     return crd
 
 
 def _render(
-    kind: str, plural: str, singular: str, short_names: tuple[str, ...], spec_model: type[BaseModel],
-    status_model: type[BaseModel], columns: list[dict[str, Any]], description: str,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: tuple[str, ...],
+    spec_model: type[BaseModel],
+    status_model: type[BaseModel],
+    columns: list[dict[str, Any]],
+    description: str,
 ) -> dict[str, Any]:
     root = {
         "type": "object",

@@ -120,10 +120,17 @@ class PoolQueue:
         """Add the attempt to the stream unless it was added before; the entry id, or None."""
         try:
             added = await self.redis.eval(
-                _ENQUEUE, 2, self.key, marker_key(self.namespace, taskrun, attempt),
-                self.namespace, taskrun, str(attempt), f"{QUEUED}:{int(time.time())}", str(MARKER_TTL),
+                _ENQUEUE,
+                2,
+                self.key,
+                marker_key(self.namespace, taskrun, attempt),
+                self.namespace,
+                taskrun,
+                str(attempt),
+                f"{QUEUED}:{int(time.time())}",
+                str(MARKER_TTL),
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, f"enqueuing TaskRun {taskrun}") from None
         return None if added is None else _text(added)
 
@@ -131,7 +138,7 @@ class PoolQueue:
         """``queued:<unix time>``, ``claimed:<pod>``, or None when the attempt was never enqueued."""
         try:
             value = await self.redis.get(marker_key(self.namespace, taskrun, attempt))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, f"reading the marker of TaskRun {taskrun}") from None
         return None if value is None else _text(value)
 
@@ -139,7 +146,7 @@ class PoolQueue:
         """Tell the workers that the run was cancelled (the TaskRun says so already; this is the nudge)."""
         try:
             await self.redis.set(cancel_key(self.namespace, taskrun), "1", ex=MARKER_TTL)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, f"signalling the cancellation of TaskRun {taskrun}") from None
 
     async def cancelled(self, taskruns: list[str]) -> set[str]:
@@ -148,7 +155,7 @@ class PoolQueue:
             return set()
         try:
             values = await self.redis.mget([cancel_key(self.namespace, name) for name in taskruns])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "reading cancellations") from None
         return {name for name, value in zip(taskruns, values, strict=True) if value is not None}
 
@@ -156,7 +163,7 @@ class PoolQueue:
         """Create the stream and its group if missing (workers call it at start)."""
         try:
             await self.redis.xgroup_create(self.key, GROUP, id="0", mkstream=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             if "BUSYGROUP" not in str(exc):
                 raise self._error(exc, "creating the consumer group") from None
 
@@ -164,7 +171,7 @@ class PoolQueue:
         """New entries for ``consumer`` (XREADGROUP), waiting up to ``block_ms`` for one."""
         try:
             reply: Any = await self.redis.xreadgroup(GROUP, consumer, {self.key: ">"}, count=count, block=block_ms)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "reading new runs") from None
         entries = [item for _, items in reply or [] for item in items]
         return await self._parsed(consumer, [(entry_id, fields, 1) for entry_id, fields in entries if fields])
@@ -176,13 +183,19 @@ class PoolQueue:
             if not claimed:
                 return []
             pending = await self.redis.xpending_range(
-                self.key, GROUP, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) + 16, consumername=consumer,
+                self.key,
+                GROUP,
+                min=claimed[0][0],
+                max=claimed[-1][0],
+                count=len(claimed) + 16,
+                consumername=consumer,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "reclaiming runs of stopped workers") from None
         deliveries = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
         return await self._parsed(
-            consumer, [(entry_id, fields, deliveries.get(_text(entry_id), 2)) for entry_id, fields in claimed if fields],
+            consumer,
+            [(entry_id, fields, deliveries.get(_text(entry_id), 2)) for entry_id, fields in claimed if fields],
         )
 
     async def _parsed(self, consumer: str, items: list[tuple[Any, dict[Any, Any], int]]) -> list[Entry]:
@@ -205,9 +218,11 @@ class PoolQueue:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for entry in entries:
-                    pipe.set(marker_key(self.namespace, entry.taskrun, entry.attempt), f"{CLAIMED}:{consumer}", ex=MARKER_TTL)
+                    pipe.set(
+                        marker_key(self.namespace, entry.taskrun, entry.attempt), f"{CLAIMED}:{consumer}", ex=MARKER_TTL
+                    )
                 await pipe.execute()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "marking runs claimed") from None
 
     async def touch(self, consumer: str, entry_ids: list[str]) -> None:
@@ -216,7 +231,7 @@ class PoolQueue:
             return
         try:
             await self.redis.xclaim(self.key, GROUP, consumer, 0, list[Any](entry_ids), justid=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "renewing claimed runs") from None
 
     async def ack(self, *entry_ids: str) -> None:
@@ -228,14 +243,14 @@ class PoolQueue:
                 pipe.xack(self.key, GROUP, *entry_ids)
                 pipe.xdel(self.key, *entry_ids)
                 await pipe.execute()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "acknowledging runs") from None
 
     async def depth(self) -> tuple[int, int]:
         """(backlog, busy): entries not yet handed out, and handed out but not acknowledged."""
         try:
             groups = await self.redis.xinfo_groups(self.key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             if "no such key" in str(exc).lower():
                 return 0, 0
             raise self._error(exc, "reading the backlog") from None

@@ -26,7 +26,14 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from podiq._problems import problems
-from podiq.kubernetes.schedules import ENV_JOB_NAME, ENV_NAMESPACE, ENV_TEMPLATE, ENV_WAIT, EXIT_REFUSED, EXIT_RUN_FAILED
+from podiq.kubernetes.schedules import (
+    ENV_JOB_NAME,
+    ENV_NAMESPACE,
+    ENV_TEMPLATE,
+    ENV_WAIT,
+    EXIT_REFUSED,
+    EXIT_RUN_FAILED,
+)
 
 __all__ = [
     "FiringEnvironment",
@@ -58,7 +65,9 @@ class FiringEnvironment(BaseModel):
         try:
             template = json.loads(env.get(ENV_TEMPLATE, ""))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{ENV_TEMPLATE} is not JSON ({exc}); this pod must be started by a podiq schedule.") from None
+            raise ValueError(
+                f"{ENV_TEMPLATE} is not JSON ({exc}); this pod must be started by a podiq schedule."
+            ) from None
         try:
             return cls(
                 template=template,
@@ -170,8 +179,13 @@ async def _finished(connection: Any, api: Any, namespace: str, name: str) -> str
         stream = watch.Watch()
         try:
             async for event in stream.stream(
-                custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-                field_selector=f"metadata.name={name}", resource_version=run.metadata.resource_version,
+                custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                field_selector=f"metadata.name={name}",
+                resource_version=run.metadata.resource_version,
                 timeout_seconds=WATCH_SECONDS,
             ):
                 if event["type"] == "DELETED":

@@ -68,9 +68,14 @@ def _argument_sizes(task_name: str, args: list[Any], kwargs: dict[str, Any]) -> 
     task = find_registered_task(task_name)
     names: list[str] = []
     if task is not None:
-        names = [p.name for p in inspect.signature(task.original_func).parameters.values()
-                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    sized = [(names[i] if i < len(names) else f"positional argument {i}", len(dump_json(v))) for i, v in enumerate(args)]
+        names = [
+            p.name
+            for p in inspect.signature(task.original_func).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    sized = [
+        (names[i] if i < len(names) else f"positional argument {i}", len(dump_json(v))) for i, v in enumerate(args)
+    ]
     return sized + [(name, len(dump_json(v))) for name, v in kwargs.items()]
 
 
@@ -94,7 +99,9 @@ async def offload_arguments(
     if len(data) <= limit:
         return False
     if store is None:
-        largest, size = max(_argument_sizes(spec["taskName"], spec.get("args", []), spec.get("kwargs", {})), key=lambda a: a[1])
+        largest, size = max(
+            _argument_sizes(spec["taskName"], spec.get("args", []), spec.get("kwargs", {})), key=lambda a: a[1]
+        )
         raise ArgumentsTooLargeError(
             f"The arguments of {spec['taskName']!r} are {format_size(len(data))} as JSON, over the "
             f"{format_size(limit)} a TaskRun carries inline; the largest is {largest!r}, {format_size(size)}. "
@@ -132,7 +139,11 @@ async def load_arguments(store: RedisStore | None, taskrun: TaskRun) -> tuple[li
 
 
 async def store_result(
-    store: RedisStore | None, settings: StoreSettings, taskrun: TaskRun, attempt: int, record: ResultRecord,
+    store: RedisStore | None,
+    settings: StoreSettings,
+    taskrun: TaskRun,
+    attempt: int,
+    record: ResultRecord,
 ) -> tuple[dict[str, Any] | None, StoredValue | None]:
     """The result as ``(inline, None)`` or ``(None, reference)``.
 
@@ -155,7 +166,12 @@ async def store_result(
 
 
 async def store_log(
-    store: RedisStore, settings: StoreSettings, taskrun: TaskRun, attempt: int, output: bytes, dropped: int = 0,
+    store: RedisStore,
+    settings: StoreSettings,
+    taskrun: TaskRun,
+    attempt: int,
+    output: bytes,
+    dropped: int = 0,
 ) -> StoredValue | None:
     """Keep the tail of the attempt's output; a failure is logged, never fatal (logs decide nothing)."""
     key = log_key(taskrun.namespace, taskrun.name, attempt)
@@ -179,9 +195,7 @@ async def read_result(store: RedisStore | None, taskrun: TaskRun) -> ResultRecor
     """The finished run's result record, inline or from Redis."""
     status = taskrun.status
     if not taskrun.is_done() or (status.result is None and status.result_ref is None):
-        raise ResultGetError(
-            f"TaskRun {taskrun.name} has not finished (phase {status.phase}); wait for it first."
-        )
+        raise ResultGetError(f"TaskRun {taskrun.name} has not finished (phase {status.phase}); wait for it first.")
     if status.result is not None:
         return ResultRecord.model_validate(status.result)
     assert status.result_ref is not None

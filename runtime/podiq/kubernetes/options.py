@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from podiq._problems import problems
 from podiq._labels import TaskOptions
+from podiq._problems import problems
 from podiq.exceptions import InvalidArgumentsError
 from podiq.kubernetes.resources import EnvVar, ResourceRequirements, TaskRunSpec
 

@@ -34,8 +34,8 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
-from podiq._progress import TaskProgress
 from podiq._labels import REQUEUE_LABEL
+from podiq._progress import TaskProgress
 from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.storage import StoredValue
@@ -233,11 +233,22 @@ _DONE_PHASE = {
 }
 #: Reasons under which an attempt cannot start. Each is also how a run ends (False, Failed)
 #: when it stays so past its pending deadline.
-BLOCKED_REASONS = frozenset({
-    Reason.QUEUED, Reason.UNSCHEDULABLE, Reason.IMAGE_PULL_BACK_OFF, Reason.QUOTA_EXCEEDED, Reason.LIMIT_RANGE,
-    Reason.SERVICE_ACCOUNT_MISSING, Reason.POD_SECURITY, Reason.ADMISSION_DENIED, Reason.INVALID_POD_SPEC,
-    Reason.POD_CREATE_FAILED, Reason.CONTAINER_CONFIG_ERROR, Reason.NOT_STARTED,
-})
+BLOCKED_REASONS = frozenset(
+    {
+        Reason.QUEUED,
+        Reason.UNSCHEDULABLE,
+        Reason.IMAGE_PULL_BACK_OFF,
+        Reason.QUOTA_EXCEEDED,
+        Reason.LIMIT_RANGE,
+        Reason.SERVICE_ACCOUNT_MISSING,
+        Reason.POD_SECURITY,
+        Reason.ADMISSION_DENIED,
+        Reason.INVALID_POD_SPEC,
+        Reason.POD_CREATE_FAILED,
+        Reason.CONTAINER_CONFIG_ERROR,
+        Reason.NOT_STARTED,
+    }
+)
 #: Reasons under which an attempt is in flight; every other unfinished reason is Pending.
 _RUNNING_REASONS = frozenset({Reason.RUNNING})
 #: Unfinished reasons after which the operator must start the next attempt.
@@ -271,8 +282,8 @@ class ResourceRequirements(_Model):
 class Progress(_Model):
     """A running task's progress, as reported through its Context (``podiq.TaskProgress``)."""
 
-    current: int = Field( strict=True,ge=0)
-    total: int = Field( strict=True,ge=0)
+    current: int = Field(strict=True, ge=0)
+    total: int = Field(strict=True, ge=0)
     message: str = Field(default="", max_length=4096)
 
     @property
@@ -294,39 +305,62 @@ class TaskRunSpec(_Model):
     Only ``cancelled`` is meant to change after creation.
     """
 
-    task_name: str = Field(pattern=TASK_NAME_PATTERN, max_length=512, description="The task, as `module.path:function`.")
+    task_name: str = Field(
+        pattern=TASK_NAME_PATTERN, max_length=512, description="The task, as `module.path:function`."
+    )
     task_id: str | None = Field(
-        default=None, min_length=1, max_length=256,
+        default=None,
+        min_length=1,
+        max_length=256,
         description="taskiq's task id; defaults to the TaskRun's name.",
     )
     args: list[Any] = Field(default_factory=list, description="Positional arguments (JSON).")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments (JSON).")
     args_ref: StoredValue | None = Field(
-        default=None, description="Arguments kept in Redis (`{args, kwargs}` as JSON) when too large for the spec.",
+        default=None,
+        description="Arguments kept in Redis (`{args, kwargs}` as JSON) when too large for the spec.",
     )
     labels: dict[str, Any] = Field(default_factory=dict, description="taskiq message labels (JSON values).")
-    image: str | None = Field(default=None, max_length=1024, description="The runtime image; the operator's default if absent.")
+    image: str | None = Field(
+        default=None, max_length=1024, description="The runtime image; the operator's default if absent."
+    )
     resources: ResourceRequirements | None = None
     env: list[EnvVar] | None = Field(default=None, max_length=256)
     service_account_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253)
     timeout_seconds: float | None = Field(
-        default=None, gt=0, description="Per attempt; the runtime cancels the task after it, the Job is killed a little later.",
+        default=None,
+        gt=0,
+        description="Per attempt; the runtime cancels the task after it, the Job is killed a little later.",
     )
     pending_deadline_seconds: int | None = Field(
-        default=None, strict=True, ge=1, le=7 * 24 * 3600,
+        default=None,
+        strict=True,
+        ge=1,
+        le=7 * 24 * 3600,
         description="Per attempt: end the run Failed when its pod has not started this long after its Job was "
         "created (the operator's default if absent; a Job queued by Kueue is not counted).",
     )
-    retry_on_error: bool = Field(default=False, strict=True, description="Retry attempts that fail (task errors and pod failures).")
-    max_retries: int = Field(default=3, strict=True, ge=0, le=100, description="Retries after the first attempt, when retryOnError.")
+    retry_on_error: bool = Field(
+        default=False, strict=True, description="Retry attempts that fail (task errors and pod failures)."
+    )
+    max_retries: int = Field(
+        default=3, strict=True, ge=0, le=100, description="Retries after the first attempt, when retryOnError."
+    )
     not_before: Timestamp | None = Field(default=None, description="Do not start before this time (RFC 3339).")
     cancelled: bool = Field(default=False, strict=True, description="Set to true to cancel the run.")
     ttl_seconds_after_finished: int | None = Field(
-        default=None, strict=True, ge=0, description="Delete the TaskRun this long after it finished.",
+        default=None,
+        strict=True,
+        ge=0,
+        description="Delete the TaskRun this long after it finished.",
     )
-    queue_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253, description="Kueue LocalQueue.")
+    queue_name: str | None = Field(
+        default=None, pattern=_DNS_SUBDOMAIN, max_length=253, description="Kueue LocalQueue."
+    )
     pool: str | None = Field(
-        default=None, pattern=DNS_LABEL, max_length=40,
+        default=None,
+        pattern=DNS_LABEL,
+        max_length=40,
         description="Run on the warm workers of this TaskPool (through its Redis stream) instead of as a Job.",
     )
 
@@ -341,21 +375,31 @@ class TaskRunStatus(_Model):
     duration: str | None = Field(default=None, max_length=32, description="completionTime - startTime, for people.")
     attempts: int = Field(default=0, strict=True, ge=0, description="Attempts started so far.")
     retries: int = Field(default=0, strict=True, ge=0, description="Failed attempts that were retried.")
-    requeues: int = Field(default=0, strict=True, ge=0, description="Attempts that ended by requeueing; the X-Taskiq-requeue label.")
+    requeues: int = Field(
+        default=0, strict=True, ge=0, description="Attempts that ended by requeueing; the X-Taskiq-requeue label."
+    )
     reported_attempt: int | None = Field(
-        default=None, ge=1, description="The attempt whose outcome is recorded here (written with the outcome).",
+        default=None,
+        ge=1,
+        description="The attempt whose outcome is recorded here (written with the outcome).",
     )
     job_name: str | None = Field(default=None, max_length=63)
-    pod_name: str | None = Field(default=None, max_length=253, description="The attempt's pod: its Job's, or the pool worker's.")
+    pod_name: str | None = Field(
+        default=None, max_length=253, description="The attempt's pod: its Job's, or the pool worker's."
+    )
     progress: Progress | None = None
     progress_text: str | None = Field(default=None, max_length=64, description="progress as `current/total`.")
     result: dict[str, Any] | None = Field(
-        default=None, description="The attempt's TaskiqResult as JSON (podiq's ResultRecord); at most 256 KiB.",
+        default=None,
+        description="The attempt's TaskiqResult as JSON (podiq's ResultRecord); at most 256 KiB.",
     )
     result_ref: StoredValue | None = Field(
-        default=None, description="The attempt's result kept in Redis when too large for `result`, which is then absent.",
+        default=None,
+        description="The attempt's result kept in Redis when too large for `result`, which is then absent.",
     )
-    log_ref: StoredValue | None = Field(default=None, description="The tail of the reported attempt's output, kept in Redis.")
+    log_ref: StoredValue | None = Field(
+        default=None, description="The tail of the reported attempt's output, kept in Redis."
+    )
     observed_generation: int | None = Field(default=None, ge=0)
 
     # --- predicates ---
@@ -389,11 +433,7 @@ class TaskRunStatus(_Model):
 
     def wants_next_attempt(self) -> bool:
         """The current attempt reported a retry or a requeue, and no newer attempt exists yet."""
-        return (
-            not self.is_done()
-            and self.reason in _NEXT_ATTEMPT_REASONS
-            and self.reported_attempt == self.attempts
-        )
+        return not self.is_done() and self.reason in _NEXT_ATTEMPT_REASONS and self.reported_attempt == self.attempts
 
     def has_report_for(self, attempt: int) -> bool:
         return self.reported_attempt is not None and self.reported_attempt >= attempt
@@ -409,8 +449,10 @@ class TaskRunStatus(_Model):
         same condition twice leaves the status equal and nothing is written.
         """
         status = (
-            ConditionStatus.TRUE if reason is Reason.SUCCEEDED
-            else ConditionStatus.FALSE if reason in _DONE_PHASE or final
+            ConditionStatus.TRUE
+            if reason is Reason.SUCCEEDED
+            else ConditionStatus.FALSE
+            if reason in _DONE_PHASE or final
             else ConditionStatus.UNKNOWN
         )
         current = self.condition
@@ -418,7 +460,8 @@ class TaskRunStatus(_Model):
             new = Condition(status=status, reason=reason, message=message, last_transition_time=now)
             self.conditions = [c for c in self.conditions if c.type != SUCCEEDED] + [new]
         self.phase = (
-            _DONE_PHASE.get(reason) or (Phase.FAILED if final else None)
+            _DONE_PHASE.get(reason)
+            or (Phase.FAILED if final else None)
             or (Phase.RUNNING if reason in _RUNNING_REASONS else Phase.PENDING)
         )
 
@@ -450,7 +493,9 @@ class TaskRunStatus(_Model):
         """The current attempt cannot start (one of :data:`BLOCKED_REASONS`)."""
         self.set_condition(reason, message, now)
 
-    def mark_cancelled(self, now: datetime, message: str = "Cancelled.", *, labels: Mapping[str, Any] | None = None) -> None:
+    def mark_cancelled(
+        self, now: datetime, message: str = "Cancelled.", *, labels: Mapping[str, Any] | None = None
+    ) -> None:
         """Cancelled before finishing: the result is a TaskCancelledError, so waiting clients raise it."""
         self.result, self.result_ref = error_result(TaskCancelledError, message, labels=labels), None
         self.mark_finished(Reason.CANCELLED, message, now)
@@ -577,7 +622,11 @@ class TaskRun(_Model):
             f"{reason}: {message}" if message else reason,
             labels=self.message_labels(),
         )
-        self._fail(Reason.TIMED_OUT if timed_out else Reason.FAILED, f"Attempt {status.attempts}: {reason}. {message}".strip(), now)
+        self._fail(
+            Reason.TIMED_OUT if timed_out else Reason.FAILED,
+            f"Attempt {status.attempts}: {reason}. {message}".strip(),
+            now,
+        )
 
     def fail_to_start(self, reason: Reason, message: str, now: datetime) -> None:
         """The current attempt could not start by its pending deadline: the run ends Failed with
@@ -589,7 +638,9 @@ class TaskRun(_Model):
 
     def refuse(self, reason: Reason, message: str, now: datetime) -> None:
         """End the run before any attempt: the operator will not run it."""
-        self.status.result = error_result(InfrastructureError, f"{reason.value}: {message}", labels=self.message_labels())
+        self.status.result = error_result(
+            InfrastructureError, f"{reason.value}: {message}", labels=self.message_labels()
+        )
         self.status.mark_finished(reason, message, now)
 
     def _fail(self, final: Reason, message: str, now: datetime) -> None:
@@ -653,7 +704,10 @@ def encode_result(record: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def error_result(
-    exc_type: type[BaseException], message: str, *, labels: Mapping[str, Any] | None = None,
+    exc_type: type[BaseException],
+    message: str,
+    *,
+    labels: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An error result (the JSON form of a failed TaskiqResult) for a failure outside the task."""
     return {

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from podiq._problems import problems
 from podiq._labels import SCHEDULE_ID_LABEL
 from podiq._message import TaskiqMessage
+from podiq._problems import problems
 from podiq._schedules import ScheduledTask, ScheduleSource, validate_timezone
 from podiq.exceptions import InvalidScheduleError, SendTaskError
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
@@ -232,7 +232,10 @@ def cronjob_body(
         "env": [
             {"name": ENV_TEMPLATE, "value": json.dumps(template, separators=(",", ":"), sort_keys=True)},
             {"name": ENV_WAIT, "value": options.concurrency_policy},
-            {"name": ENV_JOB_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}},
+            {
+                "name": ENV_JOB_NAME,
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}},
+            },
             {"name": ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         ],
         "securityContext": container_security_context(),
@@ -250,11 +253,18 @@ def cronjob_body(
             "spec": {
                 "backoffLimit": FIRING_BACKOFF_LIMIT,
                 # The run ended without success, or the API refused the TaskRun: retrying cannot help.
-                "podFailurePolicy": {"rules": [{
-                    "action": "FailJob",
-                    "onExitCodes": {"containerName": FIRING_CONTAINER, "operator": "In",
-                                    "values": [EXIT_RUN_FAILED, EXIT_REFUSED]},
-                }]},
+                "podFailurePolicy": {
+                    "rules": [
+                        {
+                            "action": "FailJob",
+                            "onExitCodes": {
+                                "containerName": FIRING_CONTAINER,
+                                "operator": "In",
+                                "values": [EXIT_RUN_FAILED, EXIT_REFUSED],
+                            },
+                        }
+                    ]
+                },
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
@@ -339,7 +349,8 @@ def entry_from_cronjob(body: dict[str, Any]) -> ScheduleEntry | None:
         return None
     interval = (metadata.get("annotations") or {}).get(ANNOTATION_INTERVAL)
     trigger: dict[str, Any] = (
-        {"interval": timedelta(seconds=int(interval))} if interval
+        {"interval": timedelta(seconds=int(interval))}
+        if interval
         else {"cron": spec.get("schedule"), "cron_offset": spec.get("timeZone")}
     )
     try:
@@ -457,8 +468,13 @@ class KubernetesScheduleSource(ScheduleSource):
             raise InvalidScheduleError(f"Invalid schedule for task {schedule.task_name!r}: {exc}") from None
         image = self.image or schedule.labels.get("image") or self.broker.defaults.image or DEFAULT_FIRING_IMAGE
         return cronjob_body(
-            schedule, template, namespace=self.namespace, image=image, service_account=self.service_account,
-            resources=self.resources, image_pull_policy=self.image_pull_policy,
+            schedule,
+            template,
+            namespace=self.namespace,
+            image=image,
+            service_account=self.service_account,
+            resources=self.resources,
+            image_pull_policy=self.image_pull_policy,
         )
 
     async def add_schedule(self, schedule: ScheduledTask) -> None:
@@ -471,7 +487,8 @@ class KubernetesScheduleSource(ScheduleSource):
         try:
             if body["kind"] != "CronJob":
                 await client.CustomObjectsApi(connection).create_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, body)
+                    GROUP, VERSION, self.namespace, PLURAL, body
+                )
                 return
             batch = client.BatchV1Api(connection)
             try:
@@ -486,8 +503,7 @@ class KubernetesScheduleSource(ScheduleSource):
                         f"{self.namespace} and is not a podiq schedule."
                     ) from None
                 body["metadata"]["resourceVersion"] = existing.metadata.resource_version
-                await batch.replace_namespaced_cron_job(
-                    schedule.schedule_id, self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
+                await batch.replace_namespaced_cron_job(schedule.schedule_id, self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise InvalidScheduleError(f"Kubernetes refused the schedule: {_api_message(exc)}") from None
@@ -499,9 +515,11 @@ class KubernetesScheduleSource(ScheduleSource):
 
         connection = await self._client()
         cronjobs = await client.BatchV1Api(connection).list_namespaced_cron_job(
-            self.namespace, label_selector=LABEL_SCHEDULE_ID)
+            self.namespace, label_selector=LABEL_SCHEDULE_ID
+        )
         taskruns = await client.CustomObjectsApi(connection).list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, label_selector=f"{LABEL_TRIGGER}=time")
+            GROUP, VERSION, self.namespace, PLURAL, label_selector=f"{LABEL_TRIGGER}=time"
+        )
         entries = [entry_from_cronjob(connection.sanitize_for_serialization(c)) for c in cronjobs.items]
         entries += [entry_from_taskrun(t) for t in taskruns["items"]]
         return [e for e in entries if e is not None]
@@ -524,11 +542,14 @@ class KubernetesScheduleSource(ScheduleSource):
         connection = await self._client()
         deleted: list[str] = []
         batch = client.BatchV1Api(connection)
-        cronjobs = await batch.list_namespaced_cron_job(self.namespace, label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id}")
+        cronjobs = await batch.list_namespaced_cron_job(
+            self.namespace, label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id}"
+        )
         for cronjob in cronjobs.items:
             try:
                 await batch.delete_namespaced_cron_job(
-                    cronjob.metadata.name, self.namespace,
+                    cronjob.metadata.name,
+                    self.namespace,
                     body=client.V1DeleteOptions(
                         propagation_policy="Background",
                         preconditions=client.V1Preconditions(uid=cronjob.metadata.uid),
@@ -540,17 +561,28 @@ class KubernetesScheduleSource(ScheduleSource):
                     raise
         custom = client.CustomObjectsApi(connection)
         runs = await custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id},{LABEL_TRIGGER}=time")
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id},{LABEL_TRIGGER}=time",
+        )
         for body in runs["items"]:
             if entry_from_taskrun(body) is None:  # started or finished: no longer a schedule
                 continue
             metadata = body["metadata"]
             try:  # only as read: if the operator started it in between, it is a run now
                 await custom.delete_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, metadata["name"],
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    metadata["name"],
                     body=client.V1DeleteOptions(
                         propagation_policy="Background",
-                        preconditions=client.V1Preconditions(uid=metadata["uid"], resource_version=metadata["resourceVersion"]),
+                        preconditions=client.V1Preconditions(
+                            uid=metadata["uid"], resource_version=metadata["resourceVersion"]
+                        ),
                     ),
                 )
                 deleted.append(f"taskrun/{metadata['name']}")

@@ -147,6 +147,7 @@ class StoreSettings:
 
 # --- keys ---
 
+
 def _prefix(namespace: str, taskrun: str) -> str:
     return f"{KEY_PREFIX}:{namespace}:{taskrun}:"
 
@@ -177,11 +178,31 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 #: What a namespace's tasks and clients may run: read and write values, nothing else.
 NAMESPACE_COMMANDS = (
-    "+get", "+set", "+getrange", "+strlen", "+exists", "+expire", "+ttl", "+del", "+unlink",
-    "+ping", "+hello",
+    "+get",
+    "+set",
+    "+getrange",
+    "+strlen",
+    "+exists",
+    "+expire",
+    "+ttl",
+    "+del",
+    "+unlink",
+    "+ping",
+    "+hello",
     # pool dispatch (podiq.kubernetes.dispatch): the enqueue script and the workers' stream commands
-    "+eval", "+evalsha", "+mget", "+xadd", "+xreadgroup", "+xack", "+xdel", "+xautoclaim", "+xclaim", "+xpending",
-    "+xlen", "+xinfo|groups", "+xgroup|create",
+    "+eval",
+    "+evalsha",
+    "+mget",
+    "+xadd",
+    "+xreadgroup",
+    "+xack",
+    "+xdel",
+    "+xautoclaim",
+    "+xclaim",
+    "+xpending",
+    "+xlen",
+    "+xinfo|groups",
+    "+xgroup|create",
 )
 
 
@@ -194,7 +215,12 @@ def namespace_acl(namespace: str, password: str) -> list[str]:
     if not _DNS_LABEL.match(namespace):  # a namespace name, so it cannot widen the key pattern
         raise ValueError(f"{namespace!r} is not a namespace name.")
     return [
-        "reset", "on", f">{password}", f"~{KEY_PREFIX}:{namespace}:*", "resetchannels", "-@all",
+        "reset",
+        "on",
+        f">{password}",
+        f"~{KEY_PREFIX}:{namespace}:*",
+        "resetchannels",
+        "-@all",
         *NAMESPACE_COMMANDS,
     ]
 
@@ -220,6 +246,7 @@ def redacted(url: str) -> str:
 
 
 # --- values ---
+
 
 def dump_json(value: Any) -> bytes:
     """Compact UTF-8 JSON, as sizes and checksums are counted."""
@@ -298,7 +325,7 @@ class RedisStore:
     async def ping(self) -> None:
         try:
             await self.redis.ping()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._translated(exc, "answering a ping") from None
 
     @overload
@@ -310,7 +337,7 @@ class RedisStore:
         """Store ``data`` at ``key`` for ``ttl`` seconds; without ``replace``, None if the key exists."""
         try:
             written = await self.redis.set(key, data, ex=max(int(ttl), 1), nx=not replace)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._translated(exc, f"storing {format_size(len(data))} at {key}") from None
         return StoredValue.of(key, data) if written else None
 
@@ -321,7 +348,7 @@ class RedisStore:
         """The bytes ``ref`` points at, checked against its size and sha256."""
         try:
             data: bytes | None = await self.redis.get(ref.key)  # type: ignore[assignment]  # no decode_responses
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._translated(exc, f"reading {ref.key}") from None
         if data is None:
             raise StoredValueExpiredError(
@@ -346,7 +373,7 @@ class RedisStore:
     async def exists(self, key: str) -> bool:
         try:
             return bool(await self.redis.exists(key))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._translated(exc, f"looking up {key}") from None
 
     async def expire(self, keys: Iterable[str], ttl: int) -> None:
@@ -357,7 +384,7 @@ class RedisStore:
                 for key in keys:
                     pipe.expire(key, max(int(ttl), 1))
                 await pipe.execute()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._translated(exc, f"setting the TTL of {', '.join(keys)}") from None
 
     async def delete(self, keys: Iterable[str]) -> int:
@@ -367,7 +394,7 @@ class RedisStore:
             return 0
         try:
             return int(await self.redis.unlink(*keys))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._translated(exc, f"deleting {', '.join(keys)}") from None
 
     async def put_tail(self, key: str, text: bytes, ttl: int, *, dropped: int = 0) -> StoredValue | None:
@@ -391,5 +418,5 @@ class RedisStore:
             await self.redis.execute_command(  # type: ignore[no-untyped-call]  # untyped in redis-py
                 "ACL", "SETUSER", namespace_user(namespace), *namespace_acl(namespace, password)
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._translated(exc, f"setting up the ACL user of namespace {namespace}") from None

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from podiq.kubernetes.resources import DNS_LABEL, _DNS_SUBDOMAIN, EnvVar, ObjectMeta, ResourceRequirements, _Model
+from podiq.kubernetes.resources import _DNS_SUBDOMAIN, DNS_LABEL, EnvVar, ObjectMeta, ResourceRequirements, _Model
 
 __all__ = [
     "POOL_KIND",
@@ -40,22 +40,36 @@ POOL_NAME_MAX = 40
 class TaskPoolSpec(_Model):
     """What the pool's workers run with and how many there may be."""
 
-    image: str | None = Field(default=None, max_length=1024, description="The runtime image; the operator's default if absent.")
+    image: str | None = Field(
+        default=None, max_length=1024, description="The runtime image; the operator's default if absent."
+    )
     env: list[EnvVar] | None = Field(default=None, max_length=256)
     resources: ResourceRequirements | None = None
     service_account_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253)
-    min_replicas: int = Field(default=0, strict=True, ge=0, le=1000, description="Workers kept even when idle (0 allowed).")
-    max_replicas: int = Field(default=4, strict=True, ge=1, le=1000, description="Workers at most, however long the backlog.")
+    min_replicas: int = Field(
+        default=0, strict=True, ge=0, le=1000, description="Workers kept even when idle (0 allowed)."
+    )
+    max_replicas: int = Field(
+        default=4, strict=True, ge=1, le=1000, description="Workers at most, however long the backlog."
+    )
     concurrency: int = Field(default=8, strict=True, ge=1, le=1000, description="Runs one worker serves at once.")
     imports: list[str] = Field(
-        default_factory=list, max_length=64, description="Task modules each worker imports at start.",
+        default_factory=list,
+        max_length=64,
+        description="Task modules each worker imports at start.",
     )
     visibility_timeout_seconds: int = Field(
-        default=30, strict=True, ge=2, le=86400,
+        default=30,
+        strict=True,
+        ge=2,
+        le=86400,
         description="A claimed run whose worker stopped answering for this long is reclaimed as a new attempt.",
     )
     claim_deadline_seconds: int = Field(
-        default=600, strict=True, ge=5, le=86400,
+        default=600,
+        strict=True,
+        ge=5,
+        le=86400,
         description="A run no worker claimed for this long fails with reason NotClaimed.",
     )
 

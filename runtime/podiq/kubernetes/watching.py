@@ -83,7 +83,10 @@ class TaskRunWatch:
             self._tracked.popitem(last=False)
 
     async def wait(
-        self, name: str, timeout: float | None, on_update: Callable[[TaskRun], None] | None = None,
+        self,
+        name: str,
+        timeout: float | None,
+        on_update: Callable[[TaskRun], None] | None = None,
     ) -> TaskRun:
         """The TaskRun once it is done; raises TaskRunGone if it is deleted first.
 
@@ -158,7 +161,7 @@ class TaskRunWatch:
                     version = None
                     continue
                 logger.warning("TaskRun watch failed (%s); reconnecting in %.1f s.", exc.reason, backoff)
-            except Exception as exc:  # network errors: keep the single watch alive
+            except Exception as exc:  # noqa: BLE001 - network errors: keep the single watch alive
                 logger.warning("TaskRun watch failed (%r); reconnecting in %.1f s.", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -184,7 +187,12 @@ class TaskRunWatch:
         token: str | None = None
         while True:
             listing = await self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, limit=LIST_PAGE, _request_timeout=60,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                limit=LIST_PAGE,
+                _request_timeout=60,
                 _continue=token,  # type: ignore[arg-type]  # None is left out of the query
             )
             for body in listing.get("items") or ():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from pydantic import BaseModel, Field, ValidationError
-from podiq._problems import problems
 
+from podiq._problems import problems
 from podiq.kubernetes.storage import ENV_REDIS_URL, StoreSettings
 
 # A pool worker's settings (podiq.runtime.worker), set by the operator on its Deployment.
@@ -23,8 +23,17 @@ ENV_IMPORTS = "PODIQ_IMPORTS"
 ENV_PROGRESS_INTERVAL = "PODIQ_PROGRESS_INTERVAL"
 
 #: Variables the operator sets; a TaskRun's own env cannot override them (nor point the runtime at another Redis).
-RESERVED = frozenset({ENV_TASKRUN_NAME, ENV_TASKRUN_NAMESPACE, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME, ENV_REDIS_URL,
-                      *StoreSettings().to_env()})
+RESERVED = frozenset(
+    {
+        ENV_TASKRUN_NAME,
+        ENV_TASKRUN_NAMESPACE,
+        ENV_ATTEMPT,
+        ENV_JOB_NAME,
+        ENV_POD_NAME,
+        ENV_REDIS_URL,
+        *StoreSettings().to_env(),
+    }
+)
 
 
 class RuntimeEnvironment(BaseModel):

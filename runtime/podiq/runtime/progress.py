@@ -15,6 +15,7 @@ from podiq.kubernetes.resources import Progress, to_api
 
 logger = logging.getLogger("podiq.runtime")
 
+
 class TaskRunStatusBackend(AsyncResultBackend):
     """The result backend inside a task's pod: progress goes to the TaskRun's status.
 

@@ -98,7 +98,9 @@ async def run_attempt(environment: RuntimeEnvironment, settings: StoreSettings |
             await store.close()
 
 
-async def _run_attempt(environment: RuntimeEnvironment, settings: StoreSettings, store: RedisStore | None) -> ExitCode | int:
+async def _run_attempt(
+    environment: RuntimeEnvironment, settings: StoreSettings, store: RedisStore | None
+) -> ExitCode | int:
     async with await api_client() as connection:
         api = TaskRunApi(connection)
         started = datetime.now(UTC)
@@ -111,8 +113,11 @@ async def _run_attempt(environment: RuntimeEnvironment, settings: StoreSettings,
             # A pod of an attempt that is no longer current must not run the task again.
             logger.warning(
                 "TaskRun %s is at attempt %s (phase %s%s); attempt %s has nothing to do.",
-                taskrun.name, taskrun.status.attempts, taskrun.status.phase,
-                ", cancelled" if taskrun.is_cancelled() else "", environment.attempt,
+                taskrun.name,
+                taskrun.status.attempts,
+                taskrun.status.phase,
+                ", cancelled" if taskrun.is_cancelled() else "",
+                environment.attempt,
             )
             return INFRASTRUCTURE_FAILURE
         backend = TaskRunStatusBackend(api, taskrun.namespace, taskrun.name, environment.progress_interval)
@@ -121,7 +126,9 @@ async def _run_attempt(environment: RuntimeEnvironment, settings: StoreSettings,
             code, record = await execute(taskrun, environment, backend, store)
         finally:
             kept, dropped = output.stop()
-        log_ref = await store_log(store, settings, taskrun, environment.attempt, kept, dropped) if store and kept else None
+        log_ref = (
+            await store_log(store, settings, taskrun, environment.attempt, kept, dropped) if store and kept else None
+        )
         outcome = await stored_outcome(store, settings, taskrun, environment.attempt, code, record)
         final = await report(api, taskrun, outcome, backend, environment, started, log_ref)
         if store is not None and final is not None and final.is_done():
@@ -140,7 +147,10 @@ def moved_on(taskrun: TaskRun, attempt: int) -> bool:
 
 
 async def execute(
-    taskrun: TaskRun, environment: RuntimeEnvironment, backend: TaskRunStatusBackend, store: RedisStore | None = None,
+    taskrun: TaskRun,
+    environment: RuntimeEnvironment,
+    backend: TaskRunStatusBackend,
+    store: RedisStore | None = None,
 ) -> tuple[ExitCode, ResultRecord]:
     """Run the task as any worker would; the exit code says what the operator does next."""
     message = await task_message(taskrun, store)
@@ -172,7 +182,9 @@ async def task_message(taskrun: TaskRun, store: RedisStore | None) -> TaskiqMess
     except StoreError as exc:  # retried by the policy: Redis may be back, or the arguments are gone for good
         logger.error("Cannot read the arguments: %s", exc)
         return ResultRecord.failure(exc, labels)
-    return TaskiqMessage(task_id=taskrun.task_id, task_name=taskrun.spec.task_name, labels=labels, args=args, kwargs=kwargs)
+    return TaskiqMessage(
+        task_id=taskrun.task_id, task_name=taskrun.spec.task_name, labels=labels, args=args, kwargs=kwargs
+    )
 
 
 def exit_code(record: ResultRecord | None, message: TaskiqMessage) -> tuple[ExitCode, ResultRecord]:
@@ -206,7 +218,12 @@ class Outcome:
 
 
 async def stored_outcome(
-    store: RedisStore | None, settings: StoreSettings, taskrun: TaskRun, attempt: int, code: ExitCode, record: ResultRecord,
+    store: RedisStore | None,
+    settings: StoreSettings,
+    taskrun: TaskRun,
+    attempt: int,
+    code: ExitCode,
+    record: ResultRecord,
 ) -> Outcome:
     """The result inline, or in Redis when large; a result that cannot be kept fails the attempt
     (retried by the policy) with an error that says why."""
@@ -218,7 +235,9 @@ async def stored_outcome(
     except StoreError as exc:
         logger.error("Cannot store the result: %s", exc)
         message = f"Attempt {attempt}: its result could not be stored in Redis. {exc}"
-        return Outcome(ExitCode.TASK_ERROR, encode_result(ResultRecord.failure(exc, record.labels)), message=message[:30000])
+        return Outcome(
+            ExitCode.TASK_ERROR, encode_result(ResultRecord.failure(exc, record.labels)), message=message[:30000]
+        )
 
 
 async def expire_arguments(store: RedisStore, settings: StoreSettings, taskrun: TaskRun) -> None:
@@ -252,7 +271,9 @@ async def report(
     attempt = environment.attempt
     for _ in range(REPORT_TRIES):
         if moved_on(taskrun, attempt):
-            logger.warning("TaskRun %s moved on (%s) before attempt %s reported.", taskrun.name, taskrun.status.phase, attempt)
+            logger.warning(
+                "TaskRun %s moved on (%s) before attempt %s reported.", taskrun.name, taskrun.status.phase, attempt
+            )
             return None
         before = taskrun.status.model_copy(deep=True)
         taskrun.status.record_attempt(attempt, environment.job_name, started)
@@ -260,15 +281,26 @@ async def report(
             taskrun.status.set_progress(Progress.of(backend.latest))
         requeued = code is ExitCode.REQUEUE
         taskrun.finish_attempt(
-            code, datetime.now(UTC), result=None if requeued else outcome.result,
-            result_ref=None if requeued else outcome.result_ref, log_ref=log_ref, message=outcome.message,
+            code,
+            datetime.now(UTC),
+            result=None if requeued else outcome.result,
+            result_ref=None if requeued else outcome.result_ref,
+            log_ref=log_ref,
+            message=outcome.message,
             pod_name=environment.pod_name,
         )
         patch, version = status_patch(before, taskrun.status), taskrun.metadata.resource_version
         try:
-            await patiently("report the outcome", functools.partial(
-                api.patch_status, taskrun.namespace, taskrun.name, patch, resource_version=version,
-            ))
+            await patiently(
+                "report the outcome",
+                functools.partial(
+                    api.patch_status,
+                    taskrun.namespace,
+                    taskrun.name,
+                    patch,
+                    resource_version=version,
+                ),
+            )
             return taskrun
         except ConflictError:
             body = await patiently("read the TaskRun", functools.partial(api.get, taskrun.namespace, taskrun.name))

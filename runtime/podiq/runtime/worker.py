@@ -52,8 +52,8 @@ from podiq.runtime.environment import (
 from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.running import (
     INFRASTRUCTURE_FAILURE,
-    expire_arguments,
     exit_code,
+    expire_arguments,
     load_broker,
     moved_on,
     report,
@@ -82,7 +82,9 @@ class WorkerSettings(BaseModel):
     pod_name: str = Field(min_length=1, description="The consumer name in the group, and status.podName of its runs.")
     concurrency: int = Field(default=8, ge=1, description="Runs served at once.")
     imports: list[str] = Field(default_factory=list, description="Task modules imported at start.")
-    visibility_timeout: float = Field(default=30.0, ge=1, description="Seconds after which an unanswered claim is reclaimed.")
+    visibility_timeout: float = Field(
+        default=30.0, ge=1, description="Seconds after which an unanswered claim is reclaimed."
+    )
     progress_interval: float = Field(default=1.0, ge=0, description="Seconds between progress writes at most.")
 
     @classmethod
@@ -93,10 +95,10 @@ class WorkerSettings(BaseModel):
                 pool=env.get(ENV_POOL, ""),
                 namespace=env.get(ENV_NAMESPACE, ""),
                 pod_name=env.get(ENV_POD_NAME) or env.get("HOSTNAME", ""),
-                concurrency=env.get(ENV_CONCURRENCY, "8"),  # type: ignore[arg-type]
+                concurrency=env.get(ENV_CONCURRENCY, "8"),  # type: ignore[arg-type]  # pydantic converts the string
                 imports=[m.strip() for m in env.get(ENV_IMPORTS, "").split(",") if m.strip()],
-                visibility_timeout=env.get(ENV_VISIBILITY_TIMEOUT, "30"),  # type: ignore[arg-type]
-                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]
+                visibility_timeout=env.get(ENV_VISIBILITY_TIMEOUT, "30"),  # type: ignore[arg-type]  # pydantic converts the string
+                progress_interval=env.get(ENV_PROGRESS_INTERVAL, "1.0"),  # type: ignore[arg-type]  # pydantic converts the string
             )
         except ValidationError as exc:
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
@@ -144,7 +146,9 @@ class Worker:
         self.settings = settings
         self.store_settings = store_settings or StoreSettings.from_env()
         if not self.store_settings.url:
-            raise ValueError("a pool worker needs Redis: set PODIQ_REDIS_URL (the operator passes its namespace's URL).")
+            raise ValueError(
+                "a pool worker needs Redis: set PODIQ_REDIS_URL (the operator passes its namespace's URL)."
+            )
         self.store = RedisStore(self.store_settings)
         self.queue = PoolQueue(self.store, settings.namespace, settings.pool)
         self.router = _ProgressRouter()
@@ -165,8 +169,13 @@ class Worker:
         async with await api_client() as connection:
             self.api = TaskRunApi(connection)
             keeper = asyncio.create_task(self._keep_claims(), name="podiq-worker-claims")
-            logger.info("Worker %s serves pool %s/%s, %s runs at once.",
-                        self.settings.pod_name, self.settings.namespace, self.settings.pool, self.settings.concurrency)
+            logger.info(
+                "Worker %s serves pool %s/%s, %s runs at once.",
+                self.settings.pod_name,
+                self.settings.namespace,
+                self.settings.pool,
+                self.settings.concurrency,
+            )
             try:
                 await self._claim_loop()
                 await self._drain()
@@ -222,7 +231,9 @@ class Worker:
     async def _drain(self) -> None:
         tasks = [r.task for r in self.running.values()]
         if tasks:
-            logger.info("Stopping: %s runs get %s s to finish; the rest are reclaimed by other workers.", len(tasks), STOP_GRACE)
+            logger.info(
+                "Stopping: %s runs get %s s to finish; the rest are reclaimed by other workers.", len(tasks), STOP_GRACE
+            )
             _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
             for task in late:
                 task.cancel()
@@ -271,8 +282,12 @@ class Worker:
             await self._lost(taskrun, entry)
             return
         environment = RuntimeEnvironment(
-            taskrun_name=taskrun.name, namespace=taskrun.namespace, attempt=entry.attempt,
-            pod_name=settings.pod_name, imports=settings.imports, progress_interval=settings.progress_interval,
+            taskrun_name=taskrun.name,
+            namespace=taskrun.namespace,
+            attempt=entry.attempt,
+            pod_name=settings.pod_name,
+            imports=settings.imports,
+            progress_interval=settings.progress_interval,
         )
         started = datetime.now(UTC)
         backend = TaskRunStatusBackend(self.api, taskrun.namespace, taskrun.name, settings.progress_interval)
@@ -297,7 +312,9 @@ class Worker:
         elif final.status.wants_next_attempt():
             await self.queue.enqueue(final.name, final.status.attempts + 1)
 
-    async def _record_running(self, taskrun: TaskRun, environment: RuntimeEnvironment, started: datetime) -> TaskRun | None:
+    async def _record_running(
+        self, taskrun: TaskRun, environment: RuntimeEnvironment, started: datetime
+    ) -> TaskRun | None:
         """A run still going after :data:`RECORD_RUNNING_AFTER` is recorded as Running on this pod,
         so that `kubectl get taskruns` shows where it runs; a fast run writes its outcome only."""
         await asyncio.sleep(RECORD_RUNNING_AFTER)
@@ -305,13 +322,19 @@ class Worker:
         new.record_attempt(environment.attempt, None, started)
         new.pod_name = environment.pod_name
         try:
-            body = await self.api.patch_status(taskrun.namespace, taskrun.name, status_patch(taskrun.status, new),
-                                               resource_version=taskrun.metadata.resource_version)
+            body = await self.api.patch_status(
+                taskrun.namespace,
+                taskrun.name,
+                status_patch(taskrun.status, new),
+                resource_version=taskrun.metadata.resource_version,
+            )
         except ConflictError:
             return None  # it changed meanwhile (cancelled, say): the report reads it again
         return TaskRun.from_api(body)
 
-    async def _execute_until_stopped(self, taskrun: TaskRun, environment: RuntimeEnvironment) -> tuple[ExitCode | None, ResultRecord]:
+    async def _execute_until_stopped(
+        self, taskrun: TaskRun, environment: RuntimeEnvironment
+    ) -> tuple[ExitCode | None, ResultRecord]:
         """Run the task; stop it when the operator signals that the run was cancelled."""
         run = asyncio.create_task(self._execute(taskrun, environment))
         cancelled = self.cancels[taskrun.name] = asyncio.Event()
@@ -356,11 +379,14 @@ class Worker:
             taskrun.fail_attempt(
                 "WorkerLost",
                 f"The pool worker running it stopped answering for {self.settings.visibility_timeout:g} s "
-                f"(claimed {entry.deliveries - 1} time(s) before).", now,
+                f"(claimed {entry.deliveries - 1} time(s) before).",
+                now,
             )
             try:
                 await self.api.patch_status(
-                    taskrun.namespace, taskrun.name, status_patch(before, taskrun.status),
+                    taskrun.namespace,
+                    taskrun.name,
+                    status_patch(before, taskrun.status),
                     resource_version=taskrun.metadata.resource_version,
                 )
                 break
@@ -372,8 +398,12 @@ class Worker:
                 if moved_on(taskrun, entry.attempt):
                     return
         else:
-            raise RuntimeError(f"TaskRun {taskrun.name} kept changing; the lost attempt {entry.attempt} was not recorded.")
-        logger.warning("TaskRun %s: attempt %s was lost with its worker; %s.", taskrun.name, entry.attempt, taskrun.status.message)
+            raise RuntimeError(
+                f"TaskRun {taskrun.name} kept changing; the lost attempt {entry.attempt} was not recorded."
+            )
+        logger.warning(
+            "TaskRun %s: attempt %s was lost with its worker; %s.", taskrun.name, entry.attempt, taskrun.status.message
+        )
         if taskrun.status.wants_next_attempt():
             await self.queue.enqueue(taskrun.name, taskrun.status.attempts + 1)
 

@@ -77,7 +77,7 @@ async def test_no_result_on_retry_false_stores_each_failed_attempt() -> None:
     sent = await task.kicker().kiq()
     first = await sent.wait_result(timeout=2)
     assert first.is_err and str(first.error) == "first"
-    broker.result_backend.results.pop(sent.task_id)  # type: ignore[attr-defined]
+    broker.result_backend.results.pop(sent.task_id)  # type: ignore[attr-defined]  # an attribute of this backend only
     gate.set()
     assert (await sent.wait_result(timeout=2)).return_value == "second"
 
@@ -94,7 +94,7 @@ def test_smart_middleware_delays() -> None:
     labelled = message.model_copy(update={"labels": {"delay": "0.5"}})
     assert SmartRetryMiddleware(default_delay=2).make_delay(labelled, 1) == 0.5
     with pytest.raises(TypeError, match="schedule_source"):
-        SmartRetryMiddleware(schedule_source=object())  # type: ignore[arg-type]
+        SmartRetryMiddleware(schedule_source=object())  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
 async def test_smart_middleware_waits_before_each_retry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,7 +104,7 @@ async def test_schedules_keep_the_kickers_task_id(kind: str) -> None:
     await broker.wait_all()
     assert sent == ["ran"]
     assert (await broker.result_backend.get_result("fixed-id")).is_err is False
-    assert (await job.kicker().schedule_by_interval(source, 10)).task.task_id is None  # type: ignore[union-attr]
+    assert (await job.kicker().schedule_by_interval(source, 10)).task.task_id is None  # type: ignore[union-attr]  # present here
 
 
 def test_offsets_survive_json() -> None:
@@ -115,7 +115,7 @@ def test_offsets_survive_json() -> None:
         spec = CronSpec(offset=offset)
         assert CronSpec.model_validate(spec.model_dump(mode="json")).offset == offset
     assert CronSpec(timezone="Europe/Berlin").cron_offset == "Europe/Berlin"
-    assert ScheduledTask(task_name="a", interval="PT10S").interval == timedelta(seconds=10)  # type: ignore[arg-type]
+    assert ScheduledTask(task_name="a", interval="PT10S").interval == timedelta(seconds=10)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     with pytest.raises(ValueError, match="not a known IANA time zone"):
         ScheduledTask(task_name="a", cron="* * * * *", cron_offset="PTx")
 

@@ -110,7 +110,7 @@ async def test_progress_tracker_refuses_a_bad_state() -> None:
 
     @broker.task
     async def job(progress: ProgressTracker[int] = TaskiqDepends()) -> None:
-        await progress.set_progress(("not", "a state"), 1)  # type: ignore[arg-type]
+        await progress.set_progress(("not", "a state"), 1)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
     result = await (await job.kiq()).task.wait_result()
     assert result.is_err and "state" in str(result.error)

@@ -23,7 +23,7 @@ async def add(a: int, b: int) -> int:
 
 def test_abstract_broker_cannot_be_instantiated() -> None:
     with pytest.raises(TypeError, match="abstract"):
-        AsyncBroker()  # type: ignore[abstract]
+        AsyncBroker()  # type: ignore[abstract]  # deliberately wrong, to see it refused
 
 
 async def test_broker_without_result_backend_stores_nothing_as_in_taskiq() -> None:
@@ -128,7 +128,7 @@ def test_with_middlewares_sets_the_broker_and_keeps_order() -> None:
 def test_add_middlewares_refuses_other_objects() -> None:
     broker = InMemoryBroker()
     with pytest.raises(BrokerError, match="is not a TaskiqMiddleware"):
-        broker.add_middlewares(object())  # type: ignore[arg-type]
+        broker.add_middlewares(object())  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     assert broker.middlewares == []
 
 

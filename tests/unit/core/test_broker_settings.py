@@ -34,7 +34,7 @@ def test_invalid_settings_are_refused_naming_them(setting: str, value) -> None:
 
 def test_invalid_backend_limit_is_refused() -> None:
     with pytest.raises(BrokerError, match="max_stored_results='3' is invalid"):
-        InMemoryResultBackend(max_stored_results="3")  # type: ignore[arg-type]
+        InMemoryResultBackend(max_stored_results="3")  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ async def test_a_teardown_error_after_success_fails_the_run_and_says_so(broker: 
 def test_a_dependency_cycle_is_refused_when_declared() -> None:
     broker = InMemoryBroker()
 
-    def first(x: int = None) -> int:  # type: ignore[assignment]
+    def first(x: int = None) -> int:  # type: ignore[assignment]  # patched for this test
         return 1
 
     def second(y: int = TaskiqDepends(first)) -> int:
@@ -81,7 +81,7 @@ def test_a_dependency_cycle_is_refused_when_declared() -> None:
 def test_a_dependency_on_itself_is_refused() -> None:
     broker = InMemoryBroker()
 
-    def selfish(x: int = None) -> int:  # type: ignore[assignment]
+    def selfish(x: int = None) -> int:  # type: ignore[assignment]  # patched for this test
         return 1
 
     selfish.__defaults__ = (TaskiqDepends(selfish),)

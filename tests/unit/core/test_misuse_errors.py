@@ -33,7 +33,7 @@ def test_task_and_schedule_ids_must_be_non_empty_strings(job, value) -> None:
 
 
 async def test_an_id_generator_returning_a_non_string_is_named() -> None:
-    broker = InMemoryBroker(task_id_generator=lambda: 5)  # type: ignore[arg-type, return-value]
+    broker = InMemoryBroker(task_id_generator=lambda: 5)  # type: ignore[arg-type, return-value]  # deliberately the wrong type, to see it refused
     task = broker.task("numbered")(lambda: 1)
     with pytest.raises(InvalidArgumentsError, match="task_id_generator returned 5; it must return a non-empty string"):
         await task.kiq()
@@ -46,7 +46,7 @@ def test_with_broker_takes_a_broker(job) -> None:
 
 async def test_gather_takes_handles(job) -> None:
     with pytest.raises(InvalidArgumentsError, match="gather\\(\\) takes .* not 42"):
-        await gather(42)  # type: ignore[arg-type]
+        await gather(42)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
 def test_cronspec_errors_are_podiq_errors() -> None:
@@ -57,15 +57,15 @@ def test_cronspec_errors_are_podiq_errors() -> None:
 def test_broker_wiring_errors() -> None:
     broker = InMemoryBroker()
     with pytest.raises(BrokerError, match="takes a dict of \\{type: value\\}"):
-        broker.add_dependency_context("x")  # type: ignore[arg-type]
+        broker.add_dependency_context("x")  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     with pytest.raises(BrokerError, match="'startup' is not a broker event; use one of TaskiqEvents.WORKER_STARTUP"):
-        broker.on_event("startup")(lambda state: None)  # type: ignore[arg-type]
+        broker.on_event("startup")(lambda state: None)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     with pytest.raises(BrokerError, match="is a middleware class; pass an instance, TaskiqMiddleware\\(\\)"):
-        broker.add_middlewares(TaskiqMiddleware)  # type: ignore[arg-type]
+        broker.add_middlewares(TaskiqMiddleware)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     with pytest.raises(BrokerError, match="is not a result backend .*subclass podiq.AsyncResultBackend"):
-        InMemoryBroker(result_backend=object())  # type: ignore[arg-type]
+        InMemoryBroker(result_backend=object())  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     with pytest.raises(BrokerError, match="is not a result backend"):
-        broker.with_result_backend("memory")  # type: ignore[arg-type]
+        broker.with_result_backend("memory")  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
 class _ForgetsToReturn(TaskiqMiddleware):

@@ -12,7 +12,7 @@ from podiq import AsyncTaskiqTask, InMemoryBroker, ResultGetError, ResultRecord,
 async def test_a_mismatched_return_is_a_failed_run_and_gather_keeps_the_others(broker: InMemoryBroker) -> None:
     @broker.task
     async def lies() -> int:
-        return "many"  # type: ignore[return-value]
+        return "many"  # type: ignore[return-value]  # deliberately wrong, to see it refused
 
     @broker.task
     async def honest() -> int:

@@ -204,7 +204,7 @@ async def test_invalid_cronspec_and_time_zone_are_refused(job) -> None:
     with pytest.raises(InvalidScheduleError, match="not a known IANA time zone"):
         CronSpec(timezone="Nowhere/Special")
     with pytest.raises(InvalidScheduleError, match="Invalid schedule for task 'scheduled.job': schedule:"):
-        await job.schedule_by_time(InMemoryScheduleSource(), None, 1)  # type: ignore[arg-type]
+        await job.schedule_by_time(InMemoryScheduleSource(), None, 1)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
 async def test_schedule_checks_the_call_too(job) -> None:

@@ -123,7 +123,7 @@ async def test_argument_that_does_not_fit_the_annotation_fails_the_run(broker: I
         return value
 
     with pytest.raises(InvalidArgumentsError, match="Argument 'value' does not match its annotation"):
-        await (await wants_int.kiq("not a number"))  # type: ignore[arg-type]
+        await (await wants_int.kiq("not a number"))  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
 async def test_return_value_that_does_not_fit_the_annotation(broker: InMemoryBroker) -> None:
@@ -131,7 +131,7 @@ async def test_return_value_that_does_not_fit_the_annotation(broker: InMemoryBro
 
     @broker.task
     async def lies() -> int:
-        return "not a number"  # type: ignore[return-value]
+        return "not a number"  # type: ignore[return-value]  # deliberately wrong, to see it refused
 
     with pytest.raises(SerializationError, match="The return value of task .*lies' does not match its annotation"):
         await (await lies.kiq())
@@ -214,6 +214,6 @@ def test_to_and_from_json_compatible_directly() -> None:
 
 def test_unhashable_annotation_passes_values_through() -> None:
     class Weird:
-        __hash__ = None  # type: ignore[assignment]
+        __hash__ = None  # type: ignore[assignment]  # patched for this test
 
     assert from_json_compatible([1, 2], Weird(), what="x") == [1, 2]

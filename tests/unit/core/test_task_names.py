@@ -97,4 +97,4 @@ def test_generators_are_refused_as_tasks() -> None:
 
 def test_non_callables_are_refused() -> None:
     with pytest.raises(BrokerError, match="is not callable"):
-        InMemoryBroker().register_task(42)  # type: ignore[arg-type]
+        InMemoryBroker().register_task(42)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused

@@ -145,7 +145,7 @@ def test_local_call_does_not_convert_arguments() -> None:
     def identity(value: int) -> int:
         return value
 
-    assert identity("not converted") == "not converted"  # type: ignore[arg-type]
+    assert identity("not converted") == "not converted"  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
 async def test_kiq_returns_a_taskiq_result_handle(broker: InMemoryBroker) -> None:

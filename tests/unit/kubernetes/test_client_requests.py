@@ -66,13 +66,18 @@ def test_calls_that_cannot_become_taskruns_are_refused_before_sending(
 
 def test_waiting_before_startup_says_to_start_the_broker(broker: KubernetesBroker) -> None:
     with pytest.raises(Exception, match="startup"):
-        broker.taskruns  # noqa: B018
+        broker.taskruns
 
 
 def test_runtime_environment_is_read_from_the_operators_variables() -> None:
     env = RuntimeEnvironment.from_environ(
-        {"PODIQ_TASKRUN_NAME": "run1", "PODIQ_TASKRUN_NAMESPACE": "jobs", "PODIQ_ATTEMPT": "2",
-         "PODIQ_POD_NAME": "run1-a2-xyz", "PODIQ_IMPORTS": "app.tasks, app.more"}
+        {
+            "PODIQ_TASKRUN_NAME": "run1",
+            "PODIQ_TASKRUN_NAMESPACE": "jobs",
+            "PODIQ_ATTEMPT": "2",
+            "PODIQ_POD_NAME": "run1-a2-xyz",
+            "PODIQ_IMPORTS": "app.tasks, app.more",
+        }
     )
     assert (env.taskrun_name, env.namespace, env.attempt, env.pod_name) == ("run1", "jobs", 2, "run1-a2-xyz")
     assert env.imports == ["app.tasks", "app.more"]

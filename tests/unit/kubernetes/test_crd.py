@@ -100,8 +100,11 @@ def test_crd_names_and_columns() -> None:
 
 def test_every_model_field_is_in_the_schema() -> None:
     schema = openapi_schema()["properties"]
-    for model, key in ((TaskRun.model_fields["spec"].annotation, "spec"), (TaskRun.model_fields["status"].annotation, "status")):
-        aliases = {f.alias for f in model.model_fields.values()}  # type: ignore[union-attr]
+    for model, key in (
+        (TaskRun.model_fields["spec"].annotation, "spec"),
+        (TaskRun.model_fields["status"].annotation, "status"),
+    ):
+        aliases = {f.alias for f in model.model_fields.values()}  # type: ignore[union-attr]  # present here
         assert aliases == set(schema[key]["properties"]), key
 
 
@@ -128,11 +131,24 @@ GOOD: dict[str, Any] = {
     },
     "status": {
         "phase": "Succeeded",
-        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "message": "ok",
-                        "lastTransitionTime": "2026-05-01T10:00:05Z"}],
-        "attempts": 1, "reportedAttempt": 1, "jobName": "add-1-a1", "podName": "add-1-a1-xyz",
-        "startTime": "2026-05-01T10:00:01Z", "completionTime": "2026-05-01T10:00:05Z", "duration": "4s",
-        "progress": {"current": 10, "total": 10}, "progressText": "10/10",
+        "conditions": [
+            {
+                "type": "Succeeded",
+                "status": "True",
+                "reason": "Succeeded",
+                "message": "ok",
+                "lastTransitionTime": "2026-05-01T10:00:05Z",
+            }
+        ],
+        "attempts": 1,
+        "reportedAttempt": 1,
+        "jobName": "add-1-a1",
+        "podName": "add-1-a1-xyz",
+        "startTime": "2026-05-01T10:00:01Z",
+        "completionTime": "2026-05-01T10:00:05Z",
+        "duration": "4s",
+        "progress": {"current": 10, "total": 10},
+        "progressText": "10/10",
         "result": {"is_err": False, "return_value": [1, 2], "execution_time": 0.1, "labels": {}},
     },
 }

@@ -148,7 +148,9 @@ async def test_without_redis_a_large_result_says_how_to_keep_it() -> None:
 async def test_a_result_redis_cannot_take_fails_the_attempt_with_the_reason() -> None:
     down = StoreSettings(url=f"redis://:pw@127.0.0.1:{free_port()}/0", result_inline_limit=1000, timeout=2)
     async with RedisStore(down) as store:
-        outcome = await stored_outcome(store, down, run_of(spec(), "down"), 1, ExitCode.SUCCEEDED, ResultRecord(return_value="y" * 5000))
+        outcome = await stored_outcome(
+            store, down, run_of(spec(), "down"), 1, ExitCode.SUCCEEDED, ResultRecord(return_value="y" * 5000)
+        )
     assert outcome.code is ExitCode.TASK_ERROR and outcome.result is not None and outcome.result["is_err"]
     assert outcome.result["error"]["type"] == "StoreUnavailableError"
     assert "could not be stored in Redis" in outcome.message and "cannot be reached" in outcome.message
@@ -172,7 +174,9 @@ print(f"dropped {dropped}")
 def tee(tmp_path: Any, limit: int) -> tuple[bytes, str, str]:
     """Run a process whose output is teed; returns what it kept, and what reached its stdout and stderr."""
     out = tmp_path / f"kept-{limit}"
-    done = subprocess.run([sys.executable, "-c", TEE, str(out), str(limit)], capture_output=True, check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", TEE, str(out), str(limit)], capture_output=True, check=True, timeout=60
+    )
     return out.read_bytes(), done.stdout.decode(), done.stderr.decode()
 
 
@@ -206,11 +210,24 @@ def test_reference_fields_are_plain_json() -> None:
 def test_task_pods_get_redis_from_the_namespaces_secret_never_from_the_taskrun() -> None:
     config = OperatorConfig.from_env({"PODIQ_REDIS_URL": "redis://:admin@redis:6379/0", "PODIQ_REDIS_LOG_TAIL": "2048"})
     assert config.store.url == "redis://:admin@redis:6379/0" and config.jobs.store_secret == "podiq-redis"
-    run = run_of({**spec(), "env": [{"name": "PODIQ_REDIS_URL", "value": "redis://evil:6379"},
-                                   {"name": "PODIQ_REDIS_TTL", "value": "1"}, {"name": "MODE", "value": "x"}]})
+    run = run_of(
+        {
+            **spec(),
+            "env": [
+                {"name": "PODIQ_REDIS_URL", "value": "redis://evil:6379"},
+                {"name": "PODIQ_REDIS_TTL", "value": "1"},
+                {"name": "MODE", "value": "x"},
+            ],
+        }
+    )
     env = build_job(run, 1, config.jobs)["spec"]["template"]["spec"]["containers"][0]["env"]
     redis = [e for e in env if e["name"] == "PODIQ_REDIS_URL"]
-    assert redis == [{"name": "PODIQ_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": "podiq-redis", "key": "url", "optional": True}}}]
+    assert redis == [
+        {
+            "name": "PODIQ_REDIS_URL",
+            "valueFrom": {"secretKeyRef": {"name": "podiq-redis", "key": "url", "optional": True}},
+        }
+    ]
     values = {e["name"]: e.get("value") for e in env}
     assert values["PODIQ_REDIS_LOG_TAIL"] == "2048" and values["PODIQ_REDIS_TTL"] == str(StoreSettings.ttl)
     assert values["MODE"] == "x" and "PODIQ_REDIS_URL" in RESERVED

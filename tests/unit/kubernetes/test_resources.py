@@ -31,12 +31,14 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
 def make_run(**spec: object) -> TaskRun:
-    return TaskRun.from_api({
-        "apiVersion": "podiq.io/v1alpha1",
-        "kind": "TaskRun",
-        "metadata": {"name": "run-1", "namespace": "jobs", "uid": "u-1", "generation": 1},
-        "spec": {"taskName": "app.tasks:add", **spec},
-    })
+    return TaskRun.from_api(
+        {
+            "apiVersion": "podiq.io/v1alpha1",
+            "kind": "TaskRun",
+            "metadata": {"name": "run-1", "namespace": "jobs", "uid": "u-1", "generation": 1},
+            "spec": {"taskName": "app.tasks:add", **spec},
+        }
+    )
 
 
 class TestApiForm:
@@ -46,17 +48,40 @@ class TestApiForm:
             "kind": "TaskRun",
             "metadata": {"name": "r", "namespace": "ns", "resourceVersion": "12", "ownerReferences": [{"x": 1}]},
             "spec": {
-                "taskName": "app.tasks:add", "taskId": "abc", "args": [1, {"a": [2]}], "kwargs": {"k": None},
-                "labels": {"timeout": 3}, "image": "img:1", "resources": {"limits": {"cpu": "1", "memory": 1024}},
-                "env": [{"name": "A", "value": "b"}], "serviceAccountName": "sa", "timeoutSeconds": 1.5,
-                "retryOnError": True, "maxRetries": 2, "notBefore": "2026-01-02T03:04:05Z", "cancelled": False,
-                "ttlSecondsAfterFinished": 60, "queueName": "q",
+                "taskName": "app.tasks:add",
+                "taskId": "abc",
+                "args": [1, {"a": [2]}],
+                "kwargs": {"k": None},
+                "labels": {"timeout": 3},
+                "image": "img:1",
+                "resources": {"limits": {"cpu": "1", "memory": 1024}},
+                "env": [{"name": "A", "value": "b"}],
+                "serviceAccountName": "sa",
+                "timeoutSeconds": 1.5,
+                "retryOnError": True,
+                "maxRetries": 2,
+                "notBefore": "2026-01-02T03:04:05Z",
+                "cancelled": False,
+                "ttlSecondsAfterFinished": 60,
+                "queueName": "q",
             },
             "status": {
-                "phase": "Running", "attempts": 1, "retries": 0, "requeues": 0, "jobName": "r-a1",
-                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m",
-                                "lastTransitionTime": "2026-01-02T03:04:05Z"}],
-                "progress": {"current": 3, "total": 10, "message": ""}, "progressText": "3/10",
+                "phase": "Running",
+                "attempts": 1,
+                "retries": 0,
+                "requeues": 0,
+                "jobName": "r-a1",
+                "conditions": [
+                    {
+                        "type": "Succeeded",
+                        "status": "Unknown",
+                        "reason": "Running",
+                        "message": "m",
+                        "lastTransitionTime": "2026-01-02T03:04:05Z",
+                    }
+                ],
+                "progress": {"current": 3, "total": 10, "message": ""},
+                "progressText": "3/10",
             },
         }
         run = TaskRun.from_api(body)
@@ -67,8 +92,15 @@ class TestApiForm:
 
     def test_optional_fields_are_absent_not_null(self) -> None:
         spec = to_api(TaskRunSpec(task_name="m:f"))
-        assert spec == {"taskName": "m:f", "args": [], "kwargs": {}, "labels": {},
-                        "retryOnError": False, "maxRetries": 3, "cancelled": False}
+        assert spec == {
+            "taskName": "m:f",
+            "args": [],
+            "kwargs": {},
+            "labels": {},
+            "retryOnError": False,
+            "maxRetries": 3,
+            "cancelled": False,
+        }
 
     def test_timestamps_are_second_precision_utc(self) -> None:
         status = TaskRunStatus(start_time=NOW.astimezone(timezone_plus_2()))
@@ -96,8 +128,9 @@ class TestApiForm:
         assert make_run(taskId="t-9").task_id == "t-9"
 
 
-def timezone_plus_2():  # noqa: ANN201
+def timezone_plus_2():
     from datetime import timezone
+
     return timezone(timedelta(hours=2))
 
 
@@ -106,24 +139,27 @@ class TestCondition:
         status = TaskRunStatus()
         assert status.reason is Reason.PENDING and not status.is_done() and status.condition is None
 
-    @pytest.mark.parametrize(("reason", "cond", "phase"), [
-        (Reason.PENDING, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.WAITING, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.QUEUED, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.UNSCHEDULABLE, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.IMAGE_PULL_BACK_OFF, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.QUOTA_EXCEEDED, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.RETRYING, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.REQUEUED, ConditionStatus.UNKNOWN, Phase.PENDING),
-        (Reason.RUNNING, ConditionStatus.UNKNOWN, Phase.RUNNING),
-        (Reason.SUCCEEDED, ConditionStatus.TRUE, Phase.SUCCEEDED),
-        (Reason.FAILED, ConditionStatus.FALSE, Phase.FAILED),
-        (Reason.TIMED_OUT, ConditionStatus.FALSE, Phase.FAILED),
-        (Reason.REJECTED, ConditionStatus.FALSE, Phase.REJECTED),
-        (Reason.CANCELLED, ConditionStatus.FALSE, Phase.CANCELLED),
-        (Reason.NAMESPACE_EXCLUDED, ConditionStatus.FALSE, Phase.FAILED),
-        *((reason, ConditionStatus.UNKNOWN, Phase.PENDING) for reason in sorted(BLOCKED_REASONS)),
-    ])
+    @pytest.mark.parametrize(
+        ("reason", "cond", "phase"),
+        [
+            (Reason.PENDING, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.WAITING, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.QUEUED, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.UNSCHEDULABLE, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.IMAGE_PULL_BACK_OFF, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.QUOTA_EXCEEDED, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.RETRYING, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.REQUEUED, ConditionStatus.UNKNOWN, Phase.PENDING),
+            (Reason.RUNNING, ConditionStatus.UNKNOWN, Phase.RUNNING),
+            (Reason.SUCCEEDED, ConditionStatus.TRUE, Phase.SUCCEEDED),
+            (Reason.FAILED, ConditionStatus.FALSE, Phase.FAILED),
+            (Reason.TIMED_OUT, ConditionStatus.FALSE, Phase.FAILED),
+            (Reason.REJECTED, ConditionStatus.FALSE, Phase.REJECTED),
+            (Reason.CANCELLED, ConditionStatus.FALSE, Phase.CANCELLED),
+            (Reason.NAMESPACE_EXCLUDED, ConditionStatus.FALSE, Phase.FAILED),
+            *((reason, ConditionStatus.UNKNOWN, Phase.PENDING) for reason in sorted(BLOCKED_REASONS)),
+        ],
+    )
     def test_every_reason_has_a_status_and_phase(self, reason: Reason, cond: ConditionStatus, phase: Phase) -> None:
         status = TaskRunStatus()
         status.set_condition(reason, "m", NOW)
@@ -180,7 +216,12 @@ class TestFinishAttempt:
         run.finish_attempt(ExitCode.SUCCEEDED, NOW + timedelta(seconds=4), result=result, pod_name="p")
         st = run.status
         assert st.is_succeeded() and st.phase is Phase.SUCCEEDED
-        assert (st.completion_time, st.duration, st.pod_name, st.reported_attempt) == (NOW + timedelta(seconds=4), "4s", "p", 1)
+        assert (st.completion_time, st.duration, st.pod_name, st.reported_attempt) == (
+            NOW + timedelta(seconds=4),
+            "4s",
+            "p",
+            1,
+        )
         assert ResultRecord.model_validate(st.result).return_value == 3
 
     def test_task_error_without_retry_fails(self) -> None:
@@ -212,7 +253,10 @@ class TestFinishAttempt:
         run.fail_to_start(Reason.UNSCHEDULABLE, "0/1 nodes are available", NOW)
         st = run.status
         assert (st.phase, st.reason, st.condition.status if st.condition else None) == (
-            Phase.FAILED, Reason.UNSCHEDULABLE, ConditionStatus.FALSE)
+            Phase.FAILED,
+            Reason.UNSCHEDULABLE,
+            ConditionStatus.FALSE,
+        )
         assert st.is_done() and st.completion_time == NOW and st.retries == 0
         assert st.result is not None and st.result["error"]["message"] == "Unschedulable: 0/1 nodes are available"
 
@@ -251,7 +295,7 @@ class TestFinishAttempt:
         run = self.started()
         run.fail_attempt("DeadlineExceeded", "", NOW, timed_out=True)
         assert run.status.reason is Reason.TIMED_OUT and run.status.phase is Phase.FAILED
-        assert ResultRecord.model_validate(run.status.result).error.type == "TaskTimeoutError"  # type: ignore[union-attr]
+        assert ResultRecord.model_validate(run.status.result).error.type == "TaskTimeoutError"  # type: ignore[union-attr]  # present here
 
 
 class TestResultSize:
@@ -274,6 +318,7 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize("text", ["app.tasks:add", "x" * 100 + ":f", "-a:b-"])
 def test_label_value_is_valid(text: str) -> None:
     import re
+
     value = label_value(text)
     assert len(value) <= 63 and re.fullmatch(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]", value)
 

@@ -69,7 +69,9 @@ def env_of(cronjob: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_cron_schedule_becomes_a_cronjob_named_and_labelled_for_podiq(source: RecordingSource) -> None:
-    created = await report.kicker().with_schedule_id("nightly-report").schedule_by_cron(source, "30 2 * * *", 7, kind="long")
+    created = (
+        await report.kicker().with_schedule_id("nightly-report").schedule_by_cron(source, "30 2 * * *", 7, kind="long")
+    )
     assert created.schedule_id == "nightly-report"
     [cronjob] = source.built
     assert (cronjob["apiVersion"], cronjob["kind"]) == ("batch/v1", "CronJob")
@@ -108,10 +110,17 @@ async def test_cron_schedule_becomes_a_cronjob_named_and_labelled_for_podiq(sour
 
 
 async def test_cronspec_timezone_and_labels_shape_the_cronjob(source: RecordingSource) -> None:
-    await report.kicker().with_labels(
-        concurrency_policy="Replace", starting_deadline_seconds=120, successful_jobs_history_limit=5,
-        failed_jobs_history_limit=2, timezone="Asia/Tokyo",
-    ).schedule_by_cron(source, CronSpec(minutes=0, hours=8, weekdays="1-5", timezone="Europe/Berlin"), 1)
+    await (
+        report.kicker()
+        .with_labels(
+            concurrency_policy="Replace",
+            starting_deadline_seconds=120,
+            successful_jobs_history_limit=5,
+            failed_jobs_history_limit=2,
+            timezone="Asia/Tokyo",
+        )
+        .schedule_by_cron(source, CronSpec(minutes=0, hours=8, weekdays="1-5", timezone="Europe/Berlin"), 1)
+    )
     await exclusive.schedule_by_cron(source, "*/10 * * * *")
     await report.kicker().with_labels(timezone="America/New_York").schedule_by_cron(source, "0 9 * * *", 2)
     by_cronspec, by_task_labels, by_label_zone = (c["spec"] for c in source.built)
@@ -135,13 +144,21 @@ async def test_whole_hour_offsets_become_fixed_zones(source: RecordingSource, of
 
 
 async def test_source_options_set_the_firing_pod(source: RecordingSource) -> None:
-    custom = RecordingSource(image="podiq-runtime:2", service_account="my-scheduler",
-                             resources={"requests": {"cpu": "5m"}}, image_pull_policy="Never")
+    custom = RecordingSource(
+        image="podiq-runtime:2",
+        service_account="my-scheduler",
+        resources={"requests": {"cpu": "5m"}},
+        image_pull_policy="Never",
+    )
     await report.schedule_by_cron(custom, "* * * * *", 1)
     pod = custom.built[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "my-scheduler"
     fire = pod["containers"][0]
-    assert (fire["image"], fire["imagePullPolicy"], fire["resources"]) == ("podiq-runtime:2", "Never", {"requests": {"cpu": "5m"}})
+    assert (fire["image"], fire["imagePullPolicy"], fire["resources"]) == (
+        "podiq-runtime:2",
+        "Never",
+        {"requests": {"cpu": "5m"}},
+    )
     bare = KubernetesScheduleSource(namespace="other")
     cronjob = bare.build(ScheduledTask(task_name="app.tasks:job", cron="0 * * * *", schedule_id="hourly"))
     assert cronjob["metadata"]["namespace"] == "other" and container(cronjob)["image"] == DEFAULT_FIRING_IMAGE
@@ -154,23 +171,51 @@ async def test_source_options_set_the_firing_pod(source: RecordingSource) -> Non
         (lambda s: report.schedule_by_cron(s, "* * * *", 1), "cron"),
         (lambda s: report.schedule_by_cron(s, "0 0 L * *", 1), "cron"),
         (lambda s: report.schedule_by_cron(s, "0 0 * * 5#3", 1), "cron"),
-        (lambda s: report.kicker().with_labels(timezone="Mars/Olympus").schedule_by_cron(s, "* * * * *", 1), "timezone"),
-        (lambda s: report.kicker().with_labels(concurrency_policy="Sometimes").schedule_by_cron(s, "* * * * *", 1), "concurrency_policy"),
-        (lambda s: report.kicker().with_labels(starting_deadline_seconds=0).schedule_by_cron(s, "* * * * *", 1), "starting_deadline_seconds"),
-        (lambda s: report.kicker().with_labels(starting_deadline_seconds="60").schedule_by_cron(s, "* * * * *", 1), "starting_deadline_seconds"),
-        (lambda s: report.kicker().with_labels(successful_jobs_history_limit=-1).schedule_by_cron(s, "* * * * *", 1), "successful_jobs_history_limit"),
-        (lambda s: report.kicker().with_labels(failed_jobs_history_limit=1.5).schedule_by_cron(s, "* * * * *", 1), "failed_jobs_history_limit"),
-        (lambda s: report.kicker().with_schedule_id("Nightly_Report").schedule_by_cron(s, "* * * * *", 1), "schedule_id"),
+        (
+            lambda s: report.kicker().with_labels(timezone="Mars/Olympus").schedule_by_cron(s, "* * * * *", 1),
+            "timezone",
+        ),
+        (
+            lambda s: report.kicker().with_labels(concurrency_policy="Sometimes").schedule_by_cron(s, "* * * * *", 1),
+            "concurrency_policy",
+        ),
+        (
+            lambda s: report.kicker().with_labels(starting_deadline_seconds=0).schedule_by_cron(s, "* * * * *", 1),
+            "starting_deadline_seconds",
+        ),
+        (
+            lambda s: report.kicker().with_labels(starting_deadline_seconds="60").schedule_by_cron(s, "* * * * *", 1),
+            "starting_deadline_seconds",
+        ),
+        (
+            lambda s: report.kicker().with_labels(successful_jobs_history_limit=-1).schedule_by_cron(s, "* * * * *", 1),
+            "successful_jobs_history_limit",
+        ),
+        (
+            lambda s: report.kicker().with_labels(failed_jobs_history_limit=1.5).schedule_by_cron(s, "* * * * *", 1),
+            "failed_jobs_history_limit",
+        ),
+        (
+            lambda s: report.kicker().with_schedule_id("Nightly_Report").schedule_by_cron(s, "* * * * *", 1),
+            "schedule_id",
+        ),
         (lambda s: report.kicker().with_schedule_id("a" * 53).schedule_by_cron(s, "* * * * *", 1), "schedule_id"),
         (lambda s: report.kicker().with_schedule_id("Bad Id").schedule_by_time(s, datetime.now(UTC), 1), "schedule_id"),
         (lambda s: report.kicker().with_labels(image=5).schedule_by_cron(s, "* * * * *", 1), "image"),
         (lambda s: report.schedule_by_interval(s, 90, 1), "interval"),
         (lambda s: report.schedule_by_interval(s, 7 * 60, 1), "interval"),
-        (lambda s: s.add_schedule(ScheduledTask(task_name="app.tasks:job", cron="0 * * * *", cron_offset=timedelta(minutes=90))), "cron_offset"),
+        (
+            lambda s: s.add_schedule(
+                ScheduledTask(task_name="app.tasks:job", cron="0 * * * *", cron_offset=timedelta(minutes=90))
+            ),
+            "cron_offset",
+        ),
         (lambda s: s.add_schedule(ScheduledTask(task_name="__main__:job", cron="0 * * * *")), "__main__:job"),
     ],
 )
-async def test_invalid_schedules_are_refused_at_the_call_naming_the_field(source: RecordingSource, call: Any, field: str) -> None:
+async def test_invalid_schedules_are_refused_at_the_call_naming_the_field(
+    source: RecordingSource, call: Any, field: str
+) -> None:
     with pytest.raises(InvalidScheduleError) as refused:
         await call(source)
     assert field in str(refused.value)
@@ -189,8 +234,15 @@ def test_a_52_character_id_fits_the_cronjob_name_limit(source: RecordingSource) 
 
 @pytest.mark.parametrize(
     ("seconds", "cron"),
-    [(60, "* * * * *"), (300, "*/5 * * * *"), (1800, "*/30 * * * *"), (3600, "0 * * * *"),
-     (7200, "0 */2 * * *"), (8 * 3600, "0 */8 * * *"), (86400, "0 0 * * *")],
+    [
+        (60, "* * * * *"),
+        (300, "*/5 * * * *"),
+        (1800, "*/30 * * * *"),
+        (3600, "0 * * * *"),
+        (7200, "0 */2 * * *"),
+        (8 * 3600, "0 */8 * * *"),
+        (86400, "0 0 * * *"),
+    ],
 )
 def test_intervals_that_divide_an_hour_or_a_day_map_to_cron(seconds: int, cron: str) -> None:
     assert cron_for_interval(timedelta(seconds=seconds)) == cron
@@ -219,7 +271,11 @@ async def test_cronjob_is_listed_back_as_the_scheduled_task(source: RecordingSou
     assert entry is not None
     scheduled = entry.schedule
     assert scheduled.schedule_id == created.schedule_id
-    assert (scheduled.task_name, scheduled.args, scheduled.kwargs) == ("tests.unit.kubernetes.test_schedules:report", [4], {"kind": "x"})
+    assert (scheduled.task_name, scheduled.args, scheduled.kwargs) == (
+        "tests.unit.kubernetes.test_schedules:report",
+        [4],
+        {"kind": "x"},
+    )
     assert (scheduled.cron, scheduled.cron_offset) == ("5 * * * *", "Europe/Berlin")
     assert scheduled.labels["team"] == "ops"
     assert (entry.kind, entry.concurrency_policy, entry.active) == ("cron", "Allow", 1)
@@ -229,8 +285,19 @@ async def test_cronjob_is_listed_back_as_the_scheduled_task(source: RecordingSou
 
 
 def test_cronjobs_that_are_not_podiq_schedules_are_not_listed() -> None:
-    foreign = {"metadata": {"name": "backup", "labels": {}}, "spec": {"schedule": "* * * * *", "jobTemplate": {
-        "spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": ENV_TEMPLATE, "value": "{}"}]}]}}}}}}
+    foreign = {
+        "metadata": {"name": "backup", "labels": {}},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {"containers": [{"name": "c", "env": [{"name": ENV_TEMPLATE, "value": "{}"}]}]}
+                    }
+                }
+            },
+        },
+    }
     assert entry_from_cronjob(foreign) is None
     assert entry_from_cronjob({"metadata": {"labels": {LABEL_SCHEDULE_ID: "x"}}, "spec": {}}) is None
 
@@ -240,7 +307,9 @@ async def test_time_schedule_is_a_taskrun_held_back_until_its_time(source: Recor
     created = await report.kicker().with_schedule_id("once").schedule_by_time(source, when, 9)
     [body] = source.built
     assert body["kind"] == "TaskRun" and body["metadata"]["namespace"] == "jobs"
-    assert body["metadata"]["labels"][LABEL_SCHEDULE_ID] == "once" and body["metadata"]["labels"][LABEL_TRIGGER] == "time"
+    assert (
+        body["metadata"]["labels"][LABEL_SCHEDULE_ID] == "once" and body["metadata"]["labels"][LABEL_TRIGGER] == "time"
+    )
     assert body["spec"]["notBefore"] == "2030-01-02T03:04:05Z"
     assert body["spec"]["args"] == [9] and body["spec"]["labels"]["schedule_id"] == "once"
     run = TaskRun.from_api(body)
@@ -261,16 +330,28 @@ async def test_one_shot_runs_stop_being_schedules_once_started(source: Recording
     done = {"phase": "Succeeded", "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}
     assert entry_from_taskrun({**body, "status": done}) is None
     assert entry_from_taskrun({**body, "spec": {**body["spec"], "cancelled": True}}) is None
-    cron_firing = {**body, "metadata": {**body["metadata"], "labels": {**body["metadata"]["labels"], LABEL_TRIGGER: "cron"}}}
+    cron_firing = {
+        **body,
+        "metadata": {**body["metadata"], "labels": {**body["metadata"]["labels"], LABEL_TRIGGER: "cron"}},
+    }
     assert entry_from_taskrun(cron_firing) is None
 
 
 async def test_firing_creates_the_template_taskrun_named_after_its_job(source: RecordingSource) -> None:
-    await report.kicker().with_schedule_id("every-minute").with_labels(concurrency_policy="Forbid").schedule_by_cron(source, "* * * * *", 2)
+    await (
+        report.kicker()
+        .with_schedule_id("every-minute")
+        .with_labels(concurrency_policy="Forbid")
+        .schedule_by_cron(source, "* * * * *", 2)
+    )
     env = env_of(source.built[0])
     # What the pod sees: literal values, and the downward API's values for the fieldRefs.
-    pod_env = {ENV_TEMPLATE: env[ENV_TEMPLATE], ENV_WAIT: env[ENV_WAIT], ENV_JOB_NAME: "every-minute-29500000",
-               ENV_NAMESPACE: "jobs"}
+    pod_env = {
+        ENV_TEMPLATE: env[ENV_TEMPLATE],
+        ENV_WAIT: env[ENV_WAIT],
+        ENV_JOB_NAME: "every-minute-29500000",
+        ENV_NAMESPACE: "jobs",
+    }
     firing = FiringEnvironment.from_environ(pod_env)
     assert firing.waits and firing.concurrency_policy == "Forbid"
     body = taskrun_for_firing(firing)

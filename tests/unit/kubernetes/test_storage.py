@@ -18,8 +18,8 @@ from podiq.exceptions import (
 )
 from podiq.kubernetes.storage import (
     RedisStore,
-    StoreSettings,
     StoredValue,
+    StoreSettings,
     args_key,
     format_size,
     log_key,
@@ -45,14 +45,21 @@ def test_keys_carry_namespace_taskrun_and_attempt() -> None:
     assert result_key("jobs", "run-1", 2) == "podiq:jobs:run-1:result:2"
     assert log_key("jobs", "run-1", 2) == "podiq:jobs:run-1:log:2"
     assert run_keys("jobs", "r", 2) == [
-        "podiq:jobs:r:args", "podiq:jobs:r:result:1", "podiq:jobs:r:log:1", "podiq:jobs:r:result:2", "podiq:jobs:r:log:2",
+        "podiq:jobs:r:args",
+        "podiq:jobs:r:result:1",
+        "podiq:jobs:r:log:1",
+        "podiq:jobs:r:result:2",
+        "podiq:jobs:r:log:2",
     ]
 
 
 def test_settings_read_their_variables_and_pass_them_on() -> None:
     env = {
-        "PODIQ_REDIS_URL": "redis://r:6379/0", "PODIQ_REDIS_ARGS_INLINE_LIMIT": "1000",
-        "PODIQ_REDIS_RESULT_INLINE_LIMIT": "2000", "PODIQ_REDIS_TTL": "60", "PODIQ_REDIS_LOG_TAIL": "0",
+        "PODIQ_REDIS_URL": "redis://r:6379/0",
+        "PODIQ_REDIS_ARGS_INLINE_LIMIT": "1000",
+        "PODIQ_REDIS_RESULT_INLINE_LIMIT": "2000",
+        "PODIQ_REDIS_TTL": "60",
+        "PODIQ_REDIS_LOG_TAIL": "0",
         "PODIQ_REDIS_TIMEOUT": "2.5",
     }
     settings = StoreSettings.from_env(env)

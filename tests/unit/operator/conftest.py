@@ -17,8 +17,12 @@ def taskrun_body(name: str = "add-1", *, status: dict[str, Any] | None = None, *
         "apiVersion": "podiq.io/v1alpha1",
         "kind": "TaskRun",
         "metadata": {
-            "name": name, "namespace": "jobs", "uid": f"uid-{name}", "generation": 1,
-            "resourceVersion": "100", "creationTimestamp": "2026-03-04T05:06:06Z",
+            "name": name,
+            "namespace": "jobs",
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "resourceVersion": "100",
+            "creationTimestamp": "2026-03-04T05:06:06Z",
         },
         "spec": {"taskName": "app.tasks:add", "args": [1, 2], **spec},
         "status": status or {},
@@ -30,17 +34,30 @@ def taskrun(name: str = "add-1", **spec: Any) -> TaskRun:
 
 
 def job_body(
-    taskrun: str = "add-1", attempt: int = 1, *, conditions: list[dict[str, Any]] | None = None,
-    rv: str = "200", owner_uid: str | None = None,
+    taskrun: str = "add-1",
+    attempt: int = 1,
+    *,
+    conditions: list[dict[str, Any]] | None = None,
+    rv: str = "200",
+    owner_uid: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": f"{taskrun}-a{attempt}", "namespace": "jobs", "resourceVersion": rv,
+            "name": f"{taskrun}-a{attempt}",
+            "namespace": "jobs",
+            "resourceVersion": rv,
             "labels": {"podiq.io/taskrun": taskrun, "podiq.io/attempt": str(attempt)},
-            "ownerReferences": [{"apiVersion": "podiq.io/v1alpha1", "kind": "TaskRun", "name": taskrun,
-                                 "uid": owner_uid or f"uid-{taskrun}", "controller": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "podiq.io/v1alpha1",
+                    "kind": "TaskRun",
+                    "name": taskrun,
+                    "uid": owner_uid or f"uid-{taskrun}",
+                    "controller": True,
+                }
+            ],
         },
         "spec": {},
         "status": {"conditions": conditions or []},
@@ -48,8 +65,13 @@ def job_body(
 
 
 def pod_body(
-    job: str = "add-1-a1", *, phase: str = "Running", state: dict[str, Any] | None = None,
-    conditions: list[dict[str, Any]] | None = None, reason: str | None = None, message: str | None = None,
+    job: str = "add-1-a1",
+    *,
+    phase: str = "Running",
+    state: dict[str, Any] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+    reason: str | None = None,
+    message: str | None = None,
     rv: str = "300",
 ) -> dict[str, Any]:
     status: dict[str, Any] = {"phase": phase, "conditions": conditions or []}
@@ -60,9 +82,14 @@ def pod_body(
     if message:
         status["message"] = message
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": f"{job}-xk2p9", "namespace": "jobs", "resourceVersion": rv,
-                     "labels": {"batch.kubernetes.io/job-name": job, "podiq.io/taskrun": job.rsplit("-a", 1)[0]}},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{job}-xk2p9",
+            "namespace": "jobs",
+            "resourceVersion": rv,
+            "labels": {"batch.kubernetes.io/job-name": job, "podiq.io/taskrun": job.rsplit("-a", 1)[0]},
+        },
         "status": status,
     }
 

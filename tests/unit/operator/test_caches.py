@@ -29,7 +29,7 @@ def test_jobs_join_their_taskrun_by_owner() -> None:
     assert cache.put_job(job_body(attempt=1)) == ("jobs", "add-1")
     assert cache.put_job(job_body(attempt=2)) == ("jobs", "add-1")
     assert cache.latest_attempt(("jobs", "add-1")) == 2
-    assert cache.job(("jobs", "add-1"), 1)["metadata"]["name"] == "add-1-a1"  # type: ignore[index]
+    assert cache.job(("jobs", "add-1"), 1)["metadata"]["name"] == "add-1-a1"  # type: ignore[index]  # present in this test
     stray = job_body()
     stray["metadata"]["ownerReferences"] = []
     assert cache.put_job(stray) is None
@@ -41,7 +41,7 @@ def test_a_job_event_that_tells_nothing_new_needs_no_reconciliation() -> None:
     assert cache.put_job(created) == ("jobs", "add-1")
     echoed = {**created, "metadata": {**created["metadata"], "resourceVersion": "999", "managedFields": [{}]}}
     assert cache.put_job(echoed) is None, "the watch echoing the operator's own create"
-    assert cache.job(("jobs", "add-1"), 1)["metadata"]["resourceVersion"] == "999"  # type: ignore[index]
+    assert cache.job(("jobs", "add-1"), 1)["metadata"]["resourceVersion"] == "999"  # type: ignore[index]  # present in this test
     assert cache.put_job({**echoed, "status": {"active": 1}}) == ("jobs", "add-1")
 
 
@@ -49,7 +49,7 @@ def test_pods_and_failed_creates_join_through_their_job() -> None:
     cache = Cache()
     cache.put_job(job_body())
     assert cache.put_pod(pod_body()) == ("jobs", "add-1")
-    assert cache.pod(("jobs", "add-1"), 1)["metadata"]["name"] == "add-1-a1-xk2p9"  # type: ignore[index]
+    assert cache.pod(("jobs", "add-1"), 1)["metadata"]["name"] == "add-1-a1-xk2p9"  # type: ignore[index]  # present in this test
     assert cache.put_failed_create("jobs", "add-1-a1", "exceeded quota") == ("jobs", "add-1")
     assert cache.failed_create(("jobs", "add-1"), 1) == "exceeded quota"
     assert cache.put_pod({"metadata": {"name": "x", "namespace": "jobs", "labels": {}}}) is None
@@ -60,7 +60,7 @@ def test_a_deleted_pod_keeps_its_last_state() -> None:
     cache.put_job(job_body())
     cache.put_pod(pod_body(phase="Failed"))
     cache.put_pod(pod_body(phase="Failed"), deleted=True)
-    assert cache.pod(("jobs", "add-1"), 1)["status"]["phase"] == "Failed"  # type: ignore[index]
+    assert cache.pod(("jobs", "add-1"), 1)["status"]["phase"] == "Failed"  # type: ignore[index]  # present in this test
 
 
 def test_forgetting() -> None:

@@ -33,15 +33,23 @@ def render(*sets: str, check: bool = True) -> list[dict[str, Any]] | str:
 
 def operator_env(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     (deployment,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "r-podiq-operator"]
-    return deployment["spec"]["template"]["spec"]["containers"][0]["env"]  # type: ignore[no-any-return]
+    return deployment["spec"]["template"]["spec"]["containers"][0]["env"]  # type: ignore[no-any-return]  # typed by the caller
 
 
 def test_the_values_match_the_settings_defaults() -> None:
     redis = values()["redis"]
     defaults = StoreSettings()
     assert redis["enabled"] is False and redis["url"] == ""
-    assert (redis["argsInlineLimitBytes"], redis["resultInlineLimitBytes"], redis["ttlSeconds"], redis["logTailBytes"]) == (
-        defaults.args_inline_limit, defaults.result_inline_limit, defaults.ttl, defaults.log_tail,
+    assert (
+        redis["argsInlineLimitBytes"],
+        redis["resultInlineLimitBytes"],
+        redis["ttlSeconds"],
+        redis["logTailBytes"],
+    ) == (
+        defaults.args_inline_limit,
+        defaults.result_inline_limit,
+        defaults.ttl,
+        defaults.log_tail,
     )
 
 
@@ -56,21 +64,35 @@ def test_the_charts_redis_is_restricted_and_its_password_generated() -> None:
     docs = render("redis.enabled=true", "watchNamespaces={a,b}")
     assert isinstance(docs, list)
     kinds = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs}
-    assert {("Deployment", "podiq-system", "r-podiq-redis"), ("Service", "podiq-system", "r-podiq-redis"),
-            ("Secret", "podiq-system", "r-podiq-redis"), ("Role", "a", "r-podiq-operator-redis"),
-            ("RoleBinding", "b", "r-podiq-operator-redis")} <= kinds
+    assert {
+        ("Deployment", "podiq-system", "r-podiq-redis"),
+        ("Service", "podiq-system", "r-podiq-redis"),
+        ("Secret", "podiq-system", "r-podiq-redis"),
+        ("Role", "a", "r-podiq-operator-redis"),
+        ("RoleBinding", "b", "r-podiq-operator-redis"),
+    } <= kinds
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
     assert len(secret["data"]["password"]) > 40
     (redis,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "r-podiq-redis"]
     pod = redis["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert (
+        pod["securityContext"]["runAsNonRoot"] is True
+        and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    )
     assert container["securityContext"] == {
-        "runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert container["image"] == "docker.io/library/redis:7.4-alpine" and "$(REDIS_PASSWORD)" in container["args"]
-    (role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == "a" and "redis" in d["metadata"]["name"]]
+    (role,) = [
+        d
+        for d in docs
+        if d["kind"] == "Role" and d["metadata"]["namespace"] == "a" and "redis" in d["metadata"]["name"]
+    ]
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["podiq-redis"], "verbs": ["get", "update"]},
@@ -89,10 +111,14 @@ def test_the_charts_redis_is_restricted_and_its_password_generated() -> None:
 def test_your_own_redis_needs_its_secret() -> None:
     docs = render("redis.url=rediss://cache.example:6380/2", "redis.existingSecret=cache", "redis.passwordKey=admin")
     assert isinstance(docs, list)
-    assert not [d for d in docs if d["kind"] in ("Deployment", "Service", "Secret") and "redis" in d["metadata"]["name"]]
+    assert not [
+        d for d in docs if d["kind"] in ("Deployment", "Service", "Secret") and "redis" in d["metadata"]["name"]
+    ]
     assert ("ClusterRole", "r-podiq-operator-redis") in {(d["kind"], d["metadata"]["name"]) for d in docs}
     env = {e["name"]: e for e in operator_env(docs)}
     assert env["PODIQ_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "cache", "key": "admin"}
     assert env["PODIQ_REDIS_URL"]["value"] == "rediss://:$(PODIQ_REDIS_PASSWORD)@cache.example:6380/2"
     assert "redis.url needs redis.existingSecret" in str(render("redis.url=redis://r:6379/0", check=False))
-    assert "not both" in str(render("redis.url=redis://r:6379/0", "redis.existingSecret=s", "redis.enabled=true", check=False))
+    assert "not both" in str(
+        render("redis.url=redis://r:6379/0", "redis.existingSecret=s", "redis.enabled=true", check=False)
+    )

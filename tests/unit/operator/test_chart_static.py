@@ -6,7 +6,6 @@ Rendering is covered where Helm is available (end-to-end); these checks need not
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import yaml
@@ -51,22 +50,37 @@ def test_values_defaults() -> None:
 
 def test_deployment_passes_settings_the_operator_reads() -> None:
     deployment = template("deployment.yaml")
-    for name in ("PODIQ_WATCH_NAMESPACES", "PODIQ_RUNTIME_IMAGE", "PODIQ_RUNTIME_SERVICE_ACCOUNT",
-                 "PODIQ_METRICS_PORT", "PODIQ_LIVENESS", "PODIQ_PEERING", "PODIQ_EVENTS", "PODIQ_MAX_WORKERS"):
+    for name in (
+        "PODIQ_WATCH_NAMESPACES",
+        "PODIQ_RUNTIME_IMAGE",
+        "PODIQ_RUNTIME_SERVICE_ACCOUNT",
+        "PODIQ_METRICS_PORT",
+        "PODIQ_LIVENESS",
+        "PODIQ_PEERING",
+        "PODIQ_EVENTS",
+        "PODIQ_MAX_WORKERS",
+    ):
         assert f"name: {name}" in deployment
 
 
 def test_operator_pod_is_restricted() -> None:
     deployment = template("deployment.yaml")
-    for line in ("runAsNonRoot: true", "allowPrivilegeEscalation: false", "readOnlyRootFilesystem: true",
-                 'drop: ["ALL"]', "type: RuntimeDefault", "mountPath: /tmp", "path: /healthz"):
+    for line in (
+        "runAsNonRoot: true",
+        "allowPrivilegeEscalation: false",
+        "readOnlyRootFilesystem: true",
+        'drop: ["ALL"]',
+        "type: RuntimeDefault",
+        "mountPath: /tmp",
+        "path: /healthz",
+    ):
         assert line in deployment, line
 
 
 def test_runtime_role_only_reads_taskruns_and_writes_their_status() -> None:
     rbac = template("rbac.yaml")
     start = rbac.index('{{- define "podiq.runtimeRules" -}}') + len('{{- define "podiq.runtimeRules" -}}')
-    parsed = yaml.safe_load(rbac[start:rbac.index("{{- end -}}", start)])
+    parsed = yaml.safe_load(rbac[start : rbac.index("{{- end -}}", start)])
     assert parsed == [
         {"apiGroups": ["podiq.io"], "resources": ["taskruns"], "verbs": ["get"]},
         {"apiGroups": ["podiq.io"], "resources": ["taskruns/status"], "verbs": ["get", "patch", "update"]},
@@ -76,7 +90,7 @@ def test_runtime_role_only_reads_taskruns_and_writes_their_status() -> None:
 def test_operator_rules_are_least_privilege() -> None:
     rbac = template("rbac.yaml")
     start = rbac.index('{{- define "podiq.operatorRules" -}}') + len('{{- define "podiq.operatorRules" -}}')
-    body = rbac[start:rbac.index("{{- if .Values.peering.enabled }}", start)]
+    body = rbac[start : rbac.index("{{- if .Values.peering.enabled }}", start)]
     rules = yaml.safe_load(body)
     granted = {(g, r): set(rule["verbs"]) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {
@@ -115,16 +129,18 @@ def _helm() -> str | None:
 
 def _render(*sets: str) -> list[dict]:
     import subprocess
+
     helm = _helm()
     args = [helm, "template", "r", str(CHART), "--namespace", "podiq-system", "--kube-version", "1.31.0"]
     for item in sets:
         args += ["--set", item]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout  # type: ignore[arg-type]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     return [d for d in yaml.safe_load_all(out) if d]
 
 
 def test_rendered_chart_when_helm_is_available() -> None:
     import pytest
+
     if _helm() is None:
         if os.environ.get("CI"):
             pytest.fail("CI must render the chart: build helm with `python -m tests.cluster build`")
@@ -134,7 +150,11 @@ def test_rendered_chart_when_helm_is_available() -> None:
     scoped = _render("watchNamespaces={a,b}")
     kinds = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in scoped}
     assert not any(k == "ClusterRole" for k, _, _ in kinds)
-    assert {("Role", "a", "r-podiq-operator"), ("Role", "b", "podiq-runtime"), ("ServiceAccount", "b", "podiq-runtime")} <= kinds
+    assert {
+        ("Role", "a", "r-podiq-operator"),
+        ("Role", "b", "podiq-runtime"),
+        ("ServiceAccount", "b", "podiq-runtime"),
+    } <= kinds
     (deployment,) = [d for d in scoped if d["kind"] == "Deployment"]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PODIQ_WATCH_NAMESPACES"] == "a,b"
@@ -143,17 +163,26 @@ def test_rendered_chart_when_helm_is_available() -> None:
 
 def test_every_namespace_watched_the_operator_may_set_namespaces_up_and_grant_nothing_else() -> None:
     import pytest
+
     if _helm() is None:
         pytest.skip("helm is not built yet: run `python -m tests.cluster build` (or set PODIQ_HELM)")
     rendered = _render()
     (operator,) = [d for d in rendered if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "r-podiq-operator"]
-    rbac_rules = [r for r in operator["rules"] if set(r["apiGroups"]) & {"", "rbac.authorization.k8s.io"}
-                  and set(r["resources"]) & {"serviceaccounts", "rolebindings", "clusterroles"}]
+    rbac_rules = [
+        r
+        for r in operator["rules"]
+        if set(r["apiGroups"]) & {"", "rbac.authorization.k8s.io"}
+        and set(r["resources"]) & {"serviceaccounts", "rolebindings", "clusterroles"}
+    ]
     assert rbac_rules == [
         {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["create"]},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
-         "resourceNames": ["r-podiq-runtime", "r-podiq-scheduler"]},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": ["r-podiq-runtime", "r-podiq-scheduler"],
+        },
     ]
     roles = {d["metadata"]["name"]: d["rules"] for d in rendered if d["kind"] == "ClusterRole"}
     assert {"r-podiq-runtime", "r-podiq-scheduler"} <= roles.keys()
@@ -164,7 +193,10 @@ def test_every_namespace_watched_the_operator_may_set_namespaces_up_and_grant_no
     setup = config.namespace_setup
     assert setup.provision and setup.runtime_cluster_role == "r-podiq-runtime"
     assert (setup.scheduler_service_account, setup.scheduler_cluster_role) == ("podiq-scheduler", "r-podiq-scheduler")
-    assert setup.excluded == {"kube-system", "kube-public", "kube-node-lease"} and config.jobs.pending_deadline_seconds == 600
+    assert (
+        setup.excluded == {"kube-system", "kube-public", "kube-node-lease"}
+        and config.jobs.pending_deadline_seconds == 600
+    )
     kinds = {d["kind"] for d in rendered}
     assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds
 

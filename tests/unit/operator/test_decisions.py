@@ -10,7 +10,6 @@ import pytest
 from podiq._result import ResultRecord
 from podiq.kubernetes import ExitCode
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
-
 from podiq_operator.decisions import (
     RECORD_PODLESS_AFTER,
     Cancel,
@@ -68,7 +67,7 @@ class TestCancelled:
         assert isinstance(action, Cancel) and action.job_name == "add-1-a1"
         assert action.status.phase is Phase.CANCELLED and action.status.is_done()
         assert action.status.completion_time == NOW and action.status.duration == "1m0s"
-        assert ResultRecord.model_validate(action.status.result).error.type == "TaskCancelledError"  # type: ignore[union-attr]
+        assert ResultRecord.model_validate(action.status.result).error.type == "TaskCancelledError"  # type: ignore[union-attr]  # present here
 
     def test_cancel_before_any_attempt(self) -> None:
         action = decide(taskrun(cancelled=True), 0, MISSING, NOW)
@@ -135,7 +134,13 @@ class TestRecordingAnAttempt:
         action = decide(taskrun(), 1, obs, NOW)
         assert isinstance(action, WriteStatus)
         st = action.status
-        assert (st.attempts, st.job_name, st.pod_name, st.phase, st.reason) == (1, "add-1-a1", "p-1", Phase.RUNNING, Reason.RUNNING)
+        assert (st.attempts, st.job_name, st.pod_name, st.phase, st.reason) == (
+            1,
+            "add-1-a1",
+            "p-1",
+            Phase.RUNNING,
+            Reason.RUNNING,
+        )
         assert st.start_time == NOW - timedelta(seconds=2), "the attempt started when its Job was made"
 
     def test_records_a_podless_job_after_a_while_and_only_once(self) -> None:
@@ -178,7 +183,11 @@ class TestRecordingAnAttempt:
 
 class TestUnreportedEnd:
     def test_stale_view_is_refreshed_first(self) -> None:
-        for obs in (AttemptObservation(AttemptState.SUCCEEDED, exit_code=0), AttemptObservation(AttemptState.FAILED, exit_code=137), MISSING):
+        for obs in (
+            AttemptObservation(AttemptState.SUCCEEDED, exit_code=0),
+            AttemptObservation(AttemptState.FAILED, exit_code=137),
+            MISSING,
+        ):
             assert decide(started(), 1, obs, NOW) == Refresh()
 
     def write(self, run: TaskRun, obs: AttemptObservation) -> WriteStatus:
@@ -199,7 +208,7 @@ class TestUnreportedEnd:
         obs = AttemptObservation(AttemptState.FAILED, exit_code=137, failure="OOMKilled", message="", pod_name="p")
         limited = self.write(started(resources={"limits": {"memory": "64Mi"}}), obs).status
         assert limited.message.startswith("Attempt 1: OOMKilled.") and "memory limit of 64Mi" in limited.message
-        assert "64Mi" in ResultRecord.model_validate(limited.result).error.message  # type: ignore[union-attr]
+        assert "64Mi" in ResultRecord.model_validate(limited.result).error.message  # type: ignore[union-attr]  # present here
         unlimited = self.write(started(), obs).status
         assert "no limit on the TaskRun" in unlimited.message
 
@@ -217,7 +226,7 @@ class TestUnreportedEnd:
         obs = AttemptObservation(AttemptState.FAILED, failure="DeadlineExceeded", timed_out=True, message="late")
         action = self.write(started(timeoutSeconds=5), obs)
         assert action.status.reason is Reason.TIMED_OUT and action.status.phase is Phase.FAILED
-        assert ResultRecord.model_validate(action.status.result).error.type == "TaskTimeoutError"  # type: ignore[union-attr]
+        assert ResultRecord.model_validate(action.status.result).error.type == "TaskTimeoutError"  # type: ignore[union-attr]  # present here
 
     def test_exit_zero_without_result(self) -> None:
         action = self.write(started(), AttemptObservation(AttemptState.SUCCEEDED, exit_code=0))
@@ -230,7 +239,7 @@ class TestUnreportedEnd:
     def test_exit_three_is_rejected_never_retried(self) -> None:
         action = self.write(started(retryOnError=True), AttemptObservation(AttemptState.FAILED, exit_code=3))
         assert action.status.phase is Phase.REJECTED
-        assert ResultRecord.model_validate(action.status.result).error.type == "TaskRejectedError"  # type: ignore[union-attr]
+        assert ResultRecord.model_validate(action.status.result).error.type == "TaskRejectedError"  # type: ignore[union-attr]  # present here
 
     def test_exit_four_requeues(self) -> None:
         action = self.write(started(), AttemptObservation(AttemptState.FAILED, exit_code=4))
@@ -246,7 +255,9 @@ class TestObserve:
     def test_running_as_written_needs_no_write(self) -> None:
         assert decide(started(), 1, ACTIVE, NOW) == Idle()
 
-    @pytest.mark.parametrize("reason", [Reason.UNSCHEDULABLE, Reason.IMAGE_PULL_BACK_OFF, Reason.QUOTA_EXCEEDED, Reason.QUEUED])
+    @pytest.mark.parametrize(
+        "reason", [Reason.UNSCHEDULABLE, Reason.IMAGE_PULL_BACK_OFF, Reason.QUOTA_EXCEEDED, Reason.QUEUED]
+    )
     def test_stuck_attempt_says_why(self, reason: Reason) -> None:
         obs = AttemptObservation(AttemptState.BLOCKED, reason, "why not")
         action = decide(started(), 1, obs, NOW)
@@ -274,7 +285,10 @@ class TestObserve:
 class TestPendingDeadline:
     def blocked(self, reason: Reason = Reason.SERVICE_ACCOUNT_MISSING, waited: float = 0) -> AttemptObservation:
         return AttemptObservation(
-            AttemptState.BLOCKED, reason, 'serviceaccount "podiq-runtime" not found', started=NOW - timedelta(seconds=waited),
+            AttemptState.BLOCKED,
+            reason,
+            'serviceaccount "podiq-runtime" not found',
+            started=NOW - timedelta(seconds=waited),
         )
 
     def test_a_blocked_attempt_is_looked_at_again_at_its_deadline(self) -> None:
@@ -282,8 +296,17 @@ class TestPendingDeadline:
         assert isinstance(action, WriteStatus) and action.wake_after == 500.0
         assert action.status.reason is Reason.SERVICE_ACCOUNT_MISSING and action.status.phase is Phase.PENDING
 
-    @pytest.mark.parametrize("reason", [Reason.SERVICE_ACCOUNT_MISSING, Reason.UNSCHEDULABLE, Reason.IMAGE_PULL_BACK_OFF,
-                                        Reason.QUOTA_EXCEEDED, Reason.INVALID_POD_SPEC, Reason.ADMISSION_DENIED])
+    @pytest.mark.parametrize(
+        "reason",
+        [
+            Reason.SERVICE_ACCOUNT_MISSING,
+            Reason.UNSCHEDULABLE,
+            Reason.IMAGE_PULL_BACK_OFF,
+            Reason.QUOTA_EXCEEDED,
+            Reason.INVALID_POD_SPEC,
+            Reason.ADMISSION_DENIED,
+        ],
+    )
     def test_past_the_deadline_the_run_fails_with_the_reason_it_could_not_start(self, reason: Reason) -> None:
         action = decide(started(), 1, self.blocked(reason, waited=600), NOW)
         assert isinstance(action, Cancel) and action.job_name == "add-1-a1"
@@ -313,7 +336,9 @@ class TestPendingDeadline:
         assert "add-1-a1-xyz is still pending" in action.status.message
 
     def test_a_started_pod_and_a_queued_job_are_not_counted(self) -> None:
-        running = AttemptObservation(AttemptState.ACTIVE, pod_name="p", pod_started=True, started=NOW - timedelta(hours=2))
+        running = AttemptObservation(
+            AttemptState.ACTIVE, pod_name="p", pod_started=True, started=NOW - timedelta(hours=2)
+        )
         assert decide(started(), 1, running, NOW) == Idle()
         queued = self.blocked(Reason.QUEUED, waited=7200)
         action = decide(started(), 1, queued, NOW)

@@ -13,8 +13,13 @@ from .conftest import NOW, taskrun_body
 
 def test_an_event_names_its_taskrun_and_says_warning_or_normal() -> None:
     body = event_body(taskrun_body(), Event("Unschedulable", "0/1 nodes" * 200, warning=True), NOW, "op-1")
-    assert body["involvedObject"] == {"apiVersion": "podiq.io/v1alpha1", "kind": "TaskRun", "name": "add-1",
-                                      "namespace": "jobs", "uid": "uid-add-1"}
+    assert body["involvedObject"] == {
+        "apiVersion": "podiq.io/v1alpha1",
+        "kind": "TaskRun",
+        "name": "add-1",
+        "namespace": "jobs",
+        "uid": "uid-add-1",
+    }
     assert body["metadata"] == {"generateName": "add-1.", "namespace": "jobs"}
     assert (body["type"], body["reason"], len(body["message"])) == ("Warning", "Unschedulable", 1024)
     assert body["firstTimestamp"] == body["lastTimestamp"] == "2026-03-04T05:06:07Z"

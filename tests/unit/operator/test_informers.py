@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-
 from podiq_operator.informers import Informer, Source, _lines
 
 
@@ -49,7 +48,7 @@ async def test_an_expired_resource_version_ends_the_watch_and_lists_again() -> N
     async def handler(kind: str, body: dict[str, Any]) -> None:
         delivered.append((kind, body["metadata"]["name"]))
 
-    informer = Informer(None, Source("", "v1", "pods"), "ns", handler)  # type: ignore[arg-type]
+    informer = Informer(None, Source("", "v1", "pods"), "ns", handler)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     lists = watches = 0
 
     async def relist() -> str:
@@ -61,13 +60,15 @@ async def test_an_expired_resource_version_ends_the_watch_and_lists_again() -> N
         nonlocal watches
         watches += 1
         if watches == 1:  # an event, then the server's 410
-            return Response({"type": "ADDED", "object": {"metadata": {"name": "a", "resourceVersion": "11"}}},
-                            {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}})
+            return Response(
+                {"type": "ADDED", "object": {"metadata": {"name": "a", "resourceVersion": "11"}}},
+                {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}},
+            )
         await asyncio.sleep(3600)
         raise AssertionError
 
-    informer._relist = relist  # type: ignore[method-assign]
-    informer._get = get  # type: ignore[method-assign]
+    informer._relist = relist  # type: ignore[method-assign]  # patched for this test
+    informer._get = get  # type: ignore[method-assign]  # patched for this test
     task = asyncio.create_task(informer.run())
     async with asyncio.timeout(5):
         while watches < 2:

@@ -49,10 +49,16 @@ class TestBuildJob:
         meta = job["metadata"]
         assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
         assert (meta["name"], meta["namespace"]) == ("add-1-a2", "jobs")
-        assert meta["ownerReferences"] == [{
-            "apiVersion": "podiq.io/v1alpha1", "kind": "TaskRun", "name": "add-1", "uid": "uid-add-1",
-            "controller": True, "blockOwnerDeletion": True,
-        }]
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "podiq.io/v1alpha1",
+                "kind": "TaskRun",
+                "name": "add-1",
+                "uid": "uid-add-1",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
         assert meta["labels"]["podiq.io/taskrun"] == "add-1"
         assert meta["labels"]["podiq.io/task"] == "app.tasks.add"
         assert meta["labels"]["podiq.io/attempt"] == "2"
@@ -96,7 +102,8 @@ class TestBuildJob:
 
     def test_image_resources_and_pull_policy(self) -> None:
         job = self.build(
-            image="me/app:2", resources={"limits": {"memory": "1Gi"}, "requests": {"cpu": 1}},
+            image="me/app:2",
+            resources={"limits": {"memory": "1Gi"}, "requests": {"cpu": 1}},
             config=JobConfig(image_pull_policy="IfNotPresent"),
         )
         (container,) = job["spec"]["template"]["spec"]["containers"]

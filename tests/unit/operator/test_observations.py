@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from podiq.kubernetes.resources import Reason
-
 from podiq_operator.observations import AttemptState, failed_create_reason, observe_attempt
 
 from .conftest import job_body, pod_body, terminated
@@ -53,14 +52,20 @@ def test_failed_job_carries_the_exit_code_and_reason() -> None:
 
 
 def test_failure_target_counts_as_failed() -> None:
-    obs = observe_attempt(job_body(conditions=[cond("FailureTarget", reason="BackoffLimitExceeded")]),
-                          pod_body(state=terminated(1)))
+    obs = observe_attempt(
+        job_body(conditions=[cond("FailureTarget", reason="BackoffLimitExceeded")]), pod_body(state=terminated(1))
+    )
     assert (obs.state, obs.exit_code) == (AttemptState.FAILED, 1)
 
 
 def test_deadline_exceeded_is_a_timeout() -> None:
     obs = observe_attempt(job_body(conditions=[cond("Failed", reason="DeadlineExceeded", message="too long")]))
-    assert (obs.state, obs.timed_out, obs.failure, obs.message) == (AttemptState.FAILED, True, "DeadlineExceeded", "too long")
+    assert (obs.state, obs.timed_out, obs.failure, obs.message) == (
+        AttemptState.FAILED,
+        True,
+        "DeadlineExceeded",
+        "too long",
+    )
 
 
 def test_failed_job_with_pod_gone() -> None:
@@ -84,9 +89,15 @@ def test_evicted_pod_failed() -> None:
 
 
 def test_unschedulable() -> None:
-    pod = pod_body(phase="Pending", conditions=[cond("PodScheduled", "False", "Unschedulable", "0/3 nodes: Insufficient cpu.")])
+    pod = pod_body(
+        phase="Pending", conditions=[cond("PodScheduled", "False", "Unschedulable", "0/3 nodes: Insufficient cpu.")]
+    )
     obs = observe_attempt(job_body(), pod)
-    assert (obs.state, obs.reason, obs.message) == (AttemptState.BLOCKED, Reason.UNSCHEDULABLE, "0/3 nodes: Insufficient cpu.")
+    assert (obs.state, obs.reason, obs.message) == (
+        AttemptState.BLOCKED,
+        Reason.UNSCHEDULABLE,
+        "0/3 nodes: Insufficient cpu.",
+    )
 
 
 def test_image_pull_back_off() -> None:
@@ -131,24 +142,46 @@ def test_exit_codes_from_signals_are_named() -> None:
     assert _exit_message(2) == "The runtime exited with code 2."
 
 
-@pytest.mark.parametrize(("message", "reason"), [
-    ('Error creating: pods "add-1-a1-" is forbidden: error looking up service account jobs/podiq-runtime: '
-     'serviceaccount "podiq-runtime" not found', Reason.SERVICE_ACCOUNT_MISSING),
-    ('Error creating: pods "add-1-a1-x" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, '
-     'limited: pods=1', Reason.QUOTA_EXCEEDED),
-    ('Error creating: pods "add-1-a1-x" is forbidden: failed quota: compute: must specify limits.cpu for: task',
-     Reason.QUOTA_EXCEEDED),
-    ('Error creating: pods "add-1-a1-x" is forbidden: maximum cpu usage per Container is 1, but limit is 2',
-     Reason.LIMIT_RANGE),
-    ('Error creating: pods "add-1-a1-x" is forbidden: violates PodSecurity "restricted:latest": '
-     'allowPrivilegeEscalation != false', Reason.POD_SECURITY),
-    ('Error creating: admission webhook "policy.example.com" denied the request: no', Reason.ADMISSION_DENIED),
-    ("Error creating: pods \"add-1-a1-x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied "
-     "request: nope", Reason.ADMISSION_DENIED),
-    ('Error creating: Pod "add-1-a1-x" is invalid: spec.containers[0].resources.requests[cpu]: Invalid value: "2": '
-     'must be less than or equal to cpu limit', Reason.INVALID_POD_SPEC),
-    ("Error creating: Internal error occurred: etcdserver: request timed out", Reason.POD_CREATE_FAILED),
-])
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            'Error creating: pods "add-1-a1-" is forbidden: error looking up service account jobs/podiq-runtime: '
+            'serviceaccount "podiq-runtime" not found',
+            Reason.SERVICE_ACCOUNT_MISSING,
+        ),
+        (
+            'Error creating: pods "add-1-a1-x" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, '
+            "limited: pods=1",
+            Reason.QUOTA_EXCEEDED,
+        ),
+        (
+            'Error creating: pods "add-1-a1-x" is forbidden: failed quota: compute: must specify limits.cpu for: task',
+            Reason.QUOTA_EXCEEDED,
+        ),
+        (
+            'Error creating: pods "add-1-a1-x" is forbidden: maximum cpu usage per Container is 1, but limit is 2',
+            Reason.LIMIT_RANGE,
+        ),
+        (
+            'Error creating: pods "add-1-a1-x" is forbidden: violates PodSecurity "restricted:latest": '
+            "allowPrivilegeEscalation != false",
+            Reason.POD_SECURITY,
+        ),
+        ('Error creating: admission webhook "policy.example.com" denied the request: no', Reason.ADMISSION_DENIED),
+        (
+            "Error creating: pods \"add-1-a1-x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied "
+            "request: nope",
+            Reason.ADMISSION_DENIED,
+        ),
+        (
+            'Error creating: Pod "add-1-a1-x" is invalid: spec.containers[0].resources.requests[cpu]: Invalid value: "2": '
+            "must be less than or equal to cpu limit",
+            Reason.INVALID_POD_SPEC,
+        ),
+        ("Error creating: Internal error occurred: etcdserver: request timed out", Reason.POD_CREATE_FAILED),
+    ],
+)
 def test_each_failed_create_has_its_own_reason_and_keeps_the_message(message: str, reason: Reason) -> None:
     assert failed_create_reason(message) is reason
     obs = observe_attempt(job_body(), None, failed_create=message)
@@ -164,5 +197,7 @@ def test_a_container_that_cannot_be_made_is_stuck() -> None:
 
 def test_pod_started_tells_a_running_container_from_a_pending_one() -> None:
     assert observe_attempt(job_body(), pod_body(state={"running": {}})).pod_started
-    assert not observe_attempt(job_body(), pod_body(phase="Pending", state={"waiting": {"reason": "ContainerCreating"}})).pod_started
+    assert not observe_attempt(
+        job_body(), pod_body(phase="Pending", state={"waiting": {"reason": "ContainerCreating"}})
+    ).pod_started
     assert not observe_attempt(job_body(), None).pod_started

@@ -9,7 +9,6 @@ import pytest
 
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
 from podiq.kubernetes.taskpools import TaskPool
-
 from podiq_operator.config import JobConfig
 from podiq_operator.decisions import Cancel, Idle, StartAttempt, decide
 from podiq_operator.observations import AttemptObservation, AttemptState
@@ -53,7 +52,11 @@ def test_workers_scale_with_backlog_and_busy_runs_within_bounds() -> None:
 
 def test_the_deployment_runs_workers_of_the_pool_as_non_root() -> None:
     config = JobConfig(runtime_image="podiq-runtime:1", store_secret="podiq-redis")
-    p = pool(imports=["app.tasks"], concurrency=5, env=[{"name": "PODIQ_POOL", "value": "other"}, {"name": "A", "value": "1"}])
+    p = pool(
+        imports=["app.tasks"],
+        concurrency=5,
+        env=[{"name": "PODIQ_POOL", "value": "other"}, {"name": "A", "value": "1"}],
+    )
     body = build_deployment(p, 2, config)
     assert body["metadata"]["name"] == "podiq-pool-fast" and body["spec"]["replicas"] == 2
     assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-fast"
@@ -123,8 +126,15 @@ def test_a_worker_without_its_pool_says_what_sets_it() -> None:
 
     with pytest.raises(ValueError, match="PODIQ_POOL.*TaskPool"):
         WorkerSettings.from_environ({"PODIQ_POD_NAME": "w-1"})
-    settings = WorkerSettings.from_environ({"PODIQ_POOL": "fast", "PODIQ_POOL_NAMESPACE": "ns", "HOSTNAME": "w-1",
-                                            "PODIQ_IMPORTS": "a, b", "PODIQ_CONCURRENCY": "3"})
+    settings = WorkerSettings.from_environ(
+        {
+            "PODIQ_POOL": "fast",
+            "PODIQ_POOL_NAMESPACE": "ns",
+            "HOSTNAME": "w-1",
+            "PODIQ_IMPORTS": "a, b",
+            "PODIQ_CONCURRENCY": "3",
+        }
+    )
     assert (settings.pod_name, settings.imports, settings.concurrency) == ("w-1", ["a", "b"], 3)
 
 
@@ -133,5 +143,7 @@ def test_podiq_worker_outside_a_pool_exits_saying_what_is_missing() -> None:
     import sys
 
     env = {"PATH": "/usr/bin:/bin", "PODIQ_REDIS_URL": ""}
-    done = subprocess.run([sys.executable, "-m", "podiq.cli", "worker"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "podiq.cli", "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 70 and "PODIQ_POOL" in done.stderr and "TaskPool" in done.stderr

@@ -16,7 +16,6 @@ from podiq.kubernetes.storage import StoreSettings
 from podiq.runtime.environment import RuntimeEnvironment
 from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.running import report, stored_outcome
-
 from podiq_operator.clusters import ConflictError, NotFoundError
 from podiq_operator.config import OperatorConfig
 from podiq_operator.decisions import Event
@@ -56,7 +55,11 @@ class FakeCluster:
         attempt = max(attempt_of(job) or 0 for job in self.jobs.values())
         name = job_name(run.name, attempt)
         environment = RuntimeEnvironment(
-            taskrun_name=key[1], namespace=key[0], attempt=attempt, job_name=name, pod_name=f"{name}-xk2p9",
+            taskrun_name=key[1],
+            namespace=key[0],
+            attempt=attempt,
+            job_name=name,
+            pod_name=f"{name}-xk2p9",
         )
         api = RuntimeApi(self)
         backend = TaskRunStatusBackend(api, key[0], key[1])
@@ -86,7 +89,9 @@ class FakeCluster:
         self.reads.append(f"get taskrun {name}")
         return copy.deepcopy(self.taskruns.get((namespace, name)))
 
-    async def patch_taskrun_status(self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None) -> dict[str, Any]:
+    async def patch_taskrun_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
         return self._patch((namespace, name), status, resource_version, "operator status")
 
     async def delete_taskrun(self, namespace: str, name: str, uid: str | None) -> None:
@@ -137,7 +142,12 @@ class RuntimeApi:
         return copy.deepcopy(self.cluster.taskruns.get((namespace, name)))
 
     async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None,
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         return self.cluster._patch((namespace, name), status, resource_version, "runtime status")
 
@@ -148,8 +158,10 @@ class Harness:
         self.events: list[Event] = []
         self.now = NOW
         self.reconciler = Reconciler(
-            self.cluster, config or OperatorConfig(metrics_port=None),
-            events=lambda body, event: self.events.append(event), clock=lambda: self.now,
+            self.cluster,
+            config or OperatorConfig(metrics_port=None),
+            events=lambda body, event: self.events.append(event),
+            clock=lambda: self.now,
         )
 
     async def sync(self, key: tuple[str, str], *pods: dict[str, Any]) -> None:
@@ -327,6 +339,7 @@ async def test_not_before_waits_then_starts(h: Harness) -> None:
 
 async def test_job_of_a_previous_incarnation_is_waited_for(h: Harness) -> None:
     from podiq_operator.jobs import build_job
+
     old = build_job(TaskRun.from_api(taskrun_body()), 1, h.reconciler.config.jobs)
     old["metadata"]["ownerReferences"][0]["uid"] = "uid-of-a-deleted-run"
     await h.cluster.create_job(old)
@@ -347,7 +360,7 @@ async def test_api_errors_are_retried_with_backoff(h: Harness) -> None:
     async def broken(body: dict[str, Any]) -> None:
         raise RuntimeError("apiserver down")
 
-    h.cluster.create_job = broken  # type: ignore[method-assign]
+    h.cluster.create_job = broken  # type: ignore[method-assign]  # patched for this test
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
     assert key in h.reconciler._wakeups
@@ -382,7 +395,7 @@ async def test_concurrent_reconciliations_are_bounded_by_max_workers() -> None:
         running -= 1
         await create(body)
 
-    cluster.create_job = slow_create  # type: ignore[method-assign]
+    cluster.create_job = slow_create  # type: ignore[method-assign]  # patched for this test
     keys = [cluster.create_taskrun(taskrun_body(name=f"run-{i}")) for i in range(12)]
     await asyncio.gather(*(harness.sync(key) for key in keys))
     await harness.reconciler.close()
@@ -406,10 +419,10 @@ async def test_a_job_without_a_pod_is_recorded_after_a_while(h: Harness) -> None
         job["status"] = {}
         h.reconciler.cache.put_job(job)
 
-    h.cluster.create_job = create_seen_by_the_watch_first  # type: ignore[method-assign]
+    h.cluster.create_job = create_seen_by_the_watch_first  # type: ignore[method-assign]  # patched for this test
     await h.reconciler.reconcile(key)  # creates the Job; no pod yet: wakes up later
     assert "operator status" not in h.cluster.writes
-    assert h.reconciler.cache.job(key, 1)["metadata"]["creationTimestamp"] == NOW.isoformat()  # type: ignore[index]
+    assert h.reconciler.cache.job(key, 1)["metadata"]["creationTimestamp"] == NOW.isoformat()  # type: ignore[index]  # present in this test
     h.now = NOW + timedelta(seconds=decisions.RECORD_PODLESS_AFTER + 1)
     h.reconciler.wake(key, 0)
     await asyncio.sleep(0.05)
@@ -433,7 +446,7 @@ async def test_triggers_while_one_waits_its_turn_join_it(h: Harness) -> None:
         calls += 1
         await reconcile(k)
 
-    h.reconciler._reconcile = counted  # type: ignore[method-assign]
+    h.reconciler._reconcile = counted  # type: ignore[method-assign]  # patched for this test
     for _ in range(5):
         h.reconciler.trigger(key)
     await asyncio.sleep(0.05)
@@ -448,19 +461,29 @@ async def test_the_first_run_in_a_namespace_provisions_its_service_accounts_once
 
     from podiq_operator.config import NamespaceConfig
 
-    setup = NamespaceConfig(provision=True, runtime_cluster_role="podiq-runtime", scheduler_service_account="podiq-scheduler")
+    setup = NamespaceConfig(
+        provision=True, runtime_cluster_role="podiq-runtime", scheduler_service_account="podiq-scheduler"
+    )
     h = Harness(dataclasses.replace(OperatorConfig(metrics_port=None), namespace_setup=setup))
     h.cluster.others[("ServiceAccount", "jobs", "podiq-scheduler")] = {}  # made by hand: left as it is
     first, second = h.cluster.create_taskrun(taskrun_body("add-1")), h.cluster.create_taskrun(taskrun_body("add-2"))
     await h.sync(first)
     await h.sync(second)
     assert h.cluster.writes == [
-        "create taskrun", "create taskrun",
-        "create ServiceAccount podiq-runtime", "create RoleBinding podiq-runtime", "create RoleBinding podiq-scheduler",
-        "create job add-1-a1", "create job add-2-a1",
+        "create taskrun",
+        "create taskrun",
+        "create ServiceAccount podiq-runtime",
+        "create RoleBinding podiq-runtime",
+        "create RoleBinding podiq-scheduler",
+        "create job add-1-a1",
+        "create job add-2-a1",
     ]
     binding = h.cluster.others[("RoleBinding", "jobs", "podiq-runtime")]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "podiq-runtime"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "podiq-runtime",
+    }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "podiq-runtime", "namespace": "jobs"}]
     await h.reconciler.close()
 
@@ -497,7 +520,11 @@ async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event() -> None
 
     from podiq_operator.config import NamespaceConfig
 
-    h = Harness(dataclasses.replace(OperatorConfig(metrics_port=None), namespace_setup=NamespaceConfig(excluded=frozenset({"jobs"}))))
+    h = Harness(
+        dataclasses.replace(
+            OperatorConfig(metrics_port=None), namespace_setup=NamespaceConfig(excluded=frozenset({"jobs"}))
+        )
+    )
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
     run = h.status(key)
@@ -514,10 +541,12 @@ async def test_a_job_the_api_server_finds_invalid_ends_the_run_saying_why(h: Har
 
     async def invalid(body: dict[str, Any]) -> None:
         exc = ApiException(status=422, reason="Unprocessable Entity")
-        exc.body = _json.dumps({"message": 'Job.batch "add-1-a1" is invalid: spec.template.spec.containers[0].image: Required value'})
+        exc.body = _json.dumps(
+            {"message": 'Job.batch "add-1-a1" is invalid: spec.template.spec.containers[0].image: Required value'}
+        )
         raise exc
 
-    h.cluster.create_job = invalid  # type: ignore[method-assign]
+    h.cluster.create_job = invalid  # type: ignore[method-assign]  # patched for this test
     key = h.cluster.create_taskrun(taskrun_body())
     await h.sync(key)
     run = h.status(key)

@@ -44,7 +44,12 @@ async def test_the_runtime_waits_out_an_api_server_that_is_away(monkeypatch: Any
     from podiq.runtime import running
 
     monkeypatch.setattr(running, "API_BACKOFF", (0.01, 0.02))
-    failures = [aiohttp.ClientConnectionError("refused"), ApiException(status=503), TimeoutError(), ApiException(status=403)]
+    failures = [
+        aiohttp.ClientConnectionError("refused"),
+        ApiException(status=503),
+        TimeoutError(),
+        ApiException(status=403),
+    ]
 
     async def flaky() -> str:
         if failures:

@@ -6,7 +6,14 @@ import kopf
 import pytest
 
 from podiq_operator.config import OperatorConfig
-from podiq_operator.handlers import FAILED_CREATE_EVENTS, NoDiffBase, NoProgress, Secondaries, apply_settings, build_registry
+from podiq_operator.handlers import (
+    FAILED_CREATE_EVENTS,
+    NoDiffBase,
+    NoProgress,
+    Secondaries,
+    apply_settings,
+    build_registry,
+)
 from podiq_operator.reconciling import Reconciler
 
 from .conftest import job_body, pod_body, taskrun_body
@@ -20,13 +27,25 @@ def test_defaults_from_an_empty_environment() -> None:
 
 
 def test_environment() -> None:
-    config = OperatorConfig.from_env({
-        "PODIQ_WATCH_NAMESPACES": "a, b,,", "PODIQ_RUNTIME_IMAGE": "rt:2", "PODIQ_METRICS_PORT": "0",
-        "PODIQ_EVENTS": "false", "PODIQ_PEERING": "podiq", "PODIQ_LIVENESS": "", "PODIQ_MAX_WORKERS": "5",
-        "PODIQ_DEADLINE_GRACE": "7", "PODIQ_IMAGE_PULL_POLICY": "Always",
-    })
+    config = OperatorConfig.from_env(
+        {
+            "PODIQ_WATCH_NAMESPACES": "a, b,,",
+            "PODIQ_RUNTIME_IMAGE": "rt:2",
+            "PODIQ_METRICS_PORT": "0",
+            "PODIQ_EVENTS": "false",
+            "PODIQ_PEERING": "podiq",
+            "PODIQ_LIVENESS": "",
+            "PODIQ_MAX_WORKERS": "5",
+            "PODIQ_DEADLINE_GRACE": "7",
+            "PODIQ_IMAGE_PULL_POLICY": "Always",
+        }
+    )
     assert config.namespaces == ("a", "b")
-    assert (config.jobs.runtime_image, config.jobs.deadline_grace_seconds, config.jobs.image_pull_policy) == ("rt:2", 7, "Always")
+    assert (config.jobs.runtime_image, config.jobs.deadline_grace_seconds, config.jobs.image_pull_policy) == (
+        "rt:2",
+        7,
+        "Always",
+    )
     assert config.metrics_port is None and config.liveness_endpoint is None
     assert not config.events and config.peering == "podiq" and config.api.max_workers == 5
 
@@ -36,11 +55,16 @@ def test_namespace_and_deadline_settings() -> None:
     assert default.jobs.pending_deadline_seconds == 600
     assert default.namespace_setup.excluded == {"kube-system", "kube-public", "kube-node-lease"}
     assert not default.namespace_setup.provision and default.namespace_setup.scheduler_service_account is None
-    config = OperatorConfig.from_env({
-        "PODIQ_PENDING_DEADLINE": "30", "PODIQ_EXCLUDED_NAMESPACES": "kube-system, secure", "PODIQ_PROVISION": "true",
-        "PODIQ_RUNTIME_CLUSTER_ROLE": "rel-podiq-runtime", "PODIQ_SCHEDULER_SERVICE_ACCOUNT": "podiq-scheduler",
-        "PODIQ_SCHEDULER_CLUSTER_ROLE": "rel-podiq-scheduler",
-    })
+    config = OperatorConfig.from_env(
+        {
+            "PODIQ_PENDING_DEADLINE": "30",
+            "PODIQ_EXCLUDED_NAMESPACES": "kube-system, secure",
+            "PODIQ_PROVISION": "true",
+            "PODIQ_RUNTIME_CLUSTER_ROLE": "rel-podiq-runtime",
+            "PODIQ_SCHEDULER_SERVICE_ACCOUNT": "podiq-scheduler",
+            "PODIQ_SCHEDULER_CLUSTER_ROLE": "rel-podiq-scheduler",
+        }
+    )
     setup = config.namespace_setup
     assert config.jobs.pending_deadline_seconds == 30 and setup.excluded == {"kube-system", "secure"}
     assert setup.provision and setup.runtime_cluster_role == "rel-podiq-runtime"
@@ -53,7 +77,9 @@ def test_kopf_settings() -> None:
     apply_settings(settings, OperatorConfig())
     assert settings.peering.standalone is True
     assert settings.scanning.disabled is True
-    assert settings.queueing.worker_limit == 200 and settings.queueing.idle_timeout <= 1  # writes are bounded by the reconciler
+    assert (
+        settings.queueing.worker_limit == 200 and settings.queueing.idle_timeout <= 1
+    )  # writes are bounded by the reconciler
     # Event handlers keep nothing in the objects: kopf has no diff base to copy or progress to scrub.
     assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
     assert isinstance(settings.persistence.progress_storage, NoProgress)
@@ -74,11 +100,11 @@ def test_only_event_handlers_so_kopf_writes_nothing_to_objects(peering: bool) ->
 
     Standalone, kopf watches only TaskRuns (informers read the rest); with peering, all four."""
     config = OperatorConfig(peering="podiq" if peering else None)
-    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]
+    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     registry = build_registry(reconciler, config, Secondaries(reconciler) if peering else None)
     watching = list(registry._watching.get_all_handlers())
     expected = ["events", "jobs", "pods", "taskruns"] if peering else ["taskruns"]
-    assert sorted(h.selector.any_name for h in watching) == expected  # type: ignore[union-attr]
+    assert sorted(h.selector.any_name for h in watching) == expected  # type: ignore[union-attr]  # present here
     assert not list(registry._changing.get_all_handlers())
     assert not list(registry._spawning.get_all_handlers())
     assert not list(registry._webhooks.get_all_handlers())
@@ -87,16 +113,20 @@ def test_only_event_handlers_so_kopf_writes_nothing_to_objects(peering: bool) ->
 
 async def test_secondary_objects_trigger_their_taskrun_only_when_they_tell_something_new() -> None:
     config = OperatorConfig()
-    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]
+    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     triggered: list[tuple[str, str]] = []
-    reconciler.trigger = triggered.append  # type: ignore[method-assign]
+    reconciler.trigger = triggered.append  # type: ignore[method-assign]  # patched for this test
     secondaries = Secondaries(reconciler)
     reconciler.cache.put_taskrun(taskrun_body())
     job = job_body()
     await secondaries.job("ADDED", job)
     await secondaries.job("MODIFIED", {**job, "metadata": {**job["metadata"], "resourceVersion": "999"}})  # an echo
     await secondaries.pod("ADDED", pod_body())
-    event = {"involvedObject": {"kind": "Job", "namespace": "jobs", "name": "add-1-a1"}, "reason": "FailedCreate", "message": "quota"}
+    event = {
+        "involvedObject": {"kind": "Job", "namespace": "jobs", "name": "add-1-a1"},
+        "reason": "FailedCreate",
+        "message": "quota",
+    }
     await secondaries.failed_create("ADDED", event)
     await secondaries.failed_create("ADDED", {**event, "reason": "SuccessfulCreate"})
     await secondaries.job("DELETED", job)

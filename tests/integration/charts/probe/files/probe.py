@@ -15,11 +15,11 @@ SA_DIR = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
 async def probe() -> dict:
     config.load_incluster_config()
     namespace = (SA_DIR / "namespace").read_text().strip()
-    result = {"namespace": namespace, "pod": os.environ.get("POD_NAME"),
-              "greeting": os.environ.get("GREETING")}
+    result = {"namespace": namespace, "pod": os.environ.get("POD_NAME"), "greeting": os.environ.get("GREETING")}
     async with client.ApiClient() as api:
         review = await client.AuthenticationV1Api(api).create_self_subject_review(
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
         result["user"] = review.status.user_info.username
         core = client.CoreV1Api(api)
         configmaps = await core.list_namespaced_config_map(namespace)
