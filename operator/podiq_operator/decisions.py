@@ -165,7 +165,7 @@ def decide(
         return WriteStatus(refused.status)
 
     # 3. Never started, and neither cancelled nor held back: start (the Job records it, no write).
-    if attempt == 0 and not run.is_cancelled() and run.not_started_before(now) is None:
+    if attempt == 0 and not run.cancel_requested() and run.time_until_start(now) is None:
         return _start(run, 1)
 
     new = status.model_copy(deep=True)
@@ -174,7 +174,7 @@ def decide(
     unrecorded = new.record_attempt(attempt, job_name(run.name, attempt), observation.started or now)
 
     # 4. Cancelled: stop the attempt, whatever it is doing.
-    if run.is_cancelled():
+    if run.cancel_requested():
         new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
         running = observation.state is not AttemptState.MISSING and not observation.finished
         return Cancel(
@@ -184,7 +184,7 @@ def decide(
         )
 
     # 5. Not before: hold the first attempt back.
-    if attempt == 0 and (wait := run.not_started_before(now)) is not None:
+    if attempt == 0 and (wait := run.time_until_start(now)) is not None:
         assert run.spec.not_before is not None
         new.mark_waiting(run.spec.not_before, now)
         if new == status:

@@ -59,7 +59,7 @@ def decide_pool_run(run: TaskRun, now: datetime) -> Action:
     The :class:`PoolKeeper` then signals the workers, and the one running it stops the task;
     everything else is the workers' and the keeper's.
     """
-    if not run.is_cancelled():
+    if not run.cancel_requested():
         return Idle()
     new = run.status.model_copy(deep=True)
     new.observed_generation = run.metadata.generation
@@ -160,7 +160,7 @@ def next_attempt(run: TaskRun) -> int | None:
 def backstop(run: TaskRun, pool: TaskPool | None, marker: str | None, now: datetime) -> Backstop | None:
     """The keeper's verdict on an unfinished, uncancelled pool run whose next attempt is ``next_attempt``."""
     attempt = next_attempt(run)
-    if attempt is None or run.not_started_before(now) is not None:
+    if attempt is None or run.time_until_start(now) is not None:
         return None
     waited = _waited(run, now)
     if pool is None:

@@ -130,9 +130,9 @@ class PoolKeeper:
                 logger.error("TaskPool %s/%s was not kept: %s", kept.namespace, kept.name, exc)
         now = datetime.now(UTC)
         for run in list(self.runs()):
-            if run.spec.pool is not None and run.is_cancelled():
+            if run.spec.pool is not None and run.cancel_requested():
                 await self._signal_cancel(run)
-            if run.spec.pool is None or run.is_done() or run.is_cancelled():
+            if run.spec.pool is None or run.is_done() or run.cancel_requested():
                 continue
             pool = pools.get((run.namespace, run.spec.pool))
             attempt = next_attempt(run)

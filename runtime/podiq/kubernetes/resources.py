@@ -564,14 +564,14 @@ class TaskRun(_Model):
     def is_done(self) -> bool:
         return self.status.is_done()
 
-    def is_cancelled(self) -> bool:
+    def cancel_requested(self) -> bool:
         """Cancellation was asked for (intent), whether or not it has been carried out."""
         return self.spec.cancelled
 
     def can_retry(self) -> bool:
         return self.spec.retry_on_error and self.status.retries < self.spec.max_retries
 
-    def not_started_before(self, now: datetime) -> timedelta | None:
+    def time_until_start(self, now: datetime) -> timedelta | None:
         """How long until ``spec.notBefore``, if it is in the future."""
         if self.spec.not_before is None or self.spec.not_before <= now:
             return None

@@ -109,14 +109,14 @@ async def _run_attempt(
             logger.error("TaskRun %s/%s does not exist.", environment.namespace, environment.taskrun_name)
             return INFRASTRUCTURE_FAILURE
         taskrun = TaskRun.from_api(body)
-        if moved_on(taskrun, environment.attempt) or taskrun.is_cancelled():
+        if moved_on(taskrun, environment.attempt) or taskrun.cancel_requested():
             # A pod of an attempt that is no longer current must not run the task again.
             logger.warning(
                 "TaskRun %s is at attempt %s (phase %s%s); attempt %s has nothing to do.",
                 taskrun.name,
                 taskrun.status.attempts,
                 taskrun.status.phase,
-                ", cancelled" if taskrun.is_cancelled() else "",
+                ", cancelled" if taskrun.cancel_requested() else "",
                 environment.attempt,
             )
             return INFRASTRUCTURE_FAILURE

@@ -276,7 +276,7 @@ class Worker:
             logger.info("TaskRun %s/%s is gone; nothing to run.", entry.namespace, entry.taskrun)
             return
         taskrun = TaskRun.from_api(body)
-        if moved_on(taskrun, entry.attempt) or taskrun.is_cancelled():
+        if moved_on(taskrun, entry.attempt) or taskrun.cancel_requested():
             return
         if entry.deliveries > 1:  # handed out before, and that worker never reported
             await self._lost(taskrun, entry)
