@@ -9,7 +9,8 @@ from typing import Any
 from rich.table import Table
 
 from podiq.cli._cluster import cluster_command, console
-from podiq.kubernetes.schedules import KubernetesScheduleSource, ScheduleEntry
+from podiq.kubernetes.cronjobs import ScheduleEntry
+from podiq.kubernetes.schedules import KubernetesScheduleSource
 
 
 def add_parser(subparsers: Any) -> None:

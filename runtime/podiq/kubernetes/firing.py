@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from podiq._problems import problems
-from podiq.kubernetes.schedules import (
+from podiq.kubernetes.cronjobs import (
     ENV_JOB_NAME,
     ENV_NAMESPACE,
     ENV_TEMPLATE,

@@ -15,10 +15,7 @@ from podiq import CronSpec, ScheduledTask
 from podiq.exceptions import InvalidScheduleError
 from podiq.kubernetes import KubernetesScheduleSource
 from podiq.kubernetes.broker import KubernetesBroker
-from podiq.kubernetes.firing import FiringEnvironment, taskrun_for_firing
-from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
-from podiq.kubernetes.resources import TaskRun
-from podiq.kubernetes.schedules import (
+from podiq.kubernetes.cronjobs import (
     DEFAULT_FIRING_IMAGE,
     ENV_JOB_NAME,
     ENV_NAMESPACE,
@@ -30,6 +27,9 @@ from podiq.kubernetes.schedules import (
     entry_from_cronjob,
     entry_from_taskrun,
 )
+from podiq.kubernetes.firing import FiringEnvironment, taskrun_for_firing
+from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
+from podiq.kubernetes.resources import TaskRun
 
 broker = KubernetesBroker(namespace="jobs", image="registry.example/app:1", env={"MODE": "test"})
 
