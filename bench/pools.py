@@ -30,9 +30,8 @@ from rich.table import Table
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cluster import building  # noqa: E402 - imported once the repository is on sys.path
+from bench.kubernetes import local_cluster  # noqa: E402 - imported once the repository is on sys.path
 from tests.cluster.cluster import Cluster  # noqa: E402 - imported once the repository is on sys.path
-from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402 - imported once the repository is on sys.path
 from tests.redisserver import RedisServer, running_redis  # noqa: E402 - imported once the repository is on sys.path
 
 WORKERS = 2
@@ -203,19 +202,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000, help="runs sent at once")
     args = parser.parse_args()
 
-    state = new_state_dir(run_root())
-    control_plane = ControlPlane(bin_dir=building.build(), state_dir=state)
-    control_plane.start()
-    cluster = Cluster(control_plane)
-    try:
-        with running_redis() as server:
-            os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-            podiq = asyncio.run(measure_podiq(cluster, server, args, server.directory))
-            taskiq = asyncio.run(measure_taskiq(server, args, server.directory))
-            report(podiq, taskiq, args)
-    finally:
-        control_plane.stop()
-        remove_state_dir(state)
+    with local_cluster() as cluster, running_redis() as server:
+        podiq = asyncio.run(measure_podiq(cluster, server, args, server.directory))
+        taskiq = asyncio.run(measure_taskiq(server, args, server.directory))
+        report(podiq, taskiq, args)
 
 
 if __name__ == "__main__":

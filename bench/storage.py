@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -27,9 +26,8 @@ from rich.table import Table
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cluster import building  # noqa: E402 - imported once the repository is on sys.path
+from bench.kubernetes import local_cluster  # noqa: E402 - imported once the repository is on sys.path
 from tests.cluster.cluster import Cluster  # noqa: E402 - imported once the repository is on sys.path
-from tests.cluster.controlplane import ControlPlane, new_state_dir, remove_state_dir, run_root  # noqa: E402 - imported once the repository is on sys.path
 from tests.redisserver import RedisServer, running_redis  # noqa: E402 - imported once the repository is on sys.path
 
 #: Inline up to this many bytes of JSON, so that the `--inline` run stays in the TaskRun.
@@ -110,18 +108,9 @@ def main() -> None:
     parser.add_argument("--inline", type=int, default=100_000, help="bytes of the inline argument (and result)")
     args = parser.parse_args()
 
-    state = new_state_dir(run_root())
-    control_plane = ControlPlane(bin_dir=building.build(), state_dir=state)
-    control_plane.start()
-    cluster = Cluster(control_plane)
-    try:
-        with running_redis() as server:
-            os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-            figures = asyncio.run(measure(cluster, server, args, server.directory))
-            report(figures, args)
-    finally:
-        control_plane.stop()
-        remove_state_dir(state)
+    with local_cluster() as cluster, running_redis() as server:
+        figures = asyncio.run(measure(cluster, server, args, server.directory))
+        report(figures, args)
 
 
 if __name__ == "__main__":
