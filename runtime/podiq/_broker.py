@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Self, TypeVar, overload
 
 from podiq._decor import AsyncTaskiqDecoratedTask
 from podiq._labels import TaskOptions
@@ -15,7 +15,7 @@ from podiq._message import TaskiqMessage
 from podiq._middleware import TaskiqMiddleware, maybe_await
 from podiq._result_backend import AsyncResultBackend, DummyResultBackend
 from podiq._state import TaskiqEvents, TaskiqState
-from podiq.exceptions import BrokerError
+from podiq.exceptions import BrokerError, BrokerListenError, TaskBrokerMismatchError
 
 if TYPE_CHECKING:
     from podiq._schedules import ScheduledTask
@@ -91,6 +91,13 @@ class AsyncBroker(ABC):
     async def cancel(self, task_id: str) -> None:
         raise BrokerError(f"{type(self).__name__} cannot cancel runs.")
 
+    def listen(self) -> NoReturn:
+        """taskiq's worker loop reads messages here; podiq's brokers have none to read."""
+        raise BrokerListenError(
+            f"{type(self).__name__} cannot listen: podiq has no worker process that reads messages. "
+            "In-process, kiq() runs the task on this event loop; on Kubernetes the operator runs each call."
+        )
+
     # -- tasks --------------------------------------------------------------------------------
 
     @overload
@@ -114,6 +121,9 @@ class AsyncBroker(ABC):
     def register_task(
         self, func: Callable[P, R], task_name: str | None = None, **labels: Any
     ) -> AsyncTaskiqDecoratedTask[P, R]:
+        if isinstance(func, AsyncTaskiqDecoratedTask) and func.broker is not self:
+            # Another broker's task object, not a function: wrapping it would send through that broker.
+            self._register_task(task_name or func.task_name, func)
         name = _task_name(func, task_name)
         TaskOptions.checked(labels)
         existing = self.local_task_registry.get(name)
@@ -125,8 +135,20 @@ class AsyncBroker(ABC):
                 f"{_origin(func)} another name with @broker.task(task_name=...)."
             )
         task = self.decorator_class(broker=self, task_name=name, original_func=func, labels=labels)
-        self.local_task_registry[name] = task
+        self._register_task(name, task)
         return task
+
+    def _register_task(self, task_name: str, task: AsyncTaskiqDecoratedTask[Any, Any]) -> None:
+        """Put a task in this broker's registry; taskiq's hook for subclasses that keep it elsewhere.
+
+        A task made by another broker is refused, as in taskiq: it would send through that one.
+        """
+        if task.broker is not self:
+            raise TaskBrokerMismatchError(
+                f"Task already has a different broker ({task.broker!r}): {task_name!r} was declared on it; "
+                f"declare the function on {self!r} with @broker.task, or send it there with kicker().with_broker()."
+            )
+        self.local_task_registry[task_name] = task
 
     def find_task(self, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
         return self.local_task_registry.get(task_name) or SHARED_TASKS.get(task_name)
@@ -216,9 +238,9 @@ class AsyncBroker(ABC):
         self.is_started = False
         self._stopped = True
 
-    async def __aenter__(self) -> Self:
+    async def __aenter__(self) -> None:
+        # None, as taskiq's broker gives: `async with broker:` starts and stops it.
         await self.startup()
-        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

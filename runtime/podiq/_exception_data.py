@@ -30,6 +30,8 @@ class ExceptionData(BaseModel):
     cause: ExceptionData | None = None
     context: ExceptionData | None = None
     exceptions: list[ExceptionData] = Field(default_factory=list)
+    #: A pydantic ValidationError's title and errors (it keeps nothing in `args` to rebuild it from).
+    validation: ValidationData | None = None
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ExceptionData:
@@ -57,6 +59,7 @@ class ExceptionData(BaseModel):
             cause=linked(exc.__cause__),
             context=None if exc.__suppress_context__ else linked(exc.__context__),
             exceptions=[data for data in map(linked, members) if data is not None],
+            validation=ValidationData.of(exc) if isinstance(exc, pydantic_core.ValidationError) else None,
         )
 
     def to_exception(self) -> BaseException:
@@ -70,6 +73,8 @@ class ExceptionData(BaseModel):
         exc: BaseException | None = None
         if exc_type is not None and self.exceptions:
             exc = _construct_group(exc_type, self.message, [member.to_exception() for member in self.exceptions])
+        elif exc_type is not None and self.validation is not None:
+            exc = self.validation.to_exception(exc_type)
         elif exc_type is not None:
             exc = _construct(exc_type, self.args, self.attributes)
         if exc is None:
@@ -83,6 +88,31 @@ class ExceptionData(BaseModel):
         if self.cause is not None:
             exc.__cause__ = self.cause.to_exception()
         return exc
+
+
+class ValidationData(BaseModel):
+    """A pydantic ValidationError as data: its title and its errors as `errors()` gives them."""
+
+    title: str
+    errors: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, exc: pydantic_core.ValidationError) -> ValidationData | None:
+        try:
+            # An error's context can hold the exception a validator raised: kept as its text.
+            errors = pydantic_core.to_jsonable_python(exc.errors(include_url=False), fallback=str)
+            pydantic_core.to_json(errors)
+        except Exception:  # noqa: BLE001 - errors that cannot be JSON leave the exception a RemoteTaskError
+            return None
+        return cls(title=_text(exc.title), errors=errors)
+
+    def to_exception(self, exc_type: type[BaseException]) -> BaseException | None:
+        if not issubclass(exc_type, pydantic_core.ValidationError):
+            return None
+        try:
+            return exc_type.from_exception_data(self.title, self.errors)  # type: ignore[arg-type]  # errors() dicts, as pydantic takes them
+        except Exception:  # noqa: BLE001 - an error type this pydantic does not know arrives as RemoteTaskError
+            return None
 
 
 def _text(text: str) -> str:

@@ -23,7 +23,7 @@ from podiq._result_backend import AsyncResultBackend
 from podiq._retries import decide_retry
 from podiq.exceptions import (
     BrokerError,
-    ResultGetError,
+    ResultNotFoundError,
     ResultSetError,
     SendTaskError,
     TaskCancelledError,
@@ -35,7 +35,8 @@ logger = logging.getLogger("podiq.inmemory")
 
 
 class InMemoryResultBackend(AsyncResultBackend):
-    """Results and progress in a dict; `max_stored_results` (-1: no limit) drops the oldest.
+    """Results and progress in a dict; `max_stored_results` (-1: no limit) drops the oldest
+    results, and the progress of their runs with them.
 
     The broker announces each run it starts (`expect`), so waiting for a run that is neither
     finished nor under way (its result was dropped, or it was never sent) fails at once
@@ -52,11 +53,12 @@ class InMemoryResultBackend(AsyncResultBackend):
         self._expected: set[str] | None = None
 
     def expect(self, task_id: str) -> None:
-        """A run of `task_id` starts: forget an earlier run's result under the same id."""
+        """A run of `task_id` starts: forget an earlier run's result and progress under the same id."""
         if self._expected is None:
             self._expected = set()
         self._expected.add(task_id)
         self.results.pop(task_id, None)
+        self.progress.pop(task_id, None)
 
     def still_running(self, task_id: str) -> None:
         """An attempt's failure was stored but the run goes on (a retry): keep waiting allowed."""
@@ -65,16 +67,18 @@ class InMemoryResultBackend(AsyncResultBackend):
 
     async def set_result(self, task_id: str, result: ResultRecord) -> None:
         self.results[task_id] = result
-        self.progress.pop(task_id, None)
+        # A finished run's progress stays readable as in taskiq, for as long as its result is kept.
         if 0 <= self.max_stored_results < len(self.results):
-            del self.results[next(iter(self.results))]
+            dropped = next(iter(self.results))
+            del self.results[dropped]
+            self.progress.pop(dropped, None)
         if self._expected is not None:
             self._expected.discard(task_id)
         for waiter in self._waiters.pop(task_id, ()):
             if not waiter.done():
                 waiter.set_result(result)
 
-    def _missing(self, task_id: str, *, waiting: bool = False) -> ResultGetError:
+    def _missing(self, task_id: str, *, waiting: bool = False) -> ResultNotFoundError:
         known = "no run of it is under way and" if waiting else "it has not finished, or"
         dropped = (
             f"; or its result was dropped, as max_stored_results={self.max_stored_results} keeps only the newest "
@@ -82,7 +86,7 @@ class InMemoryResultBackend(AsyncResultBackend):
             if self.max_stored_results >= 0
             else ""
         )
-        return ResultGetError(f"No result for task {task_id}: {known} it was never sent to this broker{dropped}.")
+        return ResultNotFoundError(f"No result for task {task_id}: {known} it was never sent to this broker{dropped}.")
 
     async def is_result_ready(self, task_id: str) -> bool:
         # Yield once, as a network round trip would, so runs that can finish now do.

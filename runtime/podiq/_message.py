@@ -13,6 +13,10 @@ class TaskiqMessage(BaseModel):
     labels: dict[str, Any] = Field(default_factory=dict)
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: taskiq sends labels as strings and their types here, to turn them back; podiq's labels
+    #: keep their JSON types, so there is never anything to turn back (taskiq's None means that
+    #: too). Not part of the message podiq sends.
+    labels_types: None = Field(default=None, exclude=True)
 
     @property
     def message(self) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from taskiq_dependencies import Depends
 
@@ -10,6 +12,15 @@ from podiq._context import Context
 from podiq._progress import TaskProgress, TaskState
 
 ProgressType = TypeVar("ProgressType")
+
+
+class TrackedProgress(BaseModel):
+    """What ProgressTracker.set_progress() is given, checked as taskiq's TaskProgress model checks it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    state: TaskState | str
+    meta: Any = None
 
 
 class ProgressTracker(Generic[ProgressType]):
@@ -26,7 +37,9 @@ class ProgressTracker(Generic[ProgressType]):
         if meta is None:
             previous = await self.get_progress()
             meta = previous.meta if previous else None
-        progress = TaskProgress(state=state, meta=meta)
+        # A state that is neither a TaskState nor a string raises pydantic's ValidationError, as in taskiq.
+        checked = TrackedProgress(state=state, meta=meta)
+        progress = TaskProgress(state=checked.state, meta=checked.meta)
         await self.context.broker.result_backend.set_progress(self.context.message.task_id, progress)
 
     async def get_progress(self) -> TaskProgress | None:

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from podiq._exception_data import ExceptionData
 from podiq._progress import TaskProgress
-from podiq._serialization import from_json_compatible
+from podiq._serialization import from_json_compatible, to_json_compatible
 from podiq._timeouts import wait_seconds
 from podiq.exceptions import ResultGetError, ResultNotReadyError
 
@@ -198,6 +198,40 @@ class TaskiqResult(Generic[ReturnType]):
         if self._is_err and self._error is not None:
             raise self._error
         return self
+
+    # -- JSON, as taskiq's pydantic TaskiqResult offers it ---------------------------------------
+
+    def to_record(self) -> ResultRecord:
+        """This finished result as JSON data: the error as podiq's exception data, never pickle."""
+        self._require_complete("to_record()")
+        return ResultRecord(
+            is_err=self._is_err,
+            return_value=to_json_compatible(self._return_value, what="The result's return value"),
+            execution_time=self._execution_time,
+            labels=self._labels,
+            error=ExceptionData.from_exception(self._error) if self._error is not None else None,
+            log=self._log,
+        )
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        """The fields as a dict (pydantic's `model_dump` arguments); see `to_record()`."""
+        return self.to_record().model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """The fields as JSON text (pydantic's `model_dump_json` arguments); see `to_record()`."""
+        return self.to_record().model_dump_json(**kwargs)
+
+    @classmethod
+    def model_validate(cls, obj: Any, return_type: Any = Any) -> TaskiqResult[Any]:
+        """A result from what `model_dump()` gave; the error is rebuilt as `wait_result()` does."""
+        if isinstance(obj, TaskiqResult):
+            return obj
+        return cls.from_record(ResultRecord.model_validate(obj), return_type)
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes, return_type: Any = Any) -> TaskiqResult[Any]:
+        """A result from what `model_dump_json()` gave; the error is rebuilt as `wait_result()` does."""
+        return cls.from_record(ResultRecord.model_validate_json(data), return_type)
 
     def __repr__(self) -> str:
         if not self._complete:

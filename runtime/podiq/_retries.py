@@ -45,13 +45,20 @@ class SimpleRetryMiddleware(TaskiqMiddleware):
         """Seconds to wait before retry number `retries`."""
         return 0.0
 
+    def waited_delay(self, message: TaskiqMessage, retries: int) -> float:
+        """Seconds the in-process broker waits before retry number `retries`."""
+        return 0.0
+
 
 class SmartRetryMiddleware(SimpleRetryMiddleware):
     """SimpleRetryMiddleware with a delay before each retry (`delay` label, default
     `default_delay` seconds), growing linearly with the retry number up to `max_delay_exponent`
     when `use_delay_exponent`, plus up to a second of random jitter when `use_jitter`.
 
-    `schedule_source` is accepted for compatibility; podiq waits in the broker instead.
+    As in taskiq, the delay is kept only when a `schedule_source` is given (taskiq schedules the
+    retry on it; podiq's broker waits the delay instead, and the source itself is not used):
+    without one taskiq sends the retry at once with a `delay` label, which its InMemoryBroker
+    ignores, so podiq's in-process broker retries at once too.
     """
 
     def __init__(
@@ -82,6 +89,9 @@ class SmartRetryMiddleware(SimpleRetryMiddleware):
         if self.use_jitter:
             delay += random.random()
         return delay
+
+    def waited_delay(self, message: TaskiqMessage, retries: int) -> float:
+        return self.make_delay(message, retries) if self.schedule_source is not None else 0.0
 
 
 class RetryDecision:
@@ -119,7 +129,7 @@ def decide_retry(broker: AsyncBroker, message: TaskiqMessage, error: BaseExcepti
     max_runs = options.max_retries if "max_retries" in message.labels else middleware.default_retry_count
     if not retry_on_error or retries + 1 >= max_runs:
         return NO_RETRY
-    return RetryDecision(True, middleware.make_delay(message, retries + 1), not middleware.no_result_on_retry)
+    return RetryDecision(True, middleware.waited_delay(message, retries + 1), not middleware.no_result_on_retry)
 
 
 def sendable_labels(labels: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class AsyncSharedBroker(AsyncBroker):
     async def kick(self, message: TaskiqMessage) -> NoReturn:
         raise SharedBrokerSendTaskError()
 
-    async def listen(self) -> NoReturn:
+    def listen(self) -> NoReturn:
         raise SharedBrokerListenError()
 
 

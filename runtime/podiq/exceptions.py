@@ -10,7 +10,8 @@
     │       └── ArgumentsTooLargeError .. arguments too large for a TaskRun, and no Redis to hold them (also a ValueError)
     ├── ResultBackendError
     │   ├── ResultGetError
-    │   │   └── ResultNotReadyError ..... a result field was read before the task finished
+    │   │   ├── ResultNotReadyError ..... a result field was read before the task finished
+    │   │   └── ResultNotFoundError ..... no result is kept under that id (also a KeyError)
     │   ├── ResultSetError
     │   └── ResultIsReadyError
     ├── TaskiqResultTimeoutError ........ waiting for a result took longer than asked
@@ -20,6 +21,7 @@
     ├── TaskRejectedError ............... raised inside a task by Context.reject(); never retried
     │   └── TaskBrokerMismatchError ..... a task registered on one broker was given to another
     ├── ListenError
+    │   ├── BrokerListenError ........... podiq's brokers have no messages to listen to (also a RuntimeError)
     │   └── SharedBrokerListenError ..... the shared broker has no messages to listen to
     ├── RemoteTaskError ................. a task's exception whose type cannot be rebuilt here
     ├── StoreError ...................... the Redis store of large values failed
@@ -98,6 +100,14 @@ class ResultNotReadyError(ResultGetError):
     """A field of a TaskiqResult was read before the task finished."""
 
 
+class ResultNotFoundError(ResultGetError, KeyError):
+    """The backend keeps no result under that id (a KeyError too, as taskiq's in-memory backend raises)."""
+
+    def __str__(self) -> str:
+        # KeyError's own str() quotes its argument, which is a message here, not a key.
+        return str(self.args[0]) if self.args else ""
+
+
 class ResultSetError(ResultBackendError):
     """A result could not be stored."""
 
@@ -135,6 +145,11 @@ class TaskBrokerMismatchError(TaskRejectedError):
 
 class ListenError(TaskiqError):
     """A broker cannot listen for messages."""
+
+
+class BrokerListenError(ListenError, RuntimeError):
+    """listen() was called on a broker that has no messages to read (a RuntimeError, as taskiq's
+    InMemoryBroker raises)."""
 
 
 class SharedBrokerListenError(ListenError):
