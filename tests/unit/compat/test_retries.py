@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from podiq import InMemoryBroker, SimpleRetryMiddleware, SmartRetryMiddleware, TaskiqMessage
+from podiq.schedule_sources import LabelScheduleSource
 
 
 def _counting(broker: InMemoryBroker, error: type[Exception], **labels):
@@ -107,12 +108,38 @@ async def test_smart_middleware_waits_before_each_retry(monkeypatch: pytest.Monk
         await real_sleep(0)
 
     monkeypatch.setattr("podiq._inmemory.asyncio.sleep", recording_sleep)
-    broker = InMemoryBroker().with_middlewares(
+    broker = InMemoryBroker()
+    # With a schedule source taskiq schedules each retry after the delay; podiq waits it.
+    broker.add_middlewares(
         SmartRetryMiddleware(
-            default_retry_count=3, default_retry_label=True, default_delay=1.5, use_delay_exponent=True
+            default_retry_count=3,
+            default_retry_label=True,
+            default_delay=1.5,
+            use_delay_exponent=True,
+            schedule_source=LabelScheduleSource(broker),
         )
     )
     task, runs = _counting(broker, ValueError)
     assert (await (await task.kiq()).task.wait_result(timeout=5)).is_err
     assert len(runs) == 3
     assert waits == [1.5, 3.0]
+
+
+async def test_smart_middleware_without_a_schedule_source_retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # taskiq then sends the retry at once with a `delay` label, which its InMemoryBroker ignores.
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, *args: object) -> None:
+        if delay > 0:
+            waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr("podiq._inmemory.asyncio.sleep", recording_sleep)
+    broker = InMemoryBroker().with_middlewares(
+        SmartRetryMiddleware(default_retry_count=3, default_retry_label=True, default_delay=30)
+    )
+    task, runs = _counting(broker, ValueError)
+    assert (await (await task.kiq()).task.wait_result(timeout=5)).is_err
+    assert len(runs) == 3
+    assert waits == []

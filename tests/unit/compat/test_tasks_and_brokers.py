@@ -7,6 +7,7 @@ import json
 from typing import Any
 from unittest.mock import AsyncMock
 
+import pydantic
 import pytest
 
 from podiq import (
@@ -112,8 +113,12 @@ async def test_progress_tracker_refuses_a_bad_state() -> None:
     async def job(progress: ProgressTracker[int] = TaskiqDepends()) -> None:
         await progress.set_progress(("not", "a state"), 1)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
-    result = await (await job.kiq()).task.wait_result()
-    assert result.is_err and "state" in str(result.error)
+    task = (await job.kiq()).task
+    result = await task.wait_result()
+    # pydantic's ValidationError, as taskiq raises, rebuilt from its errors on the client.
+    assert isinstance(result.error, pydantic.ValidationError)
+    assert {tuple(e["loc"])[0] for e in result.error.errors()} == {"state"}
+    assert await task.get_progress() is None
 
 
 async def test_await_inplace_runs_the_task_within_kiq() -> None:

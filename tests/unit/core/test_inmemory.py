@@ -332,7 +332,18 @@ async def test_backend_progress_and_results() -> None:
     await backend.set_result("t", record)
     assert await backend.is_result_ready("t") is True
     assert await backend.get_result("t", with_logs=True) == record
-    assert await backend.get_progress("t") is None  # progress ends with the result
+    assert await backend.get_progress("t") == TaskProgress(1, 2)  # kept with the result, as taskiq keeps it
+    backend.expect("t")  # a new run under the same id starts without the old run's progress
+    assert await backend.get_progress("t") is None
+
+
+async def test_progress_is_dropped_with_its_result() -> None:
+    backend = InMemoryResultBackend(max_stored_results=1)
+    for task_id in ("old", "new"):
+        await backend.set_progress(task_id, TaskProgress(1, 1))
+        await backend.set_result(task_id, ResultRecord(return_value=task_id))
+    assert await backend.get_progress("old") is None  # its result was dropped by max_stored_results
+    assert await backend.get_progress("new") == TaskProgress(1, 1)
 
 
 async def test_same_task_id_twice_overwrites(broker: InMemoryBroker) -> None:
