@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
-
 from taskiq_dependencies import Depends
 
 from podiq._context import Context

@@ -9,6 +9,7 @@ import pydantic
 import pytest
 
 from podiq import InMemoryBroker, TaskiqResult
+from podiq._exception_data import ExceptionData
 from podiq.exceptions import (
     BrokerListenError,
     ListenError,
@@ -19,7 +20,6 @@ from podiq.exceptions import (
 )
 from podiq.scheduler.merge_functions import only_new, only_unique, preserve_all
 from podiq.scheduler.scheduled_task import ScheduledTask
-from podiq._exception_data import ExceptionData
 
 
 async def test_listen_raises_a_runtime_error_that_says_why() -> None:
