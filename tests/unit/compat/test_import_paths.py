@@ -32,6 +32,7 @@ PATHS: dict[str, dict[str, object]] = {
     "podiq.scheduler.scheduled_task": {"CronSpec": podiq.CronSpec, "ScheduledTask": podiq.ScheduledTask},
     "podiq.scheduler.scheduled_task.validators": {"validate_interval_value": validate_interval_value},
     "podiq.scheduler.created_schedule": {"CreatedSchedule": podiq.CreatedSchedule},
+    "podiq.scheduler.merge_functions": {},
     "podiq.middlewares": {"SimpleRetryMiddleware": SimpleRetryMiddleware, "SmartRetryMiddleware": SmartRetryMiddleware},
     "podiq.middlewares.simple_retry_middleware": {"SimpleRetryMiddleware": SimpleRetryMiddleware},
     "podiq.middlewares.smart_retry_middleware": {"SmartRetryMiddleware": SmartRetryMiddleware},
