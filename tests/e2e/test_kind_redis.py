@@ -198,8 +198,9 @@ def test_a_3_mb_argument_and_a_20_mb_result_round_trip_through_the_charts_redis(
         async with RedisStore(StoreSettings(url=installed.admin_url)) as store:
             return await store.get(StoredValue.model_validate(status["resultRef"]))
 
-    # The value is in the chart's Redis, checked against its reference (size and sha256).
-    assert json.loads(asyncio.run(stored())) == result.return_value
+    # The result record is in the chart's Redis, checked against its reference (size and sha256).
+    record = json.loads(asyncio.run(stored()))
+    assert (record["is_err"], record["return_value"]) == (False, result.return_value)
 
 
 def test_logs_are_read_from_the_charts_redis_after_the_pod_and_job_are_deleted(installed: Installed) -> None:
