@@ -4,10 +4,12 @@ chart's pods (uid 10001, read-only root filesystem, memory limits enforced by th
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from pathlib import Path
 
 from podiq.kubernetes.broker import KubernetesBroker
+from podiq.kubernetes.storage import RedisStore, StoredValue, StoreSettings
 
 NAMESPACE = "podiq-e2e"
 MEMORY_LIMIT = "64Mi"
@@ -60,3 +62,18 @@ async def chatty(lines: int) -> int:
     for n in range(lines):
         print(f"chatty line {n}", flush=True)
     return lines
+
+
+@broker.task
+async def digest_and_grow(text: str, size: int) -> str:
+    """What a large argument arrived as (its length and sha256), then ``size`` more characters:
+    a result far over what a TaskRun's status may hold."""
+    return f"{len(text)}:{hashlib.sha256(text.encode()).hexdigest()}:" + "x" * size
+
+
+@broker.task
+async def read_stored(key: str, size: int, sha256: str) -> str:
+    """Reads a stored value with this pod's own Redis user: its namespace's, from the Secret
+    the operator provisions (PODIQ_REDIS_URL)."""
+    async with RedisStore(StoreSettings.from_env()) as store:
+        return (await store.get(StoredValue(key=key, size=size, sha256=sha256))).decode()

@@ -22,9 +22,14 @@ class Tools(Protocol):
     def helm(self, *args: str, check: bool = True, timeout: float = 180, input: str | None = None) -> Any: ...
 
 
-def install(tools: Tools, *helm_sets: str) -> None:
-    """Both namespaces enforce Pod Security "restricted", so every pod podiq makes must comply."""
-    for namespace in (OPERATOR_NAMESPACE, TASK_NAMESPACE):
+def install(
+    tools: Tools,
+    *helm_sets: str,
+    operator_namespace: str = OPERATOR_NAMESPACE,
+    task_namespaces: tuple[str, ...] = (TASK_NAMESPACE,),
+) -> None:
+    """Every namespace enforces Pod Security "restricted", so every pod podiq makes must comply."""
+    for namespace in (operator_namespace, *task_namespaces):
         tools.kubectl("create", "namespace", namespace)
         tools.kubectl("label", "namespace", namespace, *RESTRICTED)
     args = [
@@ -32,9 +37,9 @@ def install(tools: Tools, *helm_sets: str) -> None:
         RELEASE,
         str(CHART),
         "--namespace",
-        OPERATOR_NAMESPACE,
+        operator_namespace,
         "--set",
-        f"watchNamespaces={{{TASK_NAMESPACE}}}",
+        f"watchNamespaces={{{','.join(task_namespaces)}}}",
         "--wait",
         "--timeout",
         "180s",
@@ -44,15 +49,18 @@ def install(tools: Tools, *helm_sets: str) -> None:
     tools.helm(*args, timeout=240)
 
 
-def uninstall(tools: Tools) -> None:
-    tools.helm("uninstall", RELEASE, "--namespace", OPERATOR_NAMESPACE, "--wait", check=False)
-    for namespace in (TASK_NAMESPACE, OPERATOR_NAMESPACE):
+def uninstall(
+    tools: Tools, *, operator_namespace: str = OPERATOR_NAMESPACE, task_namespaces: tuple[str, ...] = (TASK_NAMESPACE,)
+) -> None:
+    tools.helm("uninstall", RELEASE, "--namespace", operator_namespace, "--wait", check=False)
+    for namespace in (*task_namespaces, operator_namespace):
         tools.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def operator_pod(tools: Tools) -> dict[str, Any]:
-    pods = json.loads(tools.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout)["items"]
-    (pod,) = [p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"]
+def operator_pod(tools: Tools, namespace: str = OPERATOR_NAMESPACE, component: str = "operator") -> dict[str, Any]:
+    """The one pod of a component of the chart (the operator, or its Redis)."""
+    pods = json.loads(tools.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    (pod,) = [p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/component") == component]
     return pod
 
 

@@ -10,11 +10,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cluster, dockerd, images, node, steps, toolchain
+from . import cluster, dockerd, images, node, redis_image, steps, toolchain
 from .cluster import KindCluster
 from .paths import run_dir
 
-IMAGES = (images.RUNTIME, images.OPERATOR, images.TASKS)
+# Loaded into the node: podiq's images, and the Redis the chart deploys with redis.enabled.
+IMAGES = (images.RUNTIME, images.OPERATOR, images.TASKS, redis_image.IMAGE)
 
 
 @dataclass
@@ -33,6 +34,7 @@ def build(engine: dockerd.Engine) -> Built:
     binaries = toolchain.build()
     with steps.timed("podiq images"):
         images.build()
+    redis_image.build()
     node_image = node.build(binaries)
     print(f"[kind] everything built in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return Built(binaries, node_image)

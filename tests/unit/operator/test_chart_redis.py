@@ -122,3 +122,25 @@ def test_your_own_redis_needs_its_secret() -> None:
     assert "not both" in str(
         render("redis.url=redis://r:6379/0", "redis.existingSecret=s", "redis.enabled=true", check=False)
     )
+
+
+def test_the_charts_redis_takes_another_image_and_a_fixed_cluster_ip() -> None:
+    """For clusters without DNS (the kind tier's) and without a registry: the URL names the IP."""
+    docs = render(
+        "redis.enabled=true",
+        "redis.image.repository=podiq-kind/redis",
+        "redis.image.tag=7.0.15-1-deb12u10",
+        "redis.service.clusterIP=10.96.0.50",
+    )
+    assert isinstance(docs, list)
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "r-podiq-redis"]
+    assert service["spec"]["clusterIP"] == "10.96.0.50"
+    (redis,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "r-podiq-redis"]
+    assert redis["spec"]["template"]["spec"]["containers"][0]["image"] == "podiq-kind/redis:7.0.15-1-deb12u10"
+    url = {e["name"]: e.get("value") for e in operator_env(docs)}["PODIQ_REDIS_URL"]
+    assert url == "redis://:$(PODIQ_REDIS_PASSWORD)@10.96.0.50:6379/0"
+    # Unset, the Service gets an allocated address and the URL its DNS name.
+    docs = render("redis.enabled=true")
+    assert isinstance(docs, list)
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "r-podiq-redis"]
+    assert "clusterIP" not in service["spec"]
