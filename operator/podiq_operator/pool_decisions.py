@@ -26,7 +26,7 @@ from podiq.runtime.environment import (
     RESERVED,
 )
 from podiq_operator.config import JobConfig
-from podiq_operator.decisions import Action, Cancel, Event, Idle
+from podiq_operator.decisions import Action, Cancel, Event, Idle, WriteStatus
 
 __all__ = [
     "ENQUEUE_GRACE",
@@ -60,7 +60,17 @@ def decide_pool_run(run: TaskRun, now: datetime) -> Action:
     everything else is the workers' and the keeper's.
     """
     if not run.cancel_requested():
-        return Idle()
+        wait = run.time_until_start(now)
+        if wait is None or run.status.attempts:
+            return Idle()
+        # Held back until spec.notBefore, as a Job would be; the keeper enqueues it once it is due.
+        assert run.spec.not_before is not None
+        waiting = run.status.model_copy(deep=True)
+        waiting.mark_waiting(run.spec.not_before, now)
+        if waiting == run.status:
+            return Idle()
+        waiting.observed_generation = run.metadata.generation
+        return WriteStatus(waiting, Event("Waiting", waiting.message))
     new = run.status.model_copy(deep=True)
     new.observed_generation = run.metadata.generation
     new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
