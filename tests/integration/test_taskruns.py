@@ -159,7 +159,7 @@ async def test_a_running_attempt_is_recorded_with_its_pod(mode_broker: Any, run_
             return status if status.get("phase") == "Running" and status.get("podName") else None
 
         # A worker records a run still going after 2 s as Running on its pod (fast runs write once).
-        status = cluster.wait_for("the attempt recorded as Running on its worker", running, timeout=6)
+        status = cluster.wait_for("the attempt recorded as Running on its worker", running, timeout=15)
         assert status["podName"] in worker_pods(cluster, run_mode.namespace) and "completionTime" not in status
         assert status["attempts"] == 1 and "jobName" not in status
     else:

@@ -253,6 +253,16 @@ class PoolQueue:
         except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "acknowledging runs") from None
 
+    async def consumers(self) -> dict[str, int]:
+        """Each worker (consumer) of the group and the runs it holds unacknowledged."""
+        try:
+            reply = await self.redis.xinfo_consumers(self.key, GROUP)
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
+            if "no such key" in str(exc).lower():
+                return {}
+            raise self._error(exc, "reading the workers' runs") from None
+        return {_text(c["name"]): int(c["pending"]) for c in reply}
+
     async def depth(self) -> tuple[int, int]:
         """(backlog, busy): entries not yet handed out, and handed out but not acknowledged."""
         try:

@@ -54,6 +54,7 @@ from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.run_output import RunTail, current_tail, install
 from podiq.runtime.running import (
     INFRASTRUCTURE_FAILURE,
+    REPORT_TRIES,
     exit_code,
     expire_arguments,
     load_broker,
@@ -363,19 +364,28 @@ class Worker:
         """A run still going after :data:`RECORD_RUNNING_AFTER` is recorded as Running on this pod,
         so that `kubectl get taskruns` shows where it runs; a fast run writes its outcome only."""
         await asyncio.sleep(RECORD_RUNNING_AFTER)
-        new = taskrun.status.model_copy(deep=True)
-        new.record_attempt(environment.attempt, None, started)
-        new.pod_name = environment.pod_name
-        try:
-            body = await self.api.patch_status(
-                taskrun.namespace,
-                taskrun.name,
-                status_patch(taskrun.status, new),
-                resource_version=taskrun.metadata.resource_version,
-            )
-        except ConflictError:
-            return None  # it changed meanwhile (cancelled, say): the report reads it again
-        return TaskRun.from_api(body)
+        for _ in range(REPORT_TRIES):
+            new = taskrun.status.model_copy(deep=True)
+            new.record_attempt(environment.attempt, None, started)
+            new.pod_name = environment.pod_name
+            try:
+                body = await self.api.patch_status(
+                    taskrun.namespace,
+                    taskrun.name,
+                    status_patch(taskrun.status, new),
+                    resource_version=taskrun.metadata.resource_version,
+                )
+                return TaskRun.from_api(body)
+            except ConflictError:
+                # Its progress writes (unconditional merges) change it every second: read it again,
+                # unless it was cancelled or moved on meanwhile, which the report handles.
+                body = await self.api.get(taskrun.namespace, taskrun.name)
+                if body is None:
+                    return None
+                taskrun = TaskRun.from_api(body)
+                if moved_on(taskrun, environment.attempt) or taskrun.cancel_requested():
+                    return None
+        return None
 
     async def _execute_until_stopped(
         self, taskrun: TaskRun, environment: RuntimeEnvironment
