@@ -5,6 +5,7 @@ timeout inside a worker, and a client that died between creating a TaskRun and e
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -201,3 +202,102 @@ async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
     cluster.wait_for(
         "its workers gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [] or None, timeout=WAIT
     )
+
+
+async def test_a_shrinking_pool_keeps_its_busy_worker(
+    pool_broker: KubernetesBroker,
+    cluster: Any,
+    pool_namespace: str,
+) -> None:
+    from tests.integration import pool_tasks as t
+
+    def replicas() -> int:
+        return int(cluster.get("deployment", "podiq-pool-elastic", "-n", pool_namespace)["spec"]["replicas"])
+
+    cluster.wait_for("the elastic pool's Deployment at zero", lambda: replicas() == 0 or None, timeout=WAIT)
+    long = await t.nap.kicker().with_labels(pool="elastic").kiq(40)
+    short = await t.nap.kicker().with_labels(pool="elastic").kiq(1)
+    cluster.wait_for("two workers, one run each", lambda: replicas() == 2 or None, timeout=WAIT)
+    assert (await short.wait_result(timeout=WAIT)).return_value
+    # The need falls to one worker; the pool shrinks after 10 s, and the ReplicaSet must stop the idle one.
+    cluster.wait_for("the pool down to one worker", lambda: replicas() == 1 or None, timeout=WAIT)
+    busy = cluster.wait_for(
+        "the long run recorded on its worker",
+        lambda: taskrun(cluster, pool_namespace, long.task_id)["status"].get("podName"),
+        timeout=WAIT,
+    )
+    pod = cluster.get("pod", busy, "-n", pool_namespace)
+    assert pod["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"] == "1"
+    cluster.wait_for(
+        "the idle worker gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [busy] or None, timeout=WAIT
+    )
+    assert (await long.wait_result(timeout=WAIT)).return_value == busy
+    status = taskrun(cluster, pool_namespace, long.task_id)["status"]
+    assert (status["phase"], status["attempts"]) == ("Succeeded", 1)  # never cut short and retried
+
+
+def test_an_invalid_pool_says_why_in_its_status_and_an_event(
+    cluster: Any, pool_operator: OperatorProcess, pool_namespace: str
+) -> None:
+    from tests.integration.conftest import pool_manifest
+
+    cluster.apply(pool_manifest("upside-down", minReplicas=3, maxReplicas=1), "-n", pool_namespace)
+
+    def ready() -> dict[str, Any] | None:
+        conditions = cluster.get("taskpool", "upside-down", "-n", pool_namespace).get("status", {}).get("conditions")
+        return next((c for c in conditions or [] if c["type"] == "Ready"), None)
+
+    condition = cluster.wait_for("the pool's Ready condition", ready, timeout=WAIT)
+    assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+    assert "minReplicas (3) is above maxReplicas (1)" in condition["message"]
+
+    def event() -> dict[str, Any] | None:
+        events = cluster.get(
+            "events",
+            "-n",
+            pool_namespace,
+            "--field-selector",
+            "involvedObject.kind=TaskPool,involvedObject.name=upside-down",
+        )["items"]
+        return events[0] if events else None
+
+    found = cluster.wait_for("the Event on the pool", event, timeout=WAIT)
+    assert (found["type"], found["reason"]) == ("Warning", "InvalidSpec") and "maxReplicas" in found["message"]
+    assert cluster.kubectl("get", "deployment", "podiq-pool-upside-down", "-n", pool_namespace, check=False).returncode
+    # Fixed, it is kept, and says so.
+    cluster.apply(pool_manifest("upside-down", minReplicas=0, maxReplicas=1), "-n", pool_namespace)
+    cluster.wait_for("the pool Ready", lambda: (ready() or {}).get("status") == "True" or None, timeout=WAIT)
+    cluster.kubectl("delete", "taskpool", "upside-down", "-n", pool_namespace)
+
+
+def test_with_keda_scaling_the_operator_leaves_replicas_alone(
+    cluster: Any, podiq_crd: Any, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.integration.conftest import namespace_with_chart, pool_manifest
+
+    namespace = namespace_with_chart(podiq_crd, "podiq-keda")
+    operator = OperatorProcess(
+        cluster,
+        namespace,
+        tmp_path_factory.mktemp("operator-keda"),
+        env={"PODIQ_REDIS_URL": redis_server.url, "PODIQ_POOL_SCALING": "keda"},
+    )
+    operator.start()
+    try:
+        cluster.apply(pool_manifest("scaled", minReplicas=0, maxReplicas=2, concurrency=1), "-n", namespace)
+
+        def replicas() -> int | None:
+            got = cluster.kubectl("get", "deployment", "podiq-pool-scaled", "-n", namespace, "-o", "json", check=False)
+            return None if got.returncode else int(json.loads(got.stdout)["spec"]["replicas"])
+
+        assert cluster.wait_for("the pool's Deployment", lambda: replicas() is not None or None, timeout=WAIT)
+        assert replicas() == 0
+        # As KEDA would: one worker, with nothing to do. The operator would shrink it after 10 s.
+        cluster.kubectl("scale", "deployment", "podiq-pool-scaled", "-n", namespace, "--replicas=1")
+        time.sleep(16)
+        assert replicas() == 1
+        status = cluster.get("taskpool", "scaled", "-n", namespace)["status"]
+        assert status["replicas"] == 1 and status["conditions"][0]["status"] == "True"
+    finally:
+        operator.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
