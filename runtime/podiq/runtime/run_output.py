@@ -74,6 +74,6 @@ class _RoutedStream:
 def install() -> None:
     """Route ``sys.stdout`` and ``sys.stderr`` (once per process); call before logging is set up."""
     if not isinstance(sys.stdout, _RoutedStream):
-        sys.stdout = _RoutedStream(sys.stdout)  # type: ignore[assignment]  # a TextIO in all that is used of it
+        sys.stdout = _RoutedStream(sys.stdout)
     if not isinstance(sys.stderr, _RoutedStream):
-        sys.stderr = _RoutedStream(sys.stderr)  # type: ignore[assignment]  # a TextIO in all that is used of it
+        sys.stderr = _RoutedStream(sys.stderr)

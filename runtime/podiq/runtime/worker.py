@@ -379,10 +379,10 @@ class Worker:
             except ConflictError:
                 # Its progress writes (unconditional merges) change it every second: read it again,
                 # unless it was cancelled or moved on meanwhile, which the report handles.
-                body = await self.api.get(taskrun.namespace, taskrun.name)
-                if body is None:
+                fresh = await self.api.get(taskrun.namespace, taskrun.name)
+                if fresh is None:
                     return None
-                taskrun = TaskRun.from_api(body)
+                taskrun = TaskRun.from_api(fresh)
                 if moved_on(taskrun, environment.attempt) or taskrun.cancel_requested():
                     return None
         return None
