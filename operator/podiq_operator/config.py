@@ -96,6 +96,10 @@ class ApiConfig:
     """Seconds between retries of a failed reconciliation, the last one repeating."""
 
 
+#: Who may scale TaskPools' Deployments (``PODIQ_POOL_SCALING``).
+POOL_SCALINGS = ("operator", "keda")
+
+
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
     jobs: JobConfig = dataclasses.field(default_factory=JobConfig)
@@ -119,6 +123,10 @@ class OperatorConfig:
 
     liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
     """kopf's liveness endpoint, probed by the Deployment (``PODIQ_LIVENESS``, empty disables)."""
+
+    pool_scaling: str = "operator"
+    """Who scales TaskPools' Deployments: ``operator`` or ``keda`` (a ScaledObject per pool, from
+    the chart; the operator then leaves their replicas alone) (``PODIQ_POOL_SCALING``)."""
 
     peering: str | None = None
     """kopf peering object name for several replicas (``PODIQ_PEERING``); ``None`` runs standalone,
@@ -157,6 +165,12 @@ class OperatorConfig:
             max_workers=int(get("MAX_WORKERS") or ApiConfig.max_workers),
             list_chunk_size=int(get("LIST_CHUNK") or ApiConfig.list_chunk_size or 0) or None,
         )
+        pool_scaling = (get("POOL_SCALING") or cls.pool_scaling).lower()
+        if pool_scaling not in POOL_SCALINGS:
+            raise ValueError(
+                f"PODIQ_POOL_SCALING is {pool_scaling!r}: set it to 'operator' (the operator scales TaskPools) or "
+                "'keda' (KEDA ScaledObjects do; the chart's pools.scaling)."
+            )
         metrics_port = get("METRICS_PORT")
         liveness = env.get("PODIQ_LIVENESS")
         return cls(
@@ -170,6 +184,7 @@ class OperatorConfig:
             metrics_address=get("METRICS_ADDRESS") or cls.metrics_address,
             liveness_endpoint=cls.liveness_endpoint if liveness is None else (liveness or None),
             peering=get("PEERING"),
+            pool_scaling=pool_scaling,
         )
 
 

@@ -32,8 +32,10 @@ class EventsApi(Protocol):
     async def create_event(self, body: dict[str, Any]) -> None: ...
 
 
-def event_body(taskrun: Mapping[str, Any], event: Event, now: datetime, instance: str = "") -> dict[str, Any]:
-    """A core/v1 Event about ``taskrun``."""
+def event_body(
+    taskrun: Mapping[str, Any], event: Event, now: datetime, instance: str = "", kind: str = KIND
+) -> dict[str, Any]:
+    """A core/v1 Event about ``taskrun`` (or another podiq object of ``kind``: a TaskPool)."""
     meta = taskrun.get("metadata", {})
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -42,7 +44,7 @@ def event_body(taskrun: Mapping[str, Any], event: Event, now: datetime, instance
         "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace") or "default"},
         "involvedObject": {
             "apiVersion": API_VERSION,
-            "kind": KIND,
+            "kind": kind,
             "name": meta.get("name"),
             "namespace": meta.get("namespace") or "default",
             "uid": meta.get("uid"),

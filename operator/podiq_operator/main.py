@@ -95,7 +95,7 @@ def pool_keeper(
         ]
         return [TaskRun.from_api(b) for b in bodies]
 
-    return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs)
+    return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs, scaling=config.pool_scaling)
 
 
 @contextlib.asynccontextmanager

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from podiq.kubernetes.dispatch import CLAIMED, QUEUED
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
 from podiq.kubernetes.resources import GROUP, VERSION, TaskRun
 from podiq.kubernetes.storage import ENV_REDIS_URL
-from podiq.kubernetes.taskpools import TaskPool
+from podiq.kubernetes.taskpools import POOL_NAME_MAX, TaskPool
 from podiq.runtime.environment import (
     ENV_CONCURRENCY,
     ENV_IMPORTS,
@@ -26,7 +30,7 @@ from podiq.runtime.environment import (
     RESERVED,
 )
 from podiq_operator.config import JobConfig
-from podiq_operator.decisions import Action, Cancel, Event, Idle
+from podiq_operator.decisions import Action, Cancel, Event, Idle, WriteStatus
 
 __all__ = [
     "ENQUEUE_GRACE",
@@ -34,6 +38,9 @@ __all__ = [
     "backstop",
     "build_deployment",
     "decide_pool_run",
+    "deletion_costs",
+    "pool_conditions",
+    "pool_problem",
     "deployment_name",
     "desired_replicas",
 ]
@@ -60,7 +67,17 @@ def decide_pool_run(run: TaskRun, now: datetime) -> Action:
     everything else is the workers' and the keeper's.
     """
     if not run.cancel_requested():
-        return Idle()
+        wait = run.time_until_start(now)
+        if wait is None or run.status.attempts:
+            return Idle()
+        # Held back until spec.notBefore, as a Job would be; the keeper enqueues it once it is due.
+        assert run.spec.not_before is not None
+        waiting = run.status.model_copy(deep=True)
+        waiting.mark_waiting(run.spec.not_before, now)
+        if waiting == run.status:
+            return Idle()
+        waiting.observed_generation = run.metadata.generation
+        return WriteStatus(waiting, Event("Waiting", waiting.message))
     new = run.status.model_copy(deep=True)
     new.observed_generation = run.metadata.generation
     new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
@@ -206,3 +223,60 @@ def _queued_at(marker: str) -> float | None:
         return float(stamp) if head == QUEUED else None
     except ValueError:
         return None
+
+
+#: The annotation a ReplicaSet orders its pods by when it shrinks: the lowest cost goes first.
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+READY = "Ready"
+_POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def pool_problem(body: Mapping[str, Any]) -> tuple[TaskPool | None, str, str]:
+    """The pool, or why the operator cannot keep it: ``(None, reason, message)`` naming the fix.
+
+    The CRD's schema refuses most bad input at the API; what it cannot say (how fields relate,
+    how long a name may be to name a Deployment and prefix its pods) is found here.
+    """
+    name = str((body.get("metadata") or {}).get("name") or "")
+    if len(name) > POOL_NAME_MAX or not _POOL_NAME.match(name):
+        return (
+            None,
+            "InvalidName",
+            f"The name {name!r} is {len(name)} characters; a TaskPool's name is at most {POOL_NAME_MAX} lowercase "
+            f"letters, digits and '-', since it names the Deployment {deployment_name('<name>')} and prefixes its "
+            "pods' names. Create the pool again under a shorter name.",
+        )
+    try:
+        pool = TaskPool.from_api(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'spec'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        return (
+            None,
+            "InvalidSpec",
+            f"The TaskPool cannot be kept: {problems}. Fix the spec (kubectl edit taskpool {name}).",
+        )
+    return pool, READY, f"Its workers run as Deployment {deployment_name(name)}."
+
+
+def pool_conditions(
+    current: list[Mapping[str, Any]], ready: bool, reason: str, message: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The status' conditions with ``Ready`` set; its transition time moves only when its status does."""
+    status = "True" if ready else "False"
+    old = next((c for c in current if c.get("type") == READY), None)
+    since = old.get("lastTransitionTime") if old is not None and old.get("status") == status else None
+    stamp = since or now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    others = [dict(c) for c in current if c.get("type") != READY]
+    return [
+        *others,
+        {"type": READY, "status": status, "reason": reason, "message": message, "lastTransitionTime": stamp},
+    ]
+
+
+def deletion_costs(pods: list[str], busy: Mapping[str, int]) -> dict[str, int]:
+    """Each worker pod's deletion cost before the pool shrinks: its runs in hand, so that the
+    ReplicaSet stops idle workers first and a busy one last."""
+    return {pod: int(busy.get(pod, 0)) for pod in pods}

@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -32,25 +33,37 @@ from podiq.exceptions import StoreError
 from podiq.kubernetes.api import MERGE_PATCH, ConflictError, TaskRunApi
 from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.resources import GROUP, VERSION, InfrastructureError, Reason, TaskRun, error_result, status_patch
-from podiq.kubernetes.taskpools import POOL_PLURAL, TaskPool
+from podiq.kubernetes.taskpools import POOL_KIND, POOL_PLURAL, TaskPool
 from podiq_operator.config import JobConfig
+from podiq_operator.decisions import Event
+from podiq_operator.eventing import event_body as body_event
 from podiq_operator.pool_decisions import (
+    DELETION_COST,
     ENQUEUE_GRACE,
     KEEP_INTERVAL,
+    LABEL_POOL,
+    READY,
     SCALE_DOWN_AFTER,
     Backstop,
     _waited,
     backstop,
     build_deployment,
+    deletion_costs,
     deployment_name,
     desired_replicas,
     next_attempt,
+    pool_conditions,
+    pool_problem,
 )
 from podiq_operator.storage import NamespaceStorage
 
 __all__ = ["PoolKeeper"]
 
 logger = logging.getLogger(__name__)
+
+
+def _name(body: dict[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("name") or "")
 
 
 class PoolKeeper:
@@ -63,9 +76,13 @@ class PoolKeeper:
         config: JobConfig,
         namespaces: Iterable[str],
         runs: Callable[[], Iterable[TaskRun]],
+        *,
+        scaling: str = "operator",
     ) -> None:
         self.custom = client.CustomObjectsApi(connection)
         self.apps = client.AppsV1Api(connection)
+        self.core = client.CoreV1Api(connection)
+        self.scaling = scaling
         self.taskruns = TaskRunApi(connection)
         self.storage = storage
         self.store = storage.store
@@ -114,11 +131,36 @@ class PoolKeeper:
             return []
         pools = []
         for body in bodies:
+            pool, reason, message = pool_problem(body)
+            if pool is not None:
+                pools.append(pool)
+                continue
             try:
-                pools.append(TaskPool.from_api(body))
-            except ValueError as exc:
-                logger.error("TaskPool %s is invalid: %s", body.get("metadata", {}).get("name"), exc)
+                await self._report_invalid(body, reason, message)
+            except ApiException as exc:
+                logger.error("TaskPool %s is invalid (%s) and that was not recorded: %s", _name(body), message, exc)
         return pools
+
+    async def _report_invalid(self, body: dict[str, Any], reason: str, message: str) -> None:
+        """Say why a pool is not kept, in its status (Ready=False) and, when that is news, an Event."""
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "default", _name(body)
+        current = list((body.get("status") or {}).get("conditions") or [])
+        conditions = pool_conditions(current, False, reason, message, datetime.now(UTC))
+        if conditions == current:
+            return
+        await self._patch_pool_status(namespace, name, {"conditions": conditions})
+        logger.error("TaskPool %s/%s is not kept: %s", namespace, name, message)
+        event = body_event(body, Event(reason, message, warning=True), datetime.now(UTC), kind=POOL_KIND)
+        try:
+            await self.core.create_namespaced_event(namespace, event)  # type: ignore[arg-type]  # a plain body
+        except ApiException as exc:  # an Event is a courtesy: the status says it already
+            logger.debug("No Event on TaskPool %s/%s: %s", namespace, name, exc)
+
+    async def _patch_pool_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]  # _content_type is not in the stubs
+            GROUP, VERSION, namespace, POOL_PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
+        )
 
     async def keep(self) -> None:
         """One round: every pool's Deployment and status, then every unfinished pool run."""
@@ -158,8 +200,12 @@ class PoolKeeper:
         name = deployment_name(pool.name)
         try:
             current = await self.apps.read_namespaced_deployment(name, pool.namespace)
+            if self.scaling == "keda":  # its ScaledObject scales the Deployment; the operator only reports
+                replicas = int(current.spec.replicas or 0)
             replicas = self._damped(pool, current.spec.replicas, replicas)
             if current.spec.replicas != replicas:
+                if replicas < current.spec.replicas:
+                    await self._spare_busy_workers(pool, queue)
                 await self.apps.patch_namespaced_deployment_scale(
                     name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH
                 )  # type: ignore[call-arg]  # _content_type is not in the stubs
@@ -179,23 +225,44 @@ class PoolKeeper:
             logger.info(
                 "TaskPool %s/%s: Deployment %s created with %s workers.", pool.namespace, pool.name, name, replicas
             )
+        current_status = pool.status.model_dump(by_alias=True, mode="json", exclude_none=True)
+        reason, message = READY, f"Its workers run as Deployment {name}."
         status = {
             "replicas": replicas,
             "backlog": backlog,
             "busy": busy,
             "deploymentName": name,
             "observedGeneration": pool.metadata.generation,
+            "conditions": pool_conditions(
+                current_status.get("conditions", []), True, reason, message, datetime.now(UTC)
+            ),
         }
-        if pool.status.model_dump(by_alias=True, mode="json") != status:
-            await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]  # _content_type is not in the stubs
-                GROUP,
-                VERSION,
-                pool.namespace,
-                POOL_PLURAL,
-                pool.name,
-                {"status": status},
-                _content_type=MERGE_PATCH,
+        if {k: current_status.get(k) for k in status} != status:
+            await self._patch_pool_status(pool.namespace, pool.name, status)
+
+    async def _spare_busy_workers(self, pool: TaskPool, queue: PoolQueue) -> None:
+        """Before the pool shrinks, give each worker pod a deletion cost of its runs in hand, so that
+        the ReplicaSet stops idle workers and keeps busy ones. A worker stopped anyway (one that
+        claimed a run just now) lets its runs finish within its grace, or records them as lost."""
+        try:
+            busy = await queue.consumers()
+        except StoreError as exc:
+            logger.warning(
+                "TaskPool %s/%s shrinks without knowing its busy workers: %s", pool.namespace, pool.name, exc
             )
+            return
+        pods = await self.core.list_namespaced_pod(pool.namespace, label_selector=f"{LABEL_POOL}={pool.name}")
+        have = {p.metadata.name: (p.metadata.annotations or {}).get(DELETION_COST) for p in pods.items}
+        for pod, cost in deletion_costs(list(have), busy).items():
+            if have[pod] == str(cost):
+                continue
+            try:
+                await self.core.patch_namespaced_pod(
+                    pod, pool.namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}
+                )
+            except ApiException as exc:
+                if exc.status != 404:  # a pod gone meanwhile needs no cost
+                    raise
 
     async def _signal_cancel(self, run: TaskRun) -> None:
         """Tell the pool's workers, once, to stop a cancelled run (the TaskRun is marked by the reconciler)."""

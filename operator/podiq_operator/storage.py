@@ -48,6 +48,10 @@ def namespace_password(admin_url: str, namespace: str) -> str:
 
 
 def namespace_secret(namespace: str, url: str) -> dict[str, Any]:
+    """The namespace's Secret: its whole URL for pods and clients, and its user and password
+    apart for what takes them so (KEDA's TriggerAuthentication of a pool's ScaledObject)."""
+    parts = urlsplit(url)
+    fields = {SECRET_KEY: url, "username": unquote(parts.username or ""), "password": unquote(parts.password or "")}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -57,7 +61,7 @@ def namespace_secret(namespace: str, url: str) -> dict[str, Any]:
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "podiq", "app.kubernetes.io/component": "redis"},
         },
-        "data": {SECRET_KEY: base64.b64encode(url.encode()).decode()},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in fields.items()},
     }
 
 

@@ -3,6 +3,8 @@ chart's RBAC, the operator as a local process, and a started KubernetesBroker.""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.redisserver import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD = REPO_ROOT / "crds" / "taskrun.yaml"
@@ -127,6 +131,108 @@ def podiq_operator(
     operator.stop()
 
 
+def operator_with_redis(cluster: Any, namespace: str, server: RedisServer, log_dir: Any) -> OperatorProcess:
+    operator = OperatorProcess(cluster, namespace, log_dir, env={"PODIQ_REDIS_URL": server.url})
+    operator.start()
+    time.sleep(1)
+    assert operator.process is not None and operator.process.poll() is None, operator.logs()
+    return operator
+
+
+#: The pool the pool-mode tests send to: two workers, four runs each, reclaimed after 3 s of silence.
+POOL = "fast"
+
+
+def pool_manifest(name: str, **spec: Any) -> str:
+    body = {
+        "apiVersion": "podiq.io/v1alpha1",
+        "kind": "TaskPool",
+        "metadata": {"name": name},
+        "spec": {
+            "env": [{"name": "PYTHONPATH", "value": str(REPO_ROOT)}],
+            "imports": ["tests.integration.pool_tasks"],
+            **spec,
+        },
+    }
+    return json.dumps(body)
+
+
+def worker_pods(cluster: Any, namespace: str, pool: str = POOL) -> list[str]:
+    pods = cluster.get("pods", "-n", namespace, "-l", f"podiq.io/pool={pool}")["items"]
+    return sorted(p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") == "Running")
+
+
+@pytest.fixture(scope="session")
+def pool_namespace(podiq_crd: Any) -> Iterator[str]:
+    namespace = namespace_with_chart(podiq_crd, "podiq-pool")
+    os.environ["PODIQ_TEST_POOL_NAMESPACE"] = namespace
+    yield namespace
+    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def pool_operator(
+    cluster: Any,
+    pool_namespace: str,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The operator of the pool namespace, with Redis, and its pools: ``fast`` (2 warm workers)
+    and ``elastic`` (0 to 2)."""
+    operator = operator_with_redis(cluster, pool_namespace, redis_server, tmp_path_factory.mktemp("operator-pool"))
+    cluster.apply(
+        pool_manifest(POOL, minReplicas=2, maxReplicas=2, concurrency=4, visibilityTimeoutSeconds=3),
+        "-n",
+        pool_namespace,
+    )
+    cluster.apply(pool_manifest("elastic", minReplicas=0, maxReplicas=2, concurrency=1), "-n", pool_namespace)
+    yield operator
+    operator.stop()
+
+
+@dataclasses.dataclass
+class RunMode:
+    """How the behaviour tests' runs are carried out: each attempt a Job, or on a pool's warm workers."""
+
+    name: str  # "job" or "pool"
+    namespace: str
+    operator: OperatorProcess
+    cluster: Any
+
+    @property
+    def pool(self) -> bool:
+        return self.name == "pool"
+
+    def jobs_of(self, taskrun: str) -> list[dict[str, Any]]:
+        return self.cluster.get("jobs", "-n", self.namespace, "-l", f"podiq.io/taskrun={taskrun}")["items"]
+
+    def ran_where_it_should(self, name: str, status: dict[str, Any]) -> None:
+        """Job mode: the attempt's Job and its pod; pool mode: a worker of the pool and no Job at all."""
+        attempts = status["attempts"]
+        if self.pool:
+            assert "jobName" not in status and status["podName"].startswith(f"podiq-pool-{POOL}-"), status
+            assert not self.jobs_of(name)
+        else:
+            assert status["jobName"] == f"{name}-a{attempts}", status
+            assert status["podName"].startswith(status["jobName"]), status
+            assert len(self.jobs_of(name)) == attempts
+
+
+@pytest.fixture(params=["job", "pool"])
+def run_mode(request: pytest.FixtureRequest, cluster: Any) -> RunMode:
+    """Both modes, one after the other; the pool's namespace, operator and Redis start only when asked for."""
+    if request.param == "job":
+        return RunMode(
+            "job", request.getfixturevalue("podiq_namespace"), request.getfixturevalue("podiq_operator"), cluster
+        )
+    operator = request.getfixturevalue("pool_operator")
+    namespace = request.getfixturevalue("pool_namespace")
+    cluster.wait_for(
+        f"two workers of pool {POOL}", lambda: len(worker_pods(cluster, namespace)) == 2 or None, timeout=90
+    )
+    return RunMode("pool", namespace, operator, cluster)
+
+
 @pytest.fixture
 async def k8s_broker(cluster: Any, podiq_operator: OperatorProcess, podiq_namespace: str) -> AsyncIterator[Any]:
     """The test tasks' KubernetesBroker, started against the local control plane."""
@@ -137,6 +243,28 @@ async def k8s_broker(cluster: Any, podiq_operator: OperatorProcess, podiq_namesp
     k8s_tasks.broker.kubeconfig = str(cluster.kubeconfig)
     async with k8s_tasks.broker:
         yield k8s_tasks.broker
+
+
+@pytest.fixture
+async def mode_broker(cluster: Any, run_mode: RunMode, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """The test tasks' KubernetesBroker in ``run_mode``: in pool mode every task goes to pool
+    ``fast`` (its workers import the tasks' module by name) with the pool namespace's Redis."""
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    from podiq.kubernetes.storage import StoreSettings
+    from tests.integration import k8s_tasks
+
+    broker = k8s_tasks.broker
+    saved = broker.namespace, broker.kubeconfig, broker.defaults, broker.store_settings
+    broker.namespace, broker.kubeconfig = run_mode.namespace, str(cluster.kubeconfig)
+    if run_mode.pool:
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        broker.defaults = broker.defaults.model_copy(update={"pool": POOL})
+        broker.store_settings = StoreSettings(url=redis.url)
+    try:
+        async with broker:
+            yield broker
+    finally:
+        broker.namespace, broker.kubeconfig, broker.defaults, broker.store_settings = saved
 
 
 def recorded_running_from_its_pod(cluster: Any, namespace: str, name: str) -> dict[str, Any]:

@@ -5,10 +5,11 @@ timeout inside a worker, and a client that died between creating a TaskRun and e
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,61 +20,13 @@ from podiq.exceptions import TaskTimeoutError
 from podiq.kubernetes.broker import KubernetesBroker
 from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.storage import RedisStore, StoreSettings
-from tests.integration.conftest import OperatorProcess, namespace_with_chart
-from tests.integration.test_storage import operator_with_redis, taskrun
+from tests.integration.conftest import OperatorProcess, worker_pods
+from tests.integration.test_storage import taskrun
 from tests.redisserver import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 WAIT = 60
-REPO_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def pool_manifest(name: str, **spec: Any) -> str:
-    import json
-
-    body = {
-        "apiVersion": "podiq.io/v1alpha1",
-        "kind": "TaskPool",
-        "metadata": {"name": name},
-        "spec": {
-            "env": [{"name": "PYTHONPATH", "value": REPO_ROOT}],
-            "imports": ["tests.integration.pool_tasks"],
-            **spec,
-        },
-    }
-    return json.dumps(body)
-
-
-@pytest.fixture(scope="module")
-def pool_namespace(podiq_crd: Any) -> Iterator[str]:
-    namespace = namespace_with_chart(podiq_crd, "podiq-pool")
-    os.environ["PODIQ_TEST_POOL_NAMESPACE"] = namespace
-    yield namespace
-    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-
-
-@pytest.fixture(scope="module")
-def pool_operator(
-    cluster: Any,
-    pool_namespace: str,
-    redis_server: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    operator = operator_with_redis(cluster, pool_namespace, redis_server, tmp_path_factory.mktemp("operator-pool"))
-    cluster.apply(
-        pool_manifest("fast", minReplicas=2, maxReplicas=2, concurrency=4, visibilityTimeoutSeconds=3),
-        "-n",
-        pool_namespace,
-    )
-    cluster.apply(pool_manifest("elastic", minReplicas=0, maxReplicas=2, concurrency=1), "-n", pool_namespace)
-    yield operator
-    operator.stop()
-
-
-def worker_pods(cluster: Any, namespace: str, pool: str = "fast") -> list[str]:
-    pods = cluster.get("pods", "-n", namespace, "-l", f"podiq.io/pool={pool}")["items"]
-    return sorted(p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") == "Running")
 
 
 @pytest.fixture
@@ -251,71 +204,100 @@ async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
     )
 
 
-@pytest.fixture
-async def job_tasks_on_the_pool(
+async def test_a_shrinking_pool_keeps_its_busy_worker(
     pool_broker: KubernetesBroker,
     cluster: Any,
     pool_namespace: str,
-    redis_server: RedisServer,
-) -> AsyncIterator[KubernetesBroker]:
-    """The TaskRun behaviour tests' own tasks (tests.integration.k8s_tasks), sent to pool fast."""
-    from tests.integration import k8s_tasks
-
-    broker = k8s_tasks.broker
-    saved = broker.namespace, broker.kubeconfig, broker.defaults, broker.store_settings
-    broker.namespace, broker.kubeconfig = pool_namespace, str(cluster.kubeconfig)
-    broker.defaults = broker.defaults.model_copy(update={"pool": "fast"})
-    broker.store_settings = StoreSettings(url=redis_server.url)
-    try:
-        async with broker:
-            yield broker
-    finally:
-        broker.namespace, broker.kubeconfig, broker.defaults, broker.store_settings = saved
-
-
-async def test_taskrun_behaviours_hold_on_a_pool(
-    job_tasks_on_the_pool: KubernetesBroker, cluster: Any, pool_namespace: str
 ) -> None:
-    """Requeue, reject, retries, rebuilt exceptions and progress, as test_taskruns checks them for Jobs."""
-    from podiq import TaskRejectedError
-    from tests.integration import k8s_tasks as t
+    from tests.integration import pool_tasks as t
 
-    requeued = await t.context_aware_task.kiq("retry_me")
-    assert await requeued.wait_result(timeout=WAIT) == f"Processed: retry_me (ID: {requeued.task_id})"
-    assert requeued.labels["X-Taskiq-requeue"] == "2"
-    status = taskrun(cluster, pool_namespace, requeued.task_id)["status"]
-    assert (status["phase"], status["attempts"], status["requeues"]) == ("Succeeded", 3, 2)
-    assert status["podName"].startswith("podiq-pool-fast-") and "jobName" not in status
+    def replicas() -> int:
+        return int(cluster.get("deployment", "podiq-pool-elastic", "-n", pool_namespace)["spec"]["replicas"])
 
-    rejected = await t.context_aware_task.kiq("invalid")
-    with pytest.raises(TaskRejectedError):
-        await rejected.wait_result(timeout=WAIT)
-    assert taskrun(cluster, pool_namespace, rejected.task_id)["status"]["phase"] == "Rejected"
+    cluster.wait_for("the elastic pool's Deployment at zero", lambda: replicas() == 0 or None, timeout=WAIT)
+    long = await t.nap.kicker().with_labels(pool="elastic").kiq(40)
+    short = await t.nap.kicker().with_labels(pool="elastic").kiq(1)
+    cluster.wait_for("two workers, one run each", lambda: replicas() == 2 or None, timeout=WAIT)
+    assert (await short.wait_result(timeout=WAIT)).return_value
+    # The need falls to one worker; the pool shrinks after 10 s, and the ReplicaSet must stop the idle one.
+    cluster.wait_for("the pool down to one worker", lambda: replicas() == 1 or None, timeout=WAIT)
+    busy = cluster.wait_for(
+        "the long run recorded on its worker",
+        lambda: taskrun(cluster, pool_namespace, long.task_id)["status"].get("podName"),
+        timeout=WAIT,
+    )
+    pod = cluster.get("pod", busy, "-n", pool_namespace)
+    assert pod["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"] == "1"
+    cluster.wait_for(
+        "the idle worker gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [busy] or None, timeout=WAIT
+    )
+    assert (await long.wait_result(timeout=WAIT)).return_value == busy
+    status = taskrun(cluster, pool_namespace, long.task_id)["status"]
+    assert (status["phase"], status["attempts"]) == ("Succeeded", 1)  # never cut short and retried
 
-    recovered, exhausted = await t.fails_until.kiq(1), await t.fails_until.kiq(5)
-    assert await recovered.wait_result(timeout=WAIT) == 1
-    with pytest.raises(RuntimeError, match="failing on retry 2"):
-        await exhausted.wait_result(timeout=WAIT)
-    ok = taskrun(cluster, pool_namespace, recovered.task_id)["status"]
-    failed = taskrun(cluster, pool_namespace, exhausted.task_id)["status"]
-    assert (ok["phase"], ok["attempts"], ok["retries"]) == ("Succeeded", 2, 1)
-    assert (failed["phase"], failed["attempts"], failed["retries"]) == ("Failed", 3, 2)
 
-    with pytest.raises(t.QuotaError) as raised:
-        await (await t.over_quota.kiq("cpu")).wait_result(timeout=WAIT)
-    assert raised.value.resource == "cpu" and raised.value.limit == 3
+def test_an_invalid_pool_says_why_in_its_status_and_an_event(
+    cluster: Any, pool_operator: OperatorProcess, pool_namespace: str
+) -> None:
+    from tests.integration.conftest import pool_manifest
 
-    slow = await t.slow_with_progress.kiq(60, 0.2)
-    seen = None
-    for _ in range(100):
-        seen = await slow.get_progress()
-        if seen is not None and 0 < seen.current < 60:
-            break
-        await asyncio.sleep(0.2)
-    assert seen is not None and seen.total == 60 and 0 < seen.current < 60, seen
-    await slow.cancel()
-    with pytest.raises(TaskCancelledError):
-        await slow.wait_result(timeout=WAIT)
-    ids = [h.task_id for h in (requeued, rejected, recovered, exhausted, slow)]
-    jobs = [j["metadata"]["name"] for j in cluster.get("jobs", "-n", pool_namespace)["items"]]
-    assert not [name for name in jobs if any(name.startswith(i) for i in ids)]
+    cluster.apply(pool_manifest("upside-down", minReplicas=3, maxReplicas=1), "-n", pool_namespace)
+
+    def ready() -> dict[str, Any] | None:
+        conditions = cluster.get("taskpool", "upside-down", "-n", pool_namespace).get("status", {}).get("conditions")
+        return next((c for c in conditions or [] if c["type"] == "Ready"), None)
+
+    condition = cluster.wait_for("the pool's Ready condition", ready, timeout=WAIT)
+    assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+    assert "minReplicas (3) is above maxReplicas (1)" in condition["message"]
+
+    def event() -> dict[str, Any] | None:
+        events = cluster.get(
+            "events",
+            "-n",
+            pool_namespace,
+            "--field-selector",
+            "involvedObject.kind=TaskPool,involvedObject.name=upside-down",
+        )["items"]
+        return events[0] if events else None
+
+    found = cluster.wait_for("the Event on the pool", event, timeout=WAIT)
+    assert (found["type"], found["reason"]) == ("Warning", "InvalidSpec") and "maxReplicas" in found["message"]
+    assert cluster.kubectl("get", "deployment", "podiq-pool-upside-down", "-n", pool_namespace, check=False).returncode
+    # Fixed, it is kept, and says so.
+    cluster.apply(pool_manifest("upside-down", minReplicas=0, maxReplicas=1), "-n", pool_namespace)
+    cluster.wait_for("the pool Ready", lambda: (ready() or {}).get("status") == "True" or None, timeout=WAIT)
+    cluster.kubectl("delete", "taskpool", "upside-down", "-n", pool_namespace)
+
+
+def test_with_keda_scaling_the_operator_leaves_replicas_alone(
+    cluster: Any, podiq_crd: Any, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.integration.conftest import namespace_with_chart, pool_manifest
+
+    namespace = namespace_with_chart(podiq_crd, "podiq-keda")
+    operator = OperatorProcess(
+        cluster,
+        namespace,
+        tmp_path_factory.mktemp("operator-keda"),
+        env={"PODIQ_REDIS_URL": redis_server.url, "PODIQ_POOL_SCALING": "keda"},
+    )
+    operator.start()
+    try:
+        cluster.apply(pool_manifest("scaled", minReplicas=0, maxReplicas=2, concurrency=1), "-n", namespace)
+
+        def replicas() -> int | None:
+            got = cluster.kubectl("get", "deployment", "podiq-pool-scaled", "-n", namespace, "-o", "json", check=False)
+            return None if got.returncode else int(json.loads(got.stdout)["spec"]["replicas"])
+
+        assert cluster.wait_for("the pool's Deployment", lambda: replicas() is not None or None, timeout=WAIT)
+        assert replicas() == 0
+        # As KEDA would: one worker, with nothing to do. The operator would shrink it after 10 s.
+        cluster.kubectl("scale", "deployment", "podiq-pool-scaled", "-n", namespace, "--replicas=1")
+        time.sleep(16)
+        assert replicas() == 1
+        status = cluster.get("taskpool", "scaled", "-n", namespace)["status"]
+        assert status["replicas"] == 1 and status["conditions"][0]["status"] == "True"
+    finally:
+        operator.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -21,7 +21,7 @@ from podiq import SendTaskError, gather
 from podiq.exceptions import StoreAccessDeniedError, StoreUnavailableError
 from podiq.kubernetes.broker import KubernetesBroker
 from podiq.kubernetes.storage import RedisStore, StoreSettings, run_keys
-from tests.integration.conftest import OperatorProcess, namespace_with_chart
+from tests.integration.conftest import OperatorProcess, namespace_with_chart, operator_with_redis
 from tests.redisserver import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -31,14 +31,6 @@ WAIT = 90
 
 def taskrun(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
     return json.loads(cluster.kubectl("get", "taskrun", name, "-n", namespace, "-o", "json").stdout)
-
-
-def operator_with_redis(cluster: Any, namespace: str, server: RedisServer, log_dir: Any) -> OperatorProcess:
-    operator = OperatorProcess(cluster, namespace, log_dir, env={"PODIQ_REDIS_URL": server.url})
-    operator.start()
-    time.sleep(1)
-    assert operator.process is not None and operator.process.poll() is None, operator.logs()
-    return operator
 
 
 @pytest.fixture(scope="module")

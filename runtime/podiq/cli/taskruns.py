@@ -174,6 +174,12 @@ async def show_logs(args: argparse.Namespace, api: TaskRunApi) -> int:
             if taskrun.status.log_ref is None
             else f"; its output's tail is in Redis: set ${ENV_REDIS_URL} or --redis-url"
         )
+        if taskrun.spec.pool is not None and taskrun.status.log_ref is None:
+            console.print(
+                f"[yellow]TaskRun {args.name} runs on pool {taskrun.spec.pool}: its output is kept when an attempt "
+                "ends, if it wrote any; none is kept yet.[/]"
+            )
+            return 1
         console.print(
             f"[yellow]TaskRun {args.name} has no pod with logs (not started yet, or the pod is gone){hint}.[/]"
         )

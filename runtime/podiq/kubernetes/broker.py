@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -178,8 +179,8 @@ class KubernetesBroker(AsyncBroker):
             raise
         if self.watch is not None:
             self.watch.track(message.task_id)
-        if pool:
-            await self._enqueue(message, pool)
+        if pool and not _held_back(body):
+            await self._enqueue(message, pool)  # a held-back run is enqueued by the operator once it is due
 
     async def _enqueue(self, message: TaskiqMessage, pool: str) -> None:
         """The TaskRun exists, so a failure here is not lost: the operator enqueues what nobody did."""
@@ -258,6 +259,13 @@ class KubernetesBroker(AsyncBroker):
             await self.taskruns.patch_spec(self.namespace, task_id, {"cancelled": True})
         except NotFoundError:
             raise ResultGetError(f"No TaskRun {self.namespace}/{task_id} to cancel.") from None
+
+
+def _held_back(body: dict[str, Any]) -> bool:
+    """Whether the TaskRun's ``spec.notBefore`` is still ahead (only then is the body parsed)."""
+    if not body["spec"].get("notBefore"):
+        return False
+    return TaskRun.from_api(body).time_until_start(datetime.now(UTC)) is not None
 
 
 def _taken(message: TaskiqMessage, namespace: str) -> SendTaskError:
@@ -386,8 +394,12 @@ async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None
 
 
 async def taskrun_logs(connection: client.ApiClient, store: RedisStore | None, taskrun: TaskRun) -> str | None:
-    """The run's output: its latest pod's whole log while the pod exists, else the tail kept in Redis."""
-    logs = await pod_logs(connection, taskrun)
+    """The run's output: its latest pod's whole log while the pod exists, else the tail kept in Redis.
+
+    A pool run's pod is a worker that serves many runs: its log is everyone's, so a pool run's
+    output is always the tail its worker kept in Redis for that run alone.
+    """
+    logs = None if taskrun.spec.pool is not None else await pod_logs(connection, taskrun)
     if logs is None and taskrun.status.log_ref is not None:
         try:
             logs = await read_stored_log(store, taskrun)

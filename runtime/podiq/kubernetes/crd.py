@@ -105,6 +105,7 @@ POOL_PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
     {"name": "Backlog", "type": "integer", "jsonPath": ".status.backlog"},
     {"name": "Busy", "type": "integer", "jsonPath": ".status.busy"},
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -142,6 +142,13 @@ class PoolQueue:
             raise self._error(exc, f"reading the marker of TaskRun {taskrun}") from None
         return None if value is None else _text(value)
 
+    async def forget(self, taskrun: str, attempt: int) -> None:
+        """Drop the attempt's marker, so that a later enqueue adds it again (a run not yet due)."""
+        try:
+            await self.redis.delete(marker_key(self.namespace, taskrun, attempt))
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
+            raise self._error(exc, f"dropping the marker of TaskRun {taskrun}") from None
+
     async def signal_cancel(self, taskrun: str) -> None:
         """Tell the workers that the run was cancelled (the TaskRun says so already; this is the nudge)."""
         try:
@@ -245,6 +252,16 @@ class PoolQueue:
                 await pipe.execute()
         except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, "acknowledging runs") from None
+
+    async def consumers(self) -> dict[str, int]:
+        """Each worker (consumer) of the group and the runs it holds unacknowledged."""
+        try:
+            reply = await self.redis.xinfo_consumers(self.key, GROUP)
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
+            if "no such key" in str(exc).lower():
+                return {}
+            raise self._error(exc, "reading the workers' runs") from None
+        return {_text(c["name"]): int(c["pending"]) for c in reply}
 
     async def depth(self) -> tuple[int, int]:
         """(backlog, busy): entries not yet handed out, and handed out but not acknowledged."""

@@ -24,6 +24,7 @@ __all__ = [
     "POOL_PLURAL",
     "POOL_SHORT_NAMES",
     "POOL_SINGULAR",
+    "PoolCondition",
     "TaskPool",
     "TaskPoolSpec",
     "TaskPoolStatus",
@@ -80,8 +81,21 @@ class TaskPoolSpec(_Model):
         return self
 
 
+class PoolCondition(_Model):
+    """The ``Ready`` condition: False with a reason (``InvalidSpec``, ``InvalidName``) when the
+    operator cannot keep the pool, and a message that says what to change."""
+
+    type: str = Field(default="Ready", max_length=64)
+    status: str = Field(pattern="^(True|False|Unknown)$")
+    reason: str = Field(max_length=64)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: str | None = Field(default=None, max_length=64)
+
+
 class TaskPoolStatus(_Model):
     """What the operator observed: the workers asked for and the backlog it scaled from."""
+
+    conditions: list[PoolCondition] = Field(default_factory=list, max_length=8)
 
     replicas: int = Field(default=0, strict=True, ge=0, description="Workers the operator asked the Deployment for.")
     backlog: int = Field(default=0, strict=True, ge=0, description="Runs waiting in the stream, not yet claimed.")

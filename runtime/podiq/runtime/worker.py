@@ -37,6 +37,7 @@ from podiq.kubernetes.api import ConflictError, TaskRunApi
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.dispatch import Entry, PoolQueue
 from podiq.kubernetes.exitcodes import ExitCode
+from podiq.kubernetes.offloading import store_log
 from podiq.kubernetes.resources import TaskRun, status_patch
 from podiq.kubernetes.storage import RedisStore, StoreSettings
 from podiq.runtime.environment import (
@@ -50,8 +51,10 @@ from podiq.runtime.environment import (
     RuntimeEnvironment,
 )
 from podiq.runtime.progress import TaskRunStatusBackend
+from podiq.runtime.run_output import RunTail, current_tail, install
 from podiq.runtime.running import (
     INFRASTRUCTURE_FAILURE,
+    REPORT_TRIES,
     exit_code,
     expire_arguments,
     load_broker,
@@ -235,8 +238,31 @@ class Worker:
                 "Stopping: %s runs get %s s to finish; the rest are reclaimed by other workers.", len(tasks), STOP_GRACE
             )
             _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            cut = [r.entry for r in self.running.values() if r.task in late]
             for task in late:
                 task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            # Said at once, as a Job's deleted pod is, rather than left for a reclaim after the visibility timeout.
+            for entry in cut:
+                try:
+                    await self._stopped(entry)
+                except Exception:
+                    logger.exception(
+                        "TaskRun %s: the stopped attempt %s is left to be reclaimed.", entry.taskrun, entry.attempt
+                    )
+
+    async def _stopped(self, entry: Entry) -> None:
+        """Record an attempt this stopping worker cut short, retried per policy, and acknowledge it."""
+        body = await self.api.get(entry.namespace, entry.taskrun)
+        if body is not None:
+            taskrun = TaskRun.from_api(body)
+            if not (moved_on(taskrun, entry.attempt) or taskrun.cancel_requested()):
+                message = (
+                    f"Its pool worker {self.settings.pod_name} was stopped (SIGTERM: its pod was deleted, evicted "
+                    f"or scaled down) and the run did not finish within {STOP_GRACE:g} s."
+                )
+                await self._lost(taskrun, entry, "WorkerStopped", message)
+        await self.queue.ack(entry.id)
 
     async def _keep_claims(self) -> None:
         """Renew the claims of runs still going here, so that long runs are not reclaimed, and
@@ -278,8 +304,20 @@ class Worker:
         taskrun = TaskRun.from_api(body)
         if moved_on(taskrun, entry.attempt) or taskrun.cancel_requested():
             return
+        if taskrun.time_until_start(datetime.now(UTC)) is not None and not taskrun.status.attempts:
+            # Enqueued before its spec.notBefore (by an older client, say): dropped with its marker,
+            # so that the operator enqueues it again once it is due.
+            await self.queue.forget(taskrun.name, entry.attempt)
+            logger.info(
+                "TaskRun %s is held back until %s; left to the operator.", taskrun.name, taskrun.spec.not_before
+            )
+            return
         if entry.deliveries > 1:  # handed out before, and that worker never reported
-            await self._lost(taskrun, entry)
+            message = (
+                f"The pool worker running it stopped answering for {self.settings.visibility_timeout:g} s "
+                f"(claimed {entry.deliveries - 1} time(s) before)."
+            )
+            await self._lost(taskrun, entry, "WorkerLost", message)
             return
         environment = RuntimeEnvironment(
             taskrun_name=taskrun.name,
@@ -293,9 +331,13 @@ class Worker:
         backend = TaskRunStatusBackend(self.api, taskrun.namespace, taskrun.name, settings.progress_interval)
         self.router.runs[taskrun.task_id] = backend
         recorder = asyncio.create_task(self._record_running(taskrun, environment, started))
+        # The run's own output (print, logging, its sync threads): the tasks made below inherit it.
+        tail = RunTail(self.store_settings.log_tail)
+        token = current_tail.set(tail)
         try:
             code, record = await self._execute_until_stopped(taskrun, environment)
         finally:
+            current_tail.reset(token)
             self.router.runs.pop(taskrun.task_id, None)
             recorder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -303,8 +345,12 @@ class Worker:
         if code is None:
             await backend.close()
             return  # cancelled or finished elsewhere: nothing to report
+        kept, dropped = tail.value()
+        log_ref = (
+            await store_log(self.store, self.store_settings, taskrun, entry.attempt, kept, dropped) if kept else None
+        )
         outcome = await stored_outcome(self.store, self.store_settings, taskrun, entry.attempt, code, record)
-        final = await report(self.api, taskrun, outcome, backend, environment, started)
+        final = await report(self.api, taskrun, outcome, backend, environment, started, log_ref)
         if final is None:
             return
         if final.is_done():
@@ -318,19 +364,28 @@ class Worker:
         """A run still going after :data:`RECORD_RUNNING_AFTER` is recorded as Running on this pod,
         so that `kubectl get taskruns` shows where it runs; a fast run writes its outcome only."""
         await asyncio.sleep(RECORD_RUNNING_AFTER)
-        new = taskrun.status.model_copy(deep=True)
-        new.record_attempt(environment.attempt, None, started)
-        new.pod_name = environment.pod_name
-        try:
-            body = await self.api.patch_status(
-                taskrun.namespace,
-                taskrun.name,
-                status_patch(taskrun.status, new),
-                resource_version=taskrun.metadata.resource_version,
-            )
-        except ConflictError:
-            return None  # it changed meanwhile (cancelled, say): the report reads it again
-        return TaskRun.from_api(body)
+        for _ in range(REPORT_TRIES):
+            new = taskrun.status.model_copy(deep=True)
+            new.record_attempt(environment.attempt, None, started)
+            new.pod_name = environment.pod_name
+            try:
+                body = await self.api.patch_status(
+                    taskrun.namespace,
+                    taskrun.name,
+                    status_patch(taskrun.status, new),
+                    resource_version=taskrun.metadata.resource_version,
+                )
+                return TaskRun.from_api(body)
+            except ConflictError:
+                # Its progress writes (unconditional merges) change it every second: read it again,
+                # unless it was cancelled or moved on meanwhile, which the report handles.
+                fresh = await self.api.get(taskrun.namespace, taskrun.name)
+                if fresh is None:
+                    return None
+                taskrun = TaskRun.from_api(fresh)
+                if moved_on(taskrun, environment.attempt) or taskrun.cancel_requested():
+                    return None
+        return None
 
     async def _execute_until_stopped(
         self, taskrun: TaskRun, environment: RuntimeEnvironment
@@ -370,18 +425,13 @@ class Worker:
             receiver = self.receivers[id(broker)] = Receiver(broker, self.executor)
         return exit_code(await receiver.run(message), message)
 
-    async def _lost(self, taskrun: TaskRun, entry: Entry) -> None:
-        """A worker claimed this attempt and stopped answering: record it as failed, retry per policy."""
+    async def _lost(self, taskrun: TaskRun, entry: Entry, reason: str, message: str) -> None:
+        """A worker claimed this attempt and could not finish it: record it as failed, retry per policy."""
         for _ in range(5):
             before = taskrun.status.model_copy(deep=True)
             now = datetime.now(UTC)
             taskrun.status.record_attempt(entry.attempt, None, now)
-            taskrun.fail_attempt(
-                "WorkerLost",
-                f"The pool worker running it stopped answering for {self.settings.visibility_timeout:g} s "
-                f"(claimed {entry.deliveries - 1} time(s) before).",
-                now,
-            )
+            taskrun.fail_attempt(reason, message, now)
             try:
                 await self.api.patch_status(
                     taskrun.namespace,
@@ -409,6 +459,7 @@ class Worker:
 
 
 def main() -> int:
+    install()  # before logging's handler takes sys.stderr, so that a run's log records are its output too
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         worker = Worker(WorkerSettings.from_environ())

@@ -147,3 +147,59 @@ def test_podiq_worker_outside_a_pool_exits_saying_what_is_missing() -> None:
         [sys.executable, "-m", "podiq.cli", "worker"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 70 and "PODIQ_POOL" in done.stderr and "TaskPool" in done.stderr
+
+
+def test_a_held_back_pool_run_shows_waiting_once_and_is_left_to_the_keeper() -> None:
+    from podiq_operator.decisions import WriteStatus
+
+    later = (NOW + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run = taskrun(pool="fast", notBefore=later)
+    action = decide(run, 0, MISSING, NOW)
+    assert isinstance(action, WriteStatus) and action.status.reason is Reason.WAITING
+    assert action.status.attempts == 0 and action.event is not None and action.event.reason == "Waiting"
+    run.status = action.status
+    assert isinstance(decide(run, 0, MISSING, NOW + timedelta(seconds=1)), Idle)  # written once
+    assert backstop(run, pool(), None, NOW + timedelta(seconds=10)) is None  # not due: not enqueued
+    due = backstop(run, pool(), None, NOW + timedelta(seconds=31))
+    assert due is not None and due.enqueue == 1
+
+
+def test_an_invalid_pool_is_named_with_its_problem_and_the_fix() -> None:
+    from podiq_operator.pool_decisions import pool_problem
+
+    def body(name: str = "fast", **spec: object) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "jobs"}, "spec": spec}
+
+    kept, reason, message = pool_problem(body(minReplicas=1, maxReplicas=2))
+    assert kept is not None and reason == "Ready" and "podiq-pool-fast" in message
+    kept, reason, message = pool_problem(body(minReplicas=5, maxReplicas=2))
+    assert kept is None and reason == "InvalidSpec"
+    assert "minReplicas (5) is above maxReplicas (2)" in message and "kubectl edit taskpool fast" in message
+    kept, reason, message = pool_problem(body("a" * 41))
+    assert kept is None and reason == "InvalidName" and "at most 40" in message and "shorter name" in message
+
+
+def test_the_ready_condition_moves_its_time_only_when_its_status_changes() -> None:
+    from podiq_operator.pool_decisions import pool_conditions
+
+    first = pool_conditions([], False, "InvalidSpec", "bad", NOW)
+    assert first == [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "InvalidSpec",
+            "message": "bad",
+            "lastTransitionTime": "2026-03-04T05:06:07Z",
+        }
+    ]
+    assert pool_conditions(first, False, "InvalidSpec", "bad", NOW + timedelta(seconds=9)) == first  # no write
+    fixed = pool_conditions(first, True, "Ready", "ok", NOW + timedelta(seconds=9))
+    assert fixed[0]["status"] == "True" and fixed[0]["lastTransitionTime"] == "2026-03-04T05:06:16Z"
+
+
+def test_a_shrinking_pool_stops_idle_workers_first() -> None:
+    from podiq_operator.pool_decisions import deletion_costs
+
+    costs = deletion_costs(["w-busy", "w-idle", "w-new"], {"w-busy": 3, "w-idle": 0, "gone": 2})
+    assert costs == {"w-busy": 3, "w-idle": 0, "w-new": 0}
+    assert min(costs, key=lambda pod: (costs[pod], pod)) != "w-busy"
