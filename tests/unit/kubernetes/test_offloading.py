@@ -186,8 +186,9 @@ async def test_the_output_tail_is_kept_and_read_back(store: RedisStore, tmp_path
     # Everything still reaches the container log, stdout and stderr apart.
     assert stdout.startswith("from python\nfrom a child process\n") and "last line\n" in stdout
     assert stderr == "from the stderr descriptor\n"
+    # stdout and stderr are two pipes: which of their last lines comes last depends on the threads
     text = kept.decode()
-    assert text.endswith("last line\n") and "from python" not in text and 100 <= len(kept) <= 200
+    assert "last line\n" in text and "from python" not in text and 100 <= len(kept) <= 200
     dropped = int(stdout.rsplit("dropped ", 1)[1])
     assert len(kept) + dropped == len(everything)
     run = run_of(spec(), "logs", attempts=1)
@@ -195,9 +196,8 @@ async def test_the_output_tail_is_kept_and_read_back(store: RedisStore, tmp_path
     assert ref is not None
     run.finish_attempt(ExitCode.SUCCEEDED, datetime.now(UTC), result={}, log_ref=ref)
     stored = await read_stored_log(store, run)
-    assert stored is not None and stored.endswith("z" * 89 + "\nlast line\n")
-    assert stored.startswith(f"[podiq: the first {len(everything) - 100} bytes of output are not kept]\n")
-    kept, _, _ = tee(tmp_path, 10_000)  # stdout and stderr are two pipes: lines keep their order within each
+    assert stored == f"[podiq: the first {dropped} bytes of output are not kept]\n" + text
+    kept, _, _ = tee(tmp_path, 10_000)
     assert sorted(kept.decode().splitlines()) == sorted(everything.splitlines())
 
 
