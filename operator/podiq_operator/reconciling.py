@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from podiq.kubernetes.api import InvalidError
+from podiq.kubernetes.attempts import refuse
 from podiq.kubernetes.resources import Reason, TaskRun, TaskRunStatus, status_patch
 from podiq_operator.caches import Cache, Key
 from podiq_operator.clusters import ClusterApi, ConflictError, NotFoundError
@@ -259,12 +260,15 @@ class Reconciler:
         except InvalidError as exc:
             # The API server finds the Job invalid (its resources, image, env, deadline...): trying
             # again would be refused again, so the run ends here, saying what was refused.
-            refused = run.model_copy(deep=True)
-            refused.refuse(
-                Reason.INVALID_POD_SPEC, f"The Job for attempt {attempt} was refused: {exc.message}", self.clock()
+            refused = refuse(
+                run.spec,
+                run.status,
+                Reason.INVALID_POD_SPEC,
+                f"The Job for attempt {attempt} was refused: {exc.message}",
+                self.clock(),
             )
-            if await self._write_status(key, run, refused.status):
-                self._post(key, Event(Reason.INVALID_POD_SPEC.value, refused.status.message, warning=True), finish=True)
+            if await self._write_status(key, run, refused):
+                self._post(key, Event(Reason.INVALID_POD_SPEC.value, refused.message, warning=True), finish=True)
             return False
         self.cache.put_job(body)
         return True

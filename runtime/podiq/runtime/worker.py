@@ -34,6 +34,7 @@ from podiq._result import ResultRecord
 from podiq._result_backend import AsyncResultBackend
 from podiq.exceptions import ResultSetError, StoreError
 from podiq.kubernetes.api import ConflictError, TaskRunApi
+from podiq.kubernetes.attempts import fail_attempt
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.dispatch import Entry, PoolQueue
 from podiq.kubernetes.exitcodes import ExitCode
@@ -376,7 +377,9 @@ class Worker:
             before = taskrun.status.model_copy(deep=True)
             now = datetime.now(UTC)
             taskrun.status.record_attempt(entry.attempt, None, now)
-            taskrun.fail_attempt(
+            taskrun.status = fail_attempt(
+                taskrun.spec,
+                taskrun.status,
                 "WorkerLost",
                 f"The pool worker running it stopped answering for {self.settings.visibility_timeout:g} s "
                 f"(claimed {entry.deliveries - 1} time(s) before).",
