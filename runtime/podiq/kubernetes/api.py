@@ -39,7 +39,6 @@ __all__ = [
     "Resource",
     "TaskRunApi",
     "api_error",
-    "translated",
 ]
 
 #: A JSON merge patch: kubernetes-asyncio would otherwise pick JSON Patch for custom objects.
@@ -112,13 +111,6 @@ def api_error(status: int, reason: str | None, body: str | bytes | None = None) 
     except ValueError:  # not a Status object (a proxy's page, say): its reason says enough
         pass
     return _BY_STATUS.get(status, ApiError)(reason or "", status=status, message=message, body=raw)
-
-
-def translated(exc: ApiException) -> ApiError:
-    """A generated client's ``ApiException`` (the operator's few other kinds) in podiq's terms."""
-    if isinstance(exc, ApiError):
-        return exc
-    return api_error(int(exc.status or 0), exc.reason, exc.body)
 
 
 @dataclasses.dataclass(frozen=True)
