@@ -20,8 +20,9 @@ import dataclasses
 from datetime import datetime, timedelta
 
 from podiq.exceptions import TaskRejectedError
+from podiq.kubernetes.attempts import fail_attempt, fail_to_start, finish_attempt, refuse
 from podiq.kubernetes.exitcodes import ExitCode
-from podiq.kubernetes.resources import BLOCKED_REASONS, Reason, TaskRun, TaskRunStatus, error_result
+from podiq.kubernetes.resources import BLOCKED_REASONS, Reason, TaskRun, TaskRunStatus, error_result, message_labels
 from podiq_operator.jobs import job_name
 from podiq_operator.observations import AttemptObservation, AttemptState
 
@@ -155,20 +156,24 @@ def decide(
 
     # 2. A namespace podiq must not run in: refuse before anything runs.
     if attempt == 0 and run.namespace in policy.excluded_namespaces:
-        refused = run.model_copy(deep=True)
-        refused.refuse(
-            Reason.NAMESPACE_EXCLUDED,
-            f"podiq does not run tasks in namespace {run.namespace!r}: it is among the operator's excluded "
-            "namespaces (the chart's excludedNamespaces, PODIQ_EXCLUDED_NAMESPACES). Send the task to another namespace.",
-            now,
+        return WriteStatus(
+            refuse(
+                run.spec,
+                run.status,
+                Reason.NAMESPACE_EXCLUDED,
+                f"podiq does not run tasks in namespace {run.namespace!r}: it is among the operator's excluded "
+                "namespaces (the chart's excludedNamespaces, PODIQ_EXCLUDED_NAMESPACES). Send the task to another namespace.",
+                now,
+            )
         )
-        return WriteStatus(refused.status)
 
     # 3. Never started, and neither cancelled nor held back: start (the Job records it, no write).
     if attempt == 0 and not run.cancel_requested() and run.time_until_start(now) is None:
         return _start(run, 1)
 
-    new = status.model_copy(deep=True)
+    # Shallow: the status's transitions only assign fields, so ``status`` stays as read and the
+    # result it may hold (up to 256 KiB of the task's data) is not copied at every decision.
+    new = status.model_copy()
     new.observed_generation = run.metadata.generation
     # The attempt's Job exists but the status does not record it yet (see the module's doc).
     unrecorded = new.record_attempt(attempt, job_name(run.name, attempt), observation.started or now)
@@ -199,10 +204,7 @@ def decide(
     if (observation.finished or observation.state is AttemptState.MISSING) and not status.has_report_for(attempt):
         if not fresh:
             return Refresh()
-        unreported = run.model_copy(deep=True)
-        unreported.status = new
-        _record_unreported_end(unreported, observation, now)
-        final = unreported.status
+        final = _record_unreported_end(run, new, observation, now)
         return WriteStatus(final, Event(final.reason.value, final.message, warning=not final.is_succeeded()))
 
     # 8. Not started by its pending deadline: give up, with the reason it could not start.
@@ -259,10 +261,8 @@ def _give_up(
         why = (f"pod {observation.pod_name} is still pending" if observation.pod_name else "the Job created no pod") + (
             " and Kubernetes reported no reason (`kubectl describe pod` and the namespace's Events may tell)"
         )
-    ended = run.model_copy(deep=True)
-    ended.status = new
-    ended.fail_to_start(reason, f"Attempt {attempt} did not start within {deadline:g} s: {why}.", now)
-    return Cancel(job_name(run.name, attempt), ended.status, Event(reason.value, ended.status.message, warning=True))
+    ended = fail_to_start(run.spec, new, reason, f"Attempt {attempt} did not start within {deadline:g} s: {why}.", now)
+    return Cancel(job_name(run.name, attempt), ended, Event(reason.value, ended.message, warning=True))
 
 
 def _start(run: TaskRun, attempt: int, why: str = "") -> StartAttempt:
@@ -270,31 +270,31 @@ def _start(run: TaskRun, attempt: int, why: str = "") -> StartAttempt:
     return StartAttempt(attempt, Event("Started", message))
 
 
-def _record_unreported_end(run: TaskRun, observation: AttemptObservation, now: datetime) -> None:
-    """Apply the exit-code contract for an attempt whose runtime did not write its outcome."""
+def _record_unreported_end(
+    run: TaskRun, status: TaskRunStatus, observation: AttemptObservation, now: datetime
+) -> TaskRunStatus:
+    """The exit-code contract applied to an attempt whose runtime did not write its outcome."""
     if observation.pod_name:
-        run.status.pod_name = observation.pod_name
+        status = status.model_copy(update={"pod_name": observation.pod_name})
+    spec = run.spec
     if observation.state is AttemptState.MISSING:
-        run.fail_attempt("JobDeleted", "The attempt's Job was deleted before it reported.", now)
-        return
+        return fail_attempt(spec, status, "JobDeleted", "The attempt's Job was deleted before it reported.", now)
     if observation.timed_out:
-        run.fail_attempt("DeadlineExceeded", observation.message, now, timed_out=True)
-        return
+        return fail_attempt(spec, status, "DeadlineExceeded", observation.message, now, timed_out=True)
     code = ExitCode.parse(observation.exit_code)
     if code is ExitCode.REQUEUE:
-        run.finish_attempt(ExitCode.REQUEUE, now, message=f"Attempt {run.status.attempts} requeued the task.")
-    elif code is ExitCode.REJECTED:
-        message = f"Attempt {run.status.attempts} rejected the task."
-        result = error_result(TaskRejectedError, message, labels=run.message_labels())
-        run.finish_attempt(ExitCode.REJECTED, now, result=result, message=message)
-    elif code is ExitCode.SUCCEEDED:
-        run.fail_attempt("NoResult", "The runtime exited 0 without writing a result.", now)
-    elif code is ExitCode.TASK_ERROR:
-        run.fail_attempt("NoResult", "The task failed and the runtime did not write its error.", now)
-    elif observation.failure == "OOMKilled":
-        run.fail_attempt("OOMKilled", _oom_message(run, observation.exit_code), now)
-    else:
-        run.fail_attempt(observation.failure or "Failed", observation.message, now)
+        return finish_attempt(spec, status, code, now, message=f"Attempt {status.attempts} requeued the task.")
+    if code is ExitCode.REJECTED:
+        message = f"Attempt {status.attempts} rejected the task."
+        result = error_result(TaskRejectedError, message, labels=message_labels(spec, status))
+        return finish_attempt(spec, status, code, now, result=result, message=message)
+    if code is ExitCode.SUCCEEDED:
+        return fail_attempt(spec, status, "NoResult", "The runtime exited 0 without writing a result.", now)
+    if code is ExitCode.TASK_ERROR:
+        return fail_attempt(spec, status, "NoResult", "The task failed and the runtime did not write its error.", now)
+    if observation.failure == "OOMKilled":
+        return fail_attempt(spec, status, "OOMKilled", _oom_message(run, observation.exit_code), now)
+    return fail_attempt(spec, status, observation.failure or "Failed", observation.message, now)
 
 
 def _oom_message(run: TaskRun, exit_code: int | None) -> str:

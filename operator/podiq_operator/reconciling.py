@@ -10,15 +10,15 @@ decision was based on, so it never overwrites what the runtime wrote meanwhile.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from podiq.kubernetes.api import InvalidError
+from podiq.kubernetes.attempts import refuse
 from podiq.kubernetes.resources import Reason, TaskRun, TaskRunStatus, status_patch
 from podiq_operator.caches import Cache, Key
 from podiq_operator.clusters import ClusterApi, ConflictError, NotFoundError
@@ -257,17 +257,18 @@ class Reconciler:
                 self.wake(key, 5.0)
                 return False
             body = existing
-        except ApiException as exc:
-            if exc.status not in (400, 422):
-                raise
+        except InvalidError as exc:
             # The API server finds the Job invalid (its resources, image, env, deadline...): trying
             # again would be refused again, so the run ends here, saying what was refused.
-            refused = run.model_copy(deep=True)
-            refused.refuse(
-                Reason.INVALID_POD_SPEC, f"The Job for attempt {attempt} was refused: {_api_message(exc)}", self.clock()
+            refused = refuse(
+                run.spec,
+                run.status,
+                Reason.INVALID_POD_SPEC,
+                f"The Job for attempt {attempt} was refused: {exc.message}",
+                self.clock(),
             )
-            if await self._write_status(key, run, refused.status):
-                self._post(key, Event(Reason.INVALID_POD_SPEC.value, refused.status.message, warning=True), finish=True)
+            if await self._write_status(key, run, refused):
+                self._post(key, Event(Reason.INVALID_POD_SPEC.value, refused.message, warning=True), finish=True)
             return False
         self.cache.put_job(body)
         return True
@@ -316,11 +317,3 @@ class Reconciler:
         elif attempt:
             self._in_flight.add(key)
         self.metrics.in_flight.set(len(self._in_flight))
-
-
-def _api_message(exc: ApiException) -> str:
-    """The API server's own words for a refusal."""
-    try:
-        return str(json.loads(str(exc.body)).get("message") or exc.reason)
-    except (TypeError, ValueError):
-        return str(exc.reason)

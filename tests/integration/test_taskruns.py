@@ -325,3 +325,25 @@ async def test_a_deleted_pod_ends_the_attempt_with_an_error_that_says_so(
             "the pool back at two workers", lambda: len(worker_pods(cluster, namespace)) == 2 or None, timeout=WAIT
         )
         assert await (await t.calculate_sum.kiq([2, 3])).wait_result(timeout=WAIT) == 5
+
+
+async def test_following_one_run_sees_it_progress_and_end_or_be_deleted(
+    k8s_broker: Any, cluster: Any, podiq_namespace: str
+) -> None:
+    """What a Forbid firing and `podiq get --watch` wait with: a read, then a watch of that run alone."""
+    from podiq.kubernetes.watching import follow
+    from tests.integration import k8s_tasks as t
+
+    seen: list[str] = []
+    result = await t.slow_with_progress.kiq(4, 0.5)
+    finished = await asyncio.wait_for(
+        follow(k8s_broker.taskruns, podiq_namespace, result.task_id, lambda run: seen.append(run.status.reason.value)),
+        WAIT,
+    )
+    assert finished is not None and finished.status.is_succeeded() and finished.name == result.task_id
+    assert seen and "Succeeded" not in seen, seen  # only unfinished states are reported on the way
+    held = await t.noop.kicker().with_labels(not_before=datetime.now(UTC) + timedelta(hours=1)).kiq()
+    following = asyncio.ensure_future(follow(k8s_broker.taskruns, podiq_namespace, held.task_id))
+    await asyncio.sleep(1)
+    cluster.kubectl("delete", "taskrun", held.task_id, "-n", podiq_namespace)
+    assert await asyncio.wait_for(following, WAIT) is None

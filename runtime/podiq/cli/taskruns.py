@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -21,6 +20,7 @@ from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.offloading import read_result
 from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import ENV_REDIS_URL, RedisStore, StoreSettings
+from podiq.kubernetes.watching import follow
 
 
 def add_parser(subparsers: Any) -> None:
@@ -83,13 +83,12 @@ async def get_taskrun(args: argparse.Namespace, api: TaskRunApi) -> int:
         console.print(details(taskrun, await _stored_result(args, taskrun)))
         return 0
     with Live(details(taskrun), console=console, refresh_per_second=4) as live:
-        while not taskrun.is_done():
-            await asyncio.sleep(0.5)
-            refreshed = await _read(api, args.namespace, args.name)
-            if refreshed is None:
-                return 1
-            taskrun = refreshed
-            live.update(details(taskrun))
+        finished = await follow(api, args.namespace, args.name, lambda seen: live.update(details(seen)))
+        if finished is None:
+            live.stop()
+            console.print(f"[red]TaskRun {args.namespace}/{args.name} was deleted before it finished.[/]")
+            return 1
+        taskrun = finished
         live.update(details(taskrun, await _stored_result(args, taskrun)))
     return 0 if taskrun.status.is_succeeded() else 1
 
@@ -137,7 +136,7 @@ def details(taskrun: TaskRun, stored: dict[str, Any] | str | None = None) -> Tab
 
 
 async def list_taskruns(args: argparse.Namespace, api: TaskRunApi) -> int:
-    runs = [TaskRun.from_api(item) for item in await api.list(args.namespace)]
+    runs = [TaskRun.from_api(item) for item in (await api.list(args.namespace)).items]
     runs = [run for run in runs if listing.matches(run, args.task, args.phase)]
     if not runs:
         console.print(f"No TaskRuns in {args.namespace}{' that match' if args.task or args.phase else ''}.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from podiq._broker import AsyncBroker
 from podiq._message import TaskiqMessage
@@ -29,7 +27,7 @@ from podiq.exceptions import (
     StoreError,
     TaskiqResultTimeoutError,
 )
-from podiq.kubernetes.api import ConflictError, NotFoundError, TaskRunApi
+from podiq.kubernetes.api import ApiError, ConflictError, NotFoundError, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
 from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.offloading import offload_arguments, read_result, read_stored_log
@@ -207,7 +205,7 @@ class KubernetesBroker(AsyncBroker):
             ) from None
         except ConflictError:
             raise _taken(message, self.namespace) from None
-        except ApiException as exc:
+        except ApiError as exc:
             raise _refused(exc, message) from None
 
     async def _offload(self, message: TaskiqMessage, body: dict[str, Any]) -> bool:
@@ -274,12 +272,9 @@ def _taken(message: TaskiqMessage, namespace: str) -> SendTaskError:
     )
 
 
-def _refused(exc: ApiException, message: TaskiqMessage) -> Exception:
+def _refused(exc: ApiError, message: TaskiqMessage) -> Exception:
     """The API server's refusal of a TaskRun, as an error that says what to change."""
-    try:
-        detail = json.loads(exc.body or b"").get("message", exc.reason)
-    except (TypeError, ValueError):
-        detail = exc.reason
+    detail = exc.message
     if exc.status in (400, 422):
         return InvalidArgumentsError(f"The API server refused the TaskRun for {message.task_name!r}: {detail}")
     if exc.status in (401, 403):

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -35,6 +35,9 @@ from podiq.kubernetes.cronjobs import (
     EXIT_RUN_FAILED,
 )
 
+if TYPE_CHECKING:
+    from podiq.kubernetes.api import TaskRunApi
+
 __all__ = [
     "FiringEnvironment",
     "main",
@@ -42,9 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("podiq.firing")
-
-#: Seconds one watch request stays open before the run is read again.
-WATCH_SECONDS = 60
 
 
 class FiringEnvironment(BaseModel):
@@ -111,9 +111,7 @@ def main() -> int:
 
 
 async def fire(firing: FiringEnvironment) -> int:
-    from kubernetes_asyncio.client.exceptions import ApiException
-
-    from podiq.kubernetes.api import ConflictError, TaskRunApi
+    from podiq.kubernetes.api import ApiError, ConflictError, TaskRunApi
     from podiq.kubernetes.connecting import api_client
 
     body = taskrun_for_firing(firing)
@@ -125,17 +123,17 @@ async def fire(firing: FiringEnvironment) -> int:
             logger.info("Created TaskRun %s/%s.", firing.namespace, name)
         except ConflictError:
             logger.info("TaskRun %s/%s exists: an earlier pod of this firing created it.", firing.namespace, name)
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status in (400, 403, 422):
-                logger.error("The API refused TaskRun %s/%s: %s %s", firing.namespace, name, exc.status, exc.body)
+                logger.error("The API refused TaskRun %s/%s: %s", firing.namespace, name, exc)
                 return EXIT_REFUSED
             raise
         if not firing.waits:
             return 0
-        return await _wait_for_run(connection, api, firing, name)
+        return await _wait_for_run(api, firing, name)
 
 
-async def _wait_for_run(connection: Any, api: Any, firing: FiringEnvironment, name: str) -> int:
+async def _wait_for_run(api: TaskRunApi, firing: FiringEnvironment, name: str) -> int:
     """Stay until the run finished; on SIGTERM under Replace (the CronJob replaces this firing), cancel it."""
     from podiq.kubernetes.api import NotFoundError
 
@@ -143,7 +141,7 @@ async def _wait_for_run(connection: Any, api: Any, firing: FiringEnvironment, na
     terminated = asyncio.Event()
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGTERM, terminated.set)
-    waiting = asyncio.create_task(_finished(connection, api, firing.namespace, name))
+    waiting = asyncio.create_task(_finished(api, firing.namespace, name))
     stopping = asyncio.create_task(terminated.wait())
     await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not waiting.done():
@@ -161,44 +159,14 @@ async def _wait_for_run(connection: Any, api: Any, firing: FiringEnvironment, na
     return 0 if phase in ("Succeeded", None) else EXIT_RUN_FAILED
 
 
-async def _finished(connection: Any, api: Any, namespace: str, name: str) -> str | None:
+async def _finished(api: TaskRunApi, namespace: str, name: str) -> str | None:
     """The run's final phase once it is done; None if it was deleted first."""
-    from kubernetes_asyncio import client, watch
-    from kubernetes_asyncio.client.exceptions import ApiException
+    from podiq.kubernetes.watching import follow
 
-    from podiq.kubernetes.resources import GROUP, PLURAL, VERSION, TaskRun
-
-    custom = client.CustomObjectsApi(connection)
-    while True:
-        body = await api.get(namespace, name)
-        if body is None:
-            return None
-        run = TaskRun.from_api(body)
-        if run.is_done():
-            return run.status.phase.value if run.status.phase else "Failed"
-        stream = watch.Watch()
-        try:
-            async for event in stream.stream(
-                custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                field_selector=f"metadata.name={name}",
-                resource_version=run.metadata.resource_version,
-                timeout_seconds=WATCH_SECONDS,
-            ):
-                if event["type"] == "DELETED":
-                    return None
-                if event["type"] in ("ADDED", "MODIFIED"):
-                    seen = TaskRun.from_api(event["raw_object"])
-                    if seen.is_done():
-                        return seen.status.phase.value if seen.status.phase else "Failed"
-        except ApiException as exc:  # 410 Gone and friends: read again and watch from there
-            logger.debug("Watch ended (%s); reading TaskRun %s again.", exc.status, name)
-            await asyncio.sleep(1)
-        finally:
-            await stream.close()
+    run = await follow(api, namespace, name)
+    if run is None:
+        return None
+    return run.status.phase.value if run.status.phase else "Failed"
 
 
 if __name__ == "__main__":

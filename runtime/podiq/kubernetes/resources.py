@@ -36,8 +36,7 @@ from pydantic.alias_generators import to_camel
 
 from podiq._labels import REQUEUE_LABEL
 from podiq._progress import TaskProgress
-from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError, TaskTimeoutError
-from podiq.kubernetes.exitcodes import ExitCode
+from podiq.exceptions import ResultSetError, TaskCancelledError, TaskiqError
 from podiq.kubernetes.storage import StoredValue
 
 __all__ = [
@@ -76,6 +75,7 @@ __all__ = [
     "error_result",
     "format_duration",
     "label_value",
+    "message_labels",
     "status_patch",
     "to_api",
 ]
@@ -556,10 +556,7 @@ class TaskRun(_Model):
 
     def message_labels(self) -> dict[str, Any]:
         """The labels the task sees: the spec's, plus the requeue count once it requeued."""
-        labels = dict(self.spec.labels)
-        if self.status.requeues:
-            labels[REQUEUE_LABEL] = str(_int_label(labels.get(REQUEUE_LABEL)) + self.status.requeues)
-        return labels
+        return message_labels(self.spec, self.status)
 
     def is_done(self) -> bool:
         return self.status.is_done()
@@ -568,98 +565,19 @@ class TaskRun(_Model):
         """Cancellation was asked for (intent), whether or not it has been carried out."""
         return self.spec.cancelled
 
-    def can_retry(self) -> bool:
-        return self.spec.retry_on_error and self.status.retries < self.spec.max_retries
-
     def time_until_start(self, now: datetime) -> timedelta | None:
         """How long until ``spec.notBefore``, if it is in the future."""
         if self.spec.not_before is None or self.spec.not_before <= now:
             return None
         return self.spec.not_before - now
 
-    def finish_attempt(
-        self,
-        code: ExitCode,
-        now: datetime,
-        *,
-        result: Mapping[str, Any] | None = None,
-        result_ref: StoredValue | None = None,
-        log_ref: StoredValue | None = None,
-        message: str = "",
-        pod_name: str | None = None,
-    ) -> None:
-        """Record how the current attempt ended and what follows, by the retry policy.
 
-        The runtime calls this for its own attempt before exiting with ``code``; the
-        operator calls :meth:`fail_attempt` when the pod died without reporting. Both
-        then write the whole status once.
-        """
-        status = self.status
-        attempt = status.attempts
-        status.reported_attempt = attempt
-        if pod_name is not None:
-            status.pod_name = pod_name
-        if result is not None or result_ref is not None:
-            status.result, status.result_ref = (dict(result) if result is not None else None), result_ref
-        status.log_ref = log_ref
-        if code is ExitCode.SUCCEEDED:
-            status.mark_finished(Reason.SUCCEEDED, message or f"Attempt {attempt} succeeded.", now)
-        elif code is ExitCode.REJECTED:
-            status.mark_finished(Reason.REJECTED, message or f"Attempt {attempt} rejected the task.", now)
-        elif code is ExitCode.REQUEUE:
-            status.requeues += 1
-            status.set_condition(Reason.REQUEUED, message or f"Attempt {attempt} requeued the task.", now)
-        else:
-            self._fail(Reason.FAILED, message or f"Attempt {attempt} failed{_error_text(status.result)}.", now)
-
-    def fail_attempt(self, reason: str, message: str, now: datetime, *, timed_out: bool = False) -> None:
-        """The current attempt died without reporting (operator side): record an error result, retry per policy."""
-        status = self.status
-        status.reported_attempt = status.attempts
-        status.result_ref = status.log_ref = None
-        status.result = error_result(
-            TaskTimeoutError if timed_out else InfrastructureError,
-            f"{reason}: {message}" if message else reason,
-            labels=self.message_labels(),
-        )
-        self._fail(
-            Reason.TIMED_OUT if timed_out else Reason.FAILED,
-            f"Attempt {status.attempts}: {reason}. {message}".strip(),
-            now,
-        )
-
-    def fail_to_start(self, reason: Reason, message: str, now: datetime) -> None:
-        """The current attempt could not start by its pending deadline: the run ends Failed with
-        ``reason`` (never retried: another attempt would meet the same obstacle)."""
-        status = self.status
-        status.reported_attempt = status.attempts
-        status.result = error_result(InfrastructureError, f"{reason.value}: {message}", labels=self.message_labels())
-        status.mark_finished(reason, message, now)
-
-    def refuse(self, reason: Reason, message: str, now: datetime) -> None:
-        """End the run before any attempt: the operator will not run it."""
-        self.status.result = error_result(
-            InfrastructureError, f"{reason.value}: {message}", labels=self.message_labels()
-        )
-        self.status.mark_finished(reason, message, now)
-
-    def _fail(self, final: Reason, message: str, now: datetime) -> None:
-        if self.can_retry():
-            self.status.retries += 1
-            retry = f" Retry {self.status.retries} of {self.spec.max_retries}."
-            self.status.set_condition(Reason.RETRYING, message + retry, now)
-        else:
-            self.status.mark_finished(final, message, now)
-
-
-def _error_text(result: Mapping[str, Any] | None) -> str:
-    """``: ValueError: Negative values not allowed`` from an error result, for the condition's message."""
-    error = (result or {}).get("error") or {}
-    kind, text = error.get("type"), str(error.get("message") or "").strip()
-    if not kind:
-        return ""
-    text = text if len(text) <= 1000 else text[:999] + "…"
-    return f": {kind}: {text}" if text else f": {kind}"
+def message_labels(spec: TaskRunSpec, status: TaskRunStatus) -> dict[str, Any]:
+    """The labels the task sees: the spec's, plus the requeue count once it requeued."""
+    labels = dict(spec.labels)
+    if status.requeues:
+        labels[REQUEUE_LABEL] = str(_int_label(labels.get(REQUEUE_LABEL)) + status.requeues)
+    return labels
 
 
 def _int_label(value: Any) -> int:

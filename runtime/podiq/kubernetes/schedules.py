@@ -6,11 +6,12 @@ as plain data; :class:`KubernetesScheduleSource` adds the few API calls.
 
 from __future__ import annotations
 
-import json
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from podiq._schedules import ScheduledTask, ScheduleSource
 from podiq.exceptions import InvalidScheduleError, SendTaskError
+from podiq.kubernetes.api import CRONJOBS, ConflictError, InvalidError, ObjectApi, TaskRunApi
 from podiq.kubernetes.cronjobs import (
     DEFAULT_FIRING_IMAGE,
     LABEL_SCHEDULE_ID,
@@ -23,7 +24,7 @@ from podiq.kubernetes.cronjobs import (
     one_shot_taskrun_body,
     taskrun_template,
 )
-from podiq.kubernetes.resources import GROUP, PLURAL, VERSION, is_dns_label
+from podiq.kubernetes.resources import is_dns_label
 
 if TYPE_CHECKING:
     from kubernetes_asyncio import client
@@ -114,51 +115,42 @@ class KubernetesScheduleSource(ScheduleSource):
             image_pull_policy=self.image_pull_policy,
         )
 
-    async def add_schedule(self, schedule: ScheduledTask) -> None:
-        """Create the CronJob (replacing one with the same schedule id) or the held-back TaskRun."""
-        from kubernetes_asyncio import client
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        body = self.build(schedule)
+    async def _apis(self) -> tuple[ObjectApi, TaskRunApi]:
         connection = await self._client()
+        return ObjectApi(connection, CRONJOBS), TaskRunApi(connection)
+
+    async def add_schedule(self, schedule: ScheduledTask) -> None:
+        """Create the CronJob (replacing one with the same schedule id) or the held-back TaskRun.
+
+        A held-back TaskRun whose name is taken raises :class:`ConflictError`."""
+        body = self.build(schedule)
+        cronjobs, taskruns = await self._apis()
         try:
             if body["kind"] != "CronJob":
-                await client.CustomObjectsApi(connection).create_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, body
-                )
+                await taskruns.create(self.namespace, body)
                 return
-            batch = client.BatchV1Api(connection)
             try:
-                await batch.create_namespaced_cron_job(self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-                existing = await batch.read_namespaced_cron_job(schedule.schedule_id, self.namespace)
-                if (existing.metadata.labels or {}).get(LABEL_SCHEDULE_ID) != schedule.schedule_id:
+                await cronjobs.create(self.namespace, body, decode=False)
+            except ConflictError:
+                existing = await cronjobs.get(self.namespace, schedule.schedule_id) or {}
+                metadata = existing.get("metadata", {})
+                if (metadata.get("labels") or {}).get(LABEL_SCHEDULE_ID) != schedule.schedule_id:
                     raise InvalidScheduleError(
                         f"schedule_id {schedule.schedule_id!r}: a CronJob of that name exists in "
                         f"{self.namespace} and is not a podiq schedule."
                     ) from None
-                body["metadata"]["resourceVersion"] = existing.metadata.resource_version
-                await batch.replace_namespaced_cron_job(schedule.schedule_id, self.namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
-        except ApiException as exc:
-            if exc.status in (400, 422):
-                raise InvalidScheduleError(f"Kubernetes refused the schedule: {_api_message(exc)}") from None
-            raise
+                body["metadata"]["resourceVersion"] = metadata["resourceVersion"]
+                await cronjobs.replace(self.namespace, schedule.schedule_id, body)
+        except InvalidError as exc:
+            raise InvalidScheduleError(f"Kubernetes refused the schedule: {exc.message}") from None
 
     async def list_entries(self) -> list[ScheduleEntry]:
         """Every schedule in the namespace, with what Kubernetes knows of it (last firing, active runs)."""
-        from kubernetes_asyncio import client
-
-        connection = await self._client()
-        cronjobs = await client.BatchV1Api(connection).list_namespaced_cron_job(
-            self.namespace, label_selector=LABEL_SCHEDULE_ID
-        )
-        taskruns = await client.CustomObjectsApi(connection).list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, label_selector=f"{LABEL_TRIGGER}=time"
-        )
-        entries = [entry_from_cronjob(connection.sanitize_for_serialization(c)) for c in cronjobs.items]
-        entries += [entry_from_taskrun(t) for t in taskruns["items"]]
+        cronjobs, taskruns = await self._apis()
+        listed = await cronjobs.list(self.namespace, label_selector=LABEL_SCHEDULE_ID)
+        held_back = await taskruns.list(self.namespace, label_selector=f"{LABEL_TRIGGER}=time")
+        entries = [entry_from_cronjob(c) for c in listed.items]
+        entries += [entry_from_taskrun(t) for t in held_back.items]
         return [e for e in entries if e is not None]
 
     async def get_schedules(self) -> list[ScheduledTask]:
@@ -171,85 +163,38 @@ class KubernetesScheduleSource(ScheduleSource):
 
     async def delete(self, schedule_id: str) -> list[str]:
         """:meth:`delete_schedule`, returning what was deleted (``cronjob/<name>``, ``taskrun/<name>``)."""
-        from kubernetes_asyncio import client
-        from kubernetes_asyncio.client.exceptions import ApiException
-
         if not is_dns_label(schedule_id):
             return []
-        connection = await self._client()
+        cronjobs, taskruns = await self._apis()
         deleted: list[str] = []
-        batch = client.BatchV1Api(connection)
-        cronjobs = await batch.list_namespaced_cron_job(
-            self.namespace, label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id}"
-        )
-        for cronjob in cronjobs.items:
-            try:
-                await batch.delete_namespaced_cron_job(
-                    cronjob.metadata.name,
-                    self.namespace,
-                    body=client.V1DeleteOptions(
-                        propagation_policy="Background",
-                        preconditions=client.V1Preconditions(uid=cronjob.metadata.uid),
-                    ),
-                )
-                deleted.append(f"cronjob/{cronjob.metadata.name}")
-            except ApiException as exc:
-                if exc.status not in (404, 409):
-                    raise
-        custom = client.CustomObjectsApi(connection)
-        runs = await custom.list_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            self.namespace,
-            PLURAL,
-            label_selector=f"{LABEL_SCHEDULE_ID}={schedule_id},{LABEL_TRIGGER}=time",
-        )
-        for body in runs["items"]:
+        selected = f"{LABEL_SCHEDULE_ID}={schedule_id}"
+        for cronjob in (await cronjobs.list(self.namespace, label_selector=selected)).items:
+            metadata = cronjob["metadata"]
+            if await cronjobs.delete(self.namespace, metadata["name"], uid=metadata["uid"]):
+                deleted.append(f"cronjob/{metadata['name']}")
+        runs = await taskruns.list(self.namespace, label_selector=f"{selected},{LABEL_TRIGGER}=time")
+        for body in runs.items:
             if entry_from_taskrun(body) is None:  # started or finished: no longer a schedule
                 continue
             metadata = body["metadata"]
-            try:  # only as read: if the operator started it in between, it is a run now
-                await custom.delete_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    metadata["name"],
-                    body=client.V1DeleteOptions(
-                        propagation_policy="Background",
-                        preconditions=client.V1Preconditions(
-                            uid=metadata["uid"], resource_version=metadata["resourceVersion"]
-                        ),
-                    ),
-                )
+            # Only as read: if the operator started it in between, it is a run now.
+            if await taskruns.delete(
+                self.namespace, metadata["name"], uid=metadata["uid"], resource_version=metadata["resourceVersion"]
+            ):
                 deleted.append(f"taskrun/{metadata['name']}")
-            except ApiException as exc:
-                if exc.status not in (404, 409):
-                    raise
         return deleted
 
 
 async def apply_label_schedules(broker: KubernetesBroker, schedules: list[ScheduledTask]) -> None:
     """LabelScheduleSource on Kubernetes: each `schedule` label becomes a CronJob under its stable id
     (replaced on the next start), or, for a `time`, a held-back TaskRun named by that id (made once)."""
-    from kubernetes_asyncio.client.exceptions import ApiException
-
     source = KubernetesScheduleSource(broker)
     try:
         for schedule in schedules:
             if schedule.time is not None and schedule.task_id is None:
                 schedule = schedule.model_copy(update={"task_id": schedule.schedule_id})
-            try:
+            # Taken: the one-off TaskRun of an earlier start exists.
+            with contextlib.suppress(ConflictError):
                 await source.add_schedule(schedule)
-            except ApiException as exc:
-                if exc.status != 409:  # 409: the one-off TaskRun of an earlier start exists
-                    raise
     finally:
         await source.shutdown()
-
-
-def _api_message(exc: Any) -> str:
-    try:
-        return str(json.loads(exc.body)["message"])
-    except (TypeError, ValueError, KeyError):
-        return f"{exc.status} {exc.reason}"

@@ -1,4 +1,6 @@
-"""One watch on TaskRuns per broker process, waking every waiter whose run finished."""
+"""Watching TaskRuns to their end: one watch per broker process that wakes every waiter whose run
+finished (:class:`TaskRunWatch`), and :func:`follow` for a single run (a firing, ``podiq get -w``).
+Both are :class:`~podiq.kubernetes.watchloop.WatchLoop` loops over the gateway."""
 
 from __future__ import annotations
 
@@ -9,18 +11,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes_asyncio import client, watch
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio import client
 
 from podiq.kubernetes.api import TaskRunApi
-from podiq.kubernetes.resources import GROUP, PLURAL, VERSION, TaskRun
+from podiq.kubernetes.resources import TaskRun
+from podiq.kubernetes.watchloop import WatchLoop
+
+__all__ = ["TaskRunGone", "TaskRunWatch", "follow"]
 
 logger = logging.getLogger("podiq.kubernetes.watch")
 
 #: Seconds a watch request stays open before it is renewed from the last resourceVersion.
 WATCH_SECONDS = 240
-#: Longest pause between reconnection attempts after an error, in seconds.
-MAX_BACKOFF = 5.0
+#: Seconds one watch of a single run stays open before it is renewed.
+FOLLOW_SECONDS = 60
 #: How many runs created here, and not yet awaited, the watch remembers.
 MAX_TRACKED = 100_000
 #: TaskRuns per page when listing again after the watch was lost.
@@ -42,7 +46,6 @@ class TaskRunWatch:
     """
 
     def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
-        self._custom = client.CustomObjectsApi(api_client)
         self._taskruns = TaskRunApi(api_client)
         self.namespace = namespace
         self._waiters: dict[str, list[asyncio.Future[TaskRun]]] = {}
@@ -53,16 +56,26 @@ class TaskRunWatch:
         # name -> the watch epoch it was created in, or its finished TaskRun once seen.
         self._tracked: OrderedDict[str, int | TaskRun] = OrderedDict()
         self._runner: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
         self._epoch = 0  # counts (re)starts of the watch; events may be missed only across one
         self._listing = False
-        self.relists = 0
+        self._loop = WatchLoop(
+            self._taskruns,
+            namespace,
+            relist=self._relist,
+            handle=self._handle,
+            watch_seconds=WATCH_SECONDS,
+            what=f"The TaskRun watch of {namespace}",
+        )
+
+    @property
+    def relists(self) -> int:
         """Times the watch started from a listing (once at start, then after each 410)."""
+        return self._loop.relists
 
     async def start(self) -> None:
         if self._runner is None:
-            self._runner = asyncio.create_task(self._run(), name="podiq-taskrun-watch")
-        await self._ready.wait()
+            self._runner = asyncio.create_task(self._loop.run(), name="podiq-taskrun-watch")
+        await self._loop.ready.wait()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -144,37 +157,16 @@ class TaskRunWatch:
             if not waiter.done():
                 waiter.set_result(taskrun)
 
-    async def _run(self) -> None:
-        backoff = 0.2
-        version: str | None = None
-        while True:
-            try:
-                if version is None:
-                    version = await self._relist()
-                    self._ready.set()
-                version = await self._watch_from(version)
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except ApiException as exc:
-                if exc.status == 410:  # our resourceVersion is too old: list again
-                    version = None
-                    continue
-                logger.warning("TaskRun watch failed (%s); reconnecting in %.1f s.", exc.reason, backoff)
-            except Exception as exc:  # noqa: BLE001 - network errors: keep the single watch alive
-                logger.warning("TaskRun watch failed (%r); reconnecting in %.1f s.", exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+    async def _handle(self, kind: str, body: dict[str, Any]) -> None:
+        self._deliver(body, body["metadata"]["name"], deleted=kind == "DELETED")
 
     async def _relist(self) -> str:
         """Start (again) from a listing: what finished or vanished while no watch was open is
         delivered from it, to waiters and to runs created here alike. Returns its resourceVersion."""
         first = self._epoch == 0
         self._epoch += 1
-        self.relists += 1
         if first:  # nothing to catch up on yet: the newest version is all it takes
-            listing = await self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, limit=1)
-            return str(listing["metadata"]["resourceVersion"])
+            return (await self._taskruns.list(self.namespace, limit=1)).resource_version
         self._listing = True
         try:
             return await self._catch_up()
@@ -184,51 +176,63 @@ class TaskRunWatch:
     async def _catch_up(self) -> str:
         wanted = set(self._waiters) | {name for name, value in self._tracked.items() if not isinstance(value, TaskRun)}
         seen: set[str] = set()
-        token: str | None = None
-        while True:
-            listing = await self._custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                limit=LIST_PAGE,
-                _request_timeout=60,
-                _continue=token,  # type: ignore[arg-type]  # None is left out of the query
-            )
-            for body in listing.get("items") or ():
+        version = ""
+        async for page in self._taskruns.pages(self.namespace, page_size=LIST_PAGE, timeout=60):
+            for body in page.get("items") or ():
                 name = body["metadata"]["name"]
                 if name in wanted:
                     seen.add(name)
                     if isinstance(self._tracked.get(name), int) and self._tracked[name] != -1:
                         self._tracked[name] = self._epoch  # seen in this epoch: its waiter need not read it
                     self._deliver(body, name)
-            token = listing.get("metadata", {}).get("continue")
-            if not token:
-                break
+            version = str(page["metadata"]["resourceVersion"])
         for name in wanted - seen:  # deleted meanwhile
             self._deliver(None, name, deleted=True)
-        return str(listing["metadata"]["resourceVersion"])
-
-    async def _watch_from(self, version: str) -> str:
-        """Follow events from `version` until the server closes the request; returns where it got to."""
-        stream = watch.Watch()
-        try:
-            async for event in stream.stream(
-                self._custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                resource_version=version,
-                timeout_seconds=WATCH_SECONDS,
-                allow_watch_bookmarks=True,
-                # A connection that goes silent (a server that hangs, a dropped route) ends too.
-                _request_timeout=WATCH_SECONDS + 30,
-            ):
-                body = event["raw_object"]
-                version = body.get("metadata", {}).get("resourceVersion", version)
-                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    self._deliver(body, body["metadata"]["name"], deleted=event["type"] == "DELETED")
-        finally:
-            await stream.close()
         return version
+
+
+async def follow(
+    api: TaskRunApi,
+    namespace: str,
+    name: str,
+    on_update: Callable[[TaskRun], None] | None = None,
+    *,
+    watch_seconds: int = FOLLOW_SECONDS,
+) -> TaskRun | None:
+    """The TaskRun once it is done, or None if it is deleted first; ``on_update`` sees each
+    unfinished state. It reads the run, then watches it by name from there: a get and a watch
+    are all it needs (the scheduler's identity may not list TaskRuns)."""
+    outcome: asyncio.Future[TaskRun | None] = asyncio.get_running_loop().create_future()
+
+    def settle(taskrun: TaskRun | None) -> None:
+        if outcome.done():
+            return
+        if taskrun is None or taskrun.is_done():
+            outcome.set_result(taskrun)
+        elif on_update is not None:
+            on_update(taskrun)
+
+    async def relist() -> str:
+        body = await api.get(namespace, name)
+        settle(None if body is None else TaskRun.from_api(body))
+        return str(body["metadata"]["resourceVersion"]) if body is not None else "0"
+
+    async def handle(kind: str, body: dict[str, Any]) -> None:
+        settle(None if kind == "DELETED" else TaskRun.from_api(body))
+
+    loop = WatchLoop(
+        api,
+        namespace,
+        relist=relist,
+        handle=handle,
+        field_selector=f"metadata.name={name}",
+        watch_seconds=watch_seconds,
+        what=f"The watch of TaskRun {namespace}/{name}",
+    )
+    runner = asyncio.create_task(loop.run(), name=f"podiq-follow-{name}")
+    try:
+        return await outcome
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner

@@ -23,6 +23,7 @@ from podiq._receiver import Receiver
 from podiq._result import ResultRecord
 from podiq.exceptions import StoreError, UnknownTaskError
 from podiq.kubernetes.api import ConflictError, TaskRunApi
+from podiq.kubernetes.attempts import finish_attempt
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.offloading import load_arguments, store_log, store_result, stored_ttl
@@ -280,7 +281,9 @@ async def report(
         if backend.latest is not None:
             taskrun.status.set_progress(Progress.of(backend.latest))
         requeued = code is ExitCode.REQUEUE
-        taskrun.finish_attempt(
+        taskrun.status = finish_attempt(
+            taskrun.spec,
+            taskrun.status,
             code,
             datetime.now(UTC),
             result=None if requeued else outcome.result,

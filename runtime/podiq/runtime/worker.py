@@ -34,6 +34,7 @@ from podiq._result import ResultRecord
 from podiq._result_backend import AsyncResultBackend
 from podiq.exceptions import ResultSetError, StoreError
 from podiq.kubernetes.api import ConflictError, TaskRunApi
+from podiq.kubernetes.attempts import fail_attempt
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.dispatch import Entry, PoolQueue
 from podiq.kubernetes.exitcodes import ExitCode
@@ -431,7 +432,7 @@ class Worker:
             before = taskrun.status.model_copy(deep=True)
             now = datetime.now(UTC)
             taskrun.status.record_attempt(entry.attempt, None, now)
-            taskrun.fail_attempt(reason, message, now)
+            taskrun.status = fail_attempt(taskrun.spec, taskrun.status, reason, message, now)
             try:
                 await self.api.patch_status(
                     taskrun.namespace,

@@ -97,3 +97,34 @@ async def test_a_pool_is_chosen_per_broker_task_or_call_and_needs_redis(monkeypa
         pooled.taskrun_body(message(pool="Not_A_Name"))
     with pytest.raises(SendTaskError, match="TaskPool 'fast', which needs Redis.*PODIQ_REDIS_URL"):
         await pooled.kick(message())  # refused before anything is written
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, "InvalidError"),
+        (404, "NotFoundError"),
+        (409, "ConflictError"),
+        (410, "ExpiredError"),
+        (422, "InvalidError"),
+        (503, "ApiError"),
+    ],
+)
+def test_the_api_servers_refusals_are_translated_once_with_its_own_words(status: int, kind: str) -> None:
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from podiq.exceptions import BrokerError
+    from podiq.kubernetes.api import api_error
+
+    error = api_error(status, "Reason", b'{"kind": "Status", "message": "what the server said"}')
+    assert type(error).__name__ == kind and error.status == status and error.message == "what the server said"
+    assert isinstance(error, BrokerError) and isinstance(error, ApiException)  # status-based retry rules still hold
+    assert api_error(502, "Bad Gateway", b"<html>proxy</html>").message == "Bad Gateway"
+
+
+def test_resources_name_their_collections() -> None:
+    from podiq.kubernetes.api import CRONJOBS, TASKRUNS, Resource
+
+    assert TASKRUNS.path("jobs", "run-1", "status") == "/apis/podiq.io/v1alpha1/namespaces/jobs/taskruns/run-1/status"
+    assert CRONJOBS.path(None) == "/apis/batch/v1/cronjobs"
+    assert Resource("", "v1", "events").path("ns") == "/api/v1/namespaces/ns/events"

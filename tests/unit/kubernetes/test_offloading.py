@@ -13,6 +13,7 @@ import pytest
 from podiq import InMemoryBroker
 from podiq._result import ResultRecord
 from podiq.exceptions import ArgumentsTooLargeError, StoredValueExpiredError, StoreUnavailableError
+from podiq.kubernetes.attempts import finish_attempt
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.offloading import (
     MAX_INLINE_ARGS_BYTES,
@@ -120,7 +121,7 @@ async def test_large_results_go_to_redis_and_expired_ones_say_so(store: RedisSto
     assert inline is not None and inline["return_value"] == 3 and ref is None
     inline, ref = await store_result(store, SETTINGS, run, 1, record)
     assert inline is None and ref is not None and ref.key == "podiq:unit:result:result:1"
-    run.finish_attempt(ExitCode.SUCCEEDED, datetime.now(UTC), result_ref=ref)
+    run.status = finish_attempt(run.spec, run.status, ExitCode.SUCCEEDED, datetime.now(UTC), result_ref=ref)
     assert "result" not in to_api(run.status) and run.is_done()
     assert await read_result(store, run) == record
     with pytest.raises(StoreUnavailableError, match="kept in Redis .* pass redis_url="):
@@ -129,7 +130,7 @@ async def test_large_results_go_to_redis_and_expired_ones_say_so(store: RedisSto
     with pytest.raises(StoredValueExpiredError, match="expired with its TaskRun's TTL"):
         await read_result(store, run)
     # An inline result replaces a stored one of an earlier attempt.
-    run.finish_attempt(ExitCode.SUCCEEDED, datetime.now(UTC), result={"return_value": 1})
+    run.status = finish_attempt(run.spec, run.status, ExitCode.SUCCEEDED, datetime.now(UTC), result={"return_value": 1})
     assert run.status.result_ref is None and (await read_result(store, run)).return_value == 1
 
 
@@ -194,7 +195,7 @@ async def test_the_output_tail_is_kept_and_read_back(store: RedisStore, tmp_path
     run = run_of(spec(), "logs", attempts=1)
     ref = await store_log(store, SETTINGS, run, 1, kept, dropped)
     assert ref is not None
-    run.finish_attempt(ExitCode.SUCCEEDED, datetime.now(UTC), result={}, log_ref=ref)
+    run.status = finish_attempt(run.spec, run.status, ExitCode.SUCCEEDED, datetime.now(UTC), result={}, log_ref=ref)
     stored = await read_stored_log(store, run)
     assert stored == f"[podiq: the first {dropped} bytes of output are not kept]\n" + text
     kept, _, _ = tee(tmp_path, 10_000)

@@ -8,6 +8,7 @@ import pytest
 
 from podiq._result import ResultRecord
 from podiq.kubernetes import ExitCode
+from podiq.kubernetes.attempts import fail_attempt, fail_to_start, finish_attempt
 from podiq.kubernetes.resources import (
     BLOCKED_REASONS,
     MAX_INLINE_RESULT_BYTES,
@@ -213,7 +214,9 @@ class TestFinishAttempt:
     def test_success(self) -> None:
         run = self.started()
         result = encode_result(ResultRecord(return_value=3, execution_time=0.5))
-        run.finish_attempt(ExitCode.SUCCEEDED, NOW + timedelta(seconds=4), result=result, pod_name="p")
+        run.status = finish_attempt(
+            run.spec, run.status, ExitCode.SUCCEEDED, NOW + timedelta(seconds=4), result=result, pod_name="p"
+        )
         st = run.status
         assert st.is_succeeded() and st.phase is Phase.SUCCEEDED
         assert (st.completion_time, st.duration, st.pod_name, st.reported_attempt) == (
@@ -226,31 +229,31 @@ class TestFinishAttempt:
 
     def test_task_error_without_retry_fails(self) -> None:
         run = self.started()
-        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
+        run.status = finish_attempt(run.spec, run.status, ExitCode.TASK_ERROR, NOW, result={"is_err": True})
         assert run.status.phase is Phase.FAILED and run.status.reason is Reason.FAILED
         assert not run.status.wants_next_attempt()
 
     def test_task_error_message_says_what_the_task_raised(self) -> None:
         run = self.started()
         record = ResultRecord.failure(OSError(30, "Read-only file system"), {})
-        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result=encode_result(record))
+        run.status = finish_attempt(run.spec, run.status, ExitCode.TASK_ERROR, NOW, result=encode_result(record))
         assert run.status.message == "Attempt 1 failed: OSError: [Errno 30] Read-only file system."
         bare = self.started()
-        bare.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
+        bare.status = finish_attempt(bare.spec, bare.status, ExitCode.TASK_ERROR, NOW, result={"is_err": True})
         assert bare.status.message == "Attempt 1 failed."
 
     def test_a_failed_runs_condition_says_the_tasks_error(self) -> None:
         run = self.started(retryOnError=True, maxRetries=1)
         error = {"is_err": True, "error": {"type": "ValueError", "message": "Negative values not allowed"}}
-        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result=error)
+        run.status = finish_attempt(run.spec, run.status, ExitCode.TASK_ERROR, NOW, result=error)
         assert run.status.message == "Attempt 1 failed: ValueError: Negative values not allowed. Retry 1 of 1."
         run.status.mark_attempt_started(2, "run-1-a2", NOW)
-        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result=error)
+        run.status = finish_attempt(run.spec, run.status, ExitCode.TASK_ERROR, NOW, result=error)
         assert run.status.message == "Attempt 2 failed: ValueError: Negative values not allowed."
 
     def test_a_run_that_could_not_start_ends_failed_with_that_reason(self) -> None:
         run = self.started(retryOnError=True)
-        run.fail_to_start(Reason.UNSCHEDULABLE, "0/1 nodes are available", NOW)
+        run.status = fail_to_start(run.spec, run.status, Reason.UNSCHEDULABLE, "0/1 nodes are available", NOW)
         st = run.status
         assert (st.phase, st.reason, st.condition.status if st.condition else None) == (
             Phase.FAILED,
@@ -262,29 +265,29 @@ class TestFinishAttempt:
 
     def test_task_error_with_retries_left_asks_for_another_attempt(self) -> None:
         run = self.started(retryOnError=True, maxRetries=1)
-        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
+        run.status = finish_attempt(run.spec, run.status, ExitCode.TASK_ERROR, NOW, result={"is_err": True})
         assert run.status.reason is Reason.RETRYING and run.status.retries == 1
         assert run.status.wants_next_attempt() and not run.is_done()
         run.status.mark_attempt_started(2, "run-1-a2", NOW)
         assert not run.status.wants_next_attempt()
-        run.finish_attempt(ExitCode.TASK_ERROR, NOW, result={"is_err": True})
+        run.status = finish_attempt(run.spec, run.status, ExitCode.TASK_ERROR, NOW, result={"is_err": True})
         assert run.status.reason is Reason.FAILED, "retries exhausted"
 
     def test_rejected_is_never_retried(self) -> None:
         run = self.started(retryOnError=True)
-        run.finish_attempt(ExitCode.REJECTED, NOW)
+        run.status = finish_attempt(run.spec, run.status, ExitCode.REJECTED, NOW)
         assert run.status.phase is Phase.REJECTED and run.is_done()
 
     def test_requeue_counts_and_feeds_the_label(self) -> None:
         run = self.started(labels={REQUEUE_LABEL: "2", "x": 1})
-        run.finish_attempt(ExitCode.REQUEUE, NOW)
+        run.status = finish_attempt(run.spec, run.status, ExitCode.REQUEUE, NOW)
         assert run.status.reason is Reason.REQUEUED and run.status.requeues == 1
         assert run.status.wants_next_attempt() and run.status.retries == 0
         assert run.message_labels() == {REQUEUE_LABEL: "3", "x": 1}
 
     def test_infrastructure_failure_writes_an_error_result(self) -> None:
         run = self.started(retryOnError=True, maxRetries=0)
-        run.fail_attempt("OOMKilled", "container used too much memory", NOW)
+        run.status = fail_attempt(run.spec, run.status, "OOMKilled", "container used too much memory", NOW)
         record = ResultRecord.model_validate(run.status.result)
         assert record.is_err and record.error is not None
         assert (record.error.type, record.error.module) == ("InfrastructureError", "podiq.kubernetes.resources")
@@ -293,7 +296,7 @@ class TestFinishAttempt:
 
     def test_timeout_failure(self) -> None:
         run = self.started()
-        run.fail_attempt("DeadlineExceeded", "", NOW, timed_out=True)
+        run.status = fail_attempt(run.spec, run.status, "DeadlineExceeded", "", NOW, timed_out=True)
         assert run.status.reason is Reason.TIMED_OUT and run.status.phase is Phase.FAILED
         assert ResultRecord.model_validate(run.status.result).error.type == "TaskTimeoutError"  # type: ignore[union-attr]  # present here
 

@@ -9,6 +9,7 @@ import pytest
 
 from podiq._result import ResultRecord
 from podiq.kubernetes import ExitCode
+from podiq.kubernetes.attempts import finish_attempt
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
 from podiq_operator.decisions import (
     RECORD_PODLESS_AFTER,
@@ -41,7 +42,9 @@ def started(attempt: int = 1, **spec: object) -> TaskRun:
 
 def finished(code: ExitCode = ExitCode.SUCCEEDED, **spec: object) -> TaskRun:
     run = started(**spec)
-    run.finish_attempt(code, NOW - timedelta(seconds=30), result={"is_err": code is not ExitCode.SUCCEEDED})
+    run.status = finish_attempt(
+        run.spec, run.status, code, NOW - timedelta(seconds=30), result={"is_err": code is not ExitCode.SUCCEEDED}
+    )
     return run
 
 

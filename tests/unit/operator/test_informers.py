@@ -7,7 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from podiq_operator.informers import Informer, Source, _lines
+from podiq.kubernetes.api import lines as _lines
+from podiq_operator.informers import Informer, Source
 
 
 class Chunks:
@@ -31,6 +32,8 @@ def test_paths_of_core_and_group_kinds_in_a_namespace_or_all() -> None:
 
 
 class Response:
+    status = 200
+
     def __init__(self, *events: dict[str, Any]) -> None:
         self.content = Chunks(*(json.dumps(event).encode() + b"\n" for event in events))
 
@@ -56,7 +59,7 @@ async def test_an_expired_resource_version_ends_the_watch_and_lists_again() -> N
         lists += 1
         return "10"
 
-    async def get(query: dict[str, Any], *, timeout: float) -> Response:
+    async def get(method: str, path: str, **_: Any) -> Response:
         nonlocal watches
         watches += 1
         if watches == 1:  # an event, then the server's 410
@@ -67,8 +70,8 @@ async def test_an_expired_resource_version_ends_the_watch_and_lists_again() -> N
         await asyncio.sleep(3600)
         raise AssertionError
 
-    informer._relist = relist  # type: ignore[method-assign]  # patched for this test
-    informer._get = get  # type: ignore[method-assign]  # patched for this test
+    informer._loop.relist = relist  # the listing is not what this test is about
+    informer.objects.request = get  # type: ignore[method-assign]  # the server's answer, patched for this test
     task = asyncio.create_task(informer.run())
     async with asyncio.timeout(5):
         while watches < 2:

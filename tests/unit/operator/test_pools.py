@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from podiq.kubernetes.attempts import fail_attempt
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
 from podiq.kubernetes.taskpools import TaskPool
 from podiq_operator.config import JobConfig
@@ -29,7 +30,7 @@ def test_a_pool_run_gets_no_job_in_any_state() -> None:
     assert isinstance(decide(fresh, 0, MISSING, NOW, fresh=True), Idle)
     retrying = taskrun(pool="fast", retryOnError=True)
     retrying.status.record_attempt(1, None, NOW)
-    retrying.fail_attempt("WorkerLost", "gone", NOW)
+    retrying.status = fail_attempt(retrying.spec, retrying.status, "WorkerLost", "gone", NOW)
     assert retrying.status.wants_next_attempt()
     assert isinstance(decide(retrying, 1, MISSING, NOW, fresh=True), Idle)
 
@@ -99,7 +100,7 @@ def test_a_run_of_a_missing_pool_fails_naming_it() -> None:
 def test_the_next_attempt_after_a_retry_is_the_one_backstopped() -> None:
     run = created(60, retryOnError=True)
     run.status.record_attempt(1, None, NOW - timedelta(seconds=30))
-    run.fail_attempt("WorkerLost", "gone", NOW - timedelta(seconds=20))
+    run.status = fail_attempt(run.spec, run.status, "WorkerLost", "gone", NOW - timedelta(seconds=20))
     assert run.status.reason is Reason.RETRYING
     verdict = backstop(run, pool(), None, NOW)
     assert verdict is not None and verdict.enqueue == 2

@@ -537,14 +537,16 @@ async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event() -> None
 async def test_a_job_the_api_server_finds_invalid_ends_the_run_saying_why(h: Harness) -> None:
     import json as _json
 
-    from kubernetes_asyncio.client.exceptions import ApiException
+    from podiq.kubernetes.api import api_error
 
     async def invalid(body: dict[str, Any]) -> None:
-        exc = ApiException(status=422, reason="Unprocessable Entity")
-        exc.body = _json.dumps(
-            {"message": 'Job.batch "add-1-a1" is invalid: spec.template.spec.containers[0].image: Required value'}
+        raise api_error(
+            422,
+            "Unprocessable Entity",
+            _json.dumps(
+                {"message": 'Job.batch "add-1-a1" is invalid: spec.template.spec.containers[0].image: Required value'}
+            ),
         )
-        raise exc
 
     h.cluster.create_job = invalid  # type: ignore[method-assign]  # patched for this test
     key = h.cluster.create_taskrun(taskrun_body())

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from podiq.kubernetes import ExitCode
+from podiq.kubernetes.attempts import finish_attempt
 from podiq.runtime.running import moved_on
 
 from .conftest import NOW, taskrun
@@ -20,12 +21,12 @@ def test_an_attempt_the_status_does_not_record_yet_runs() -> None:
 def test_a_finished_run_a_reported_attempt_or_a_newer_one_does_not() -> None:
     run = taskrun(retryOnError=True, maxRetries=3)
     run.status.record_attempt(1, "add-1-a1", NOW)
-    run.finish_attempt(ExitCode.TASK_ERROR, NOW)
+    run.status = finish_attempt(run.spec, run.status, ExitCode.TASK_ERROR, NOW)
     assert moved_on(run, 1), "attempt 1 reported already"
     assert not moved_on(run, 2)
     run.status.record_attempt(2, "add-1-a2", NOW)
     assert moved_on(run, 1)
-    run.finish_attempt(ExitCode.SUCCEEDED, NOW)
+    run.status = finish_attempt(run.spec, run.status, ExitCode.SUCCEEDED, NOW)
     assert moved_on(run, 3)
 
 
