@@ -5,8 +5,8 @@
 N no-op tasks are sent through KubernetesBroker and awaited while the operator is
 SIGKILLed `--kills` times at random moments (and started again at once), and the
 `--component` (kube-apiserver or etcd) is killed and restarted `--restarts` times. The
-faults fall in the first part of the run (`--spread` seconds per run), so that each of them
-meets runs in flight. Printed: how many runs ended and how, none lost, Jobs per TaskRun (an
+kills fall from the first kiq on, over `--spread` seconds per run; the restarts within 10 s
+of the last kiq, so that every client is waiting. Printed: how many runs ended and how, none lost, Jobs per TaskRun (an
 attempt that got two Jobs would show), runs whose status records more attempts than Jobs,
 results written over (a second result on a TaskRun, seen by a watch of every change), every
 waiter's result, the runs in flight at each fault, and the time from the first kiq to the last
@@ -62,7 +62,7 @@ class Figures:
     """Times that watch had to list afresh (a 410): changes between those could go unseen."""
     relists: int
     faults: list[tuple[str, int]]
-    """Each fault applied, with the runs still without a result at that moment."""
+    """Each fault applied, with the runs still without a result (sent or not) at that moment."""
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -158,13 +158,14 @@ async def chaos(
     kills: int = 0,
     restarts: int = 0,
     component: str = "apiserver",
-    spread: float = 0.15,
+    spread: float = 0.3,
     timeout: float = 1800,
     namespace: str = NAMESPACE,
 ) -> Figures:
     """The scenario: ``runs`` no-op tasks in ``namespace`` (set up by :func:`bench.kubernetes.prepare`
-    or with the chart's RBAC) under the faults, each at a random moment of the first
-    ``spread * runs`` seconds (at least 20), while every client waits."""
+    or with the chart's RBAC), the operator killed ``kills`` times at random moments of the
+    first ``spread * runs`` seconds (at least 20), ``component`` restarted ``restarts`` times
+    within 10 s of the last kiq, while every client waits."""
     from bench import k8s_tasks
     from podiq import gather
 
@@ -175,30 +176,43 @@ async def chaos(
     observer = ResultWatch(str(cluster.kubeconfig), namespace)
     observing = asyncio.ensure_future(observer.run())
     applied: list[tuple[str, int]] = []
+    waiting: asyncio.Future[Any] | None = None
+    mine: set[str] = set()
+
+    async def inject(faults: list[str], budget: float) -> None:
+        """Each fault at a random moment of the next ``budget`` seconds, while runs are unfinished."""
+        origin = time.monotonic()
+        for moment, fault in sorted((random.uniform(0, budget), fault) for fault in faults):
+            await asyncio.sleep(max(moment - (time.monotonic() - origin), 0))
+            if waiting is not None and waiting.done():
+                return
+            applied.append((fault, runs - len(mine & observer.results.keys())))
+            if fault == "kill":
+                assert operator.process is not None
+                operator.process.kill()  # SIGKILL: no graceful shutdown
+                operator.process.wait(timeout=10)
+                operator.start()
+            else:
+                await asyncio.to_thread(cluster.control_plane.restart, fault, down_for=2, hard=True)
+
     started = time.monotonic()
     try:
         async with broker:
-            handles = [await k8s_tasks.noop.kicker().kiq() for _ in range(runs)]
-            mine = {h.task_id for h in handles}
+            # The operator's kills fall anywhere from the first kiq on; the API server's (or
+            # etcd's) restarts once every run is sent, so that they meet every client waiting.
+            killing = asyncio.ensure_future(inject(["kill"] * kills, max(runs * spread, 20.0)))
+            handles = []
+            for _ in range(runs):
+                handle = await k8s_tasks.noop.kicker().kiq()
+                handles.append(handle)
+                mine.add(handle.task_id)
             waiting = asyncio.ensure_future(gather(*handles, timeout=timeout))
-            budget = max(runs * spread, 20.0)
-            moments = sorted(random.uniform(0, budget) for _ in range(kills + restarts))
-            faults = ["kill"] * kills + [component] * restarts
-            random.shuffle(faults)
-            for moment, fault in zip(moments, faults, strict=True):
-                await asyncio.sleep(max(moment - (time.monotonic() - started), 0))
-                if waiting.done():
-                    break
-                applied.append((fault, runs - len(mine & observer.results.keys())))
-                if fault == "kill":
-                    assert operator.process is not None
-                    operator.process.kill()  # SIGKILL: no graceful shutdown
-                    operator.process.wait(timeout=10)
-                    operator.start()
-                else:
-                    await asyncio.to_thread(cluster.control_plane.restart, fault, down_for=2, hard=True)
+            await inject([component] * restarts, 10.0)
             results = await waiting
             elapsed = time.monotonic() - started
+            killing.cancel()  # kills still to come found every run finished
+            with contextlib.suppress(asyncio.CancelledError):
+                await killing
             relists = broker.watch.relists if broker.watch else 0
         # The watch may trail the waiters by a moment.
         for _ in range(100):
@@ -257,7 +271,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10, help="times the operator is SIGKILLed")
     parser.add_argument("--restarts", type=int, default=1, help="times the component is killed and restarted")
     parser.add_argument("--component", choices=["apiserver", "etcd"], default="apiserver")
-    parser.add_argument("--spread", type=float, default=0.15, help="seconds per run over which the faults fall")
+    parser.add_argument("--spread", type=float, default=0.3, help="seconds per run over which the kills fall")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every result")
     args = parser.parse_args()
 

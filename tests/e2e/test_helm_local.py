@@ -172,7 +172,7 @@ def test_with_default_values_a_schedule_fires_in_a_fresh_namespace(every_namespa
             "items"
         ]
         outcome = scenario.wait(_schedule_in(cluster, SCHEDULE_NAMESPACE))
-        assert outcome == 6
+        assert not outcome.is_err and outcome.return_value == 6
         made = {
             o["metadata"]["name"]
             for o in cluster.get(
