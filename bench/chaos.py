@@ -10,7 +10,7 @@ of the last kiq, so that every client is waiting. Printed: how many runs ended a
 attempt that got two Jobs would show), runs whose status records more attempts than Jobs,
 results written over (a second result on a TaskRun, seen by a watch of every change), every
 waiter's result, the runs in flight at each fault, and the time from the first kiq to the last
-result. Each task is a pod (a Python process on the same cores): 1,000 runs took 569 s on 2
+result. Each task is a pod (a Python process on the same cores): 1,000 runs took 569–721 s on 2
 busy cores.
 
 tests/integration/test_reliability.py runs the same scenario (:func:`chaos`) at the issue's

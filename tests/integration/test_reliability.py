@@ -7,7 +7,7 @@ scenario (the same code), with its figures printed for the record and asserted o
   every client waits: none lost, every waiter gets its result, each run in one attempt.
 
 Each task is a pod, a Python process on the same cores, so R1 is the suite's longest test
-(about ten minutes on 2 busy cores). ``PODIQ_R1_RUNS`` makes it smaller for a quick local try.
+(about twelve minutes on 2 busy cores). ``PODIQ_R1_RUNS`` makes it smaller for a quick local try.
 """
 
 from __future__ import annotations
