@@ -1,14 +1,20 @@
 """Runs under faults on the local control plane; prints figures, asserts nothing.
 
-    python bench/chaos.py [--runs 200] [--kills 10] [--restarts 1]
+    python bench/chaos.py [--runs 200] [--kills 10] [--restarts 1] [--component apiserver]
 
 N no-op tasks are sent through KubernetesBroker and awaited while the operator is
-SIGKILLed `--kills` times at random moments (and started again at once), then
-kube-apiserver is killed and restarted `--restarts` times. Printed: how many runs ended and
-how, none lost, Jobs per TaskRun (an attempt that got two Jobs would show), runs whose
-status records more attempts or reports than Jobs, every waiter's result, and the time
-from the first kiq to the last result. Each task is a pod (a Python process on the same
-cores), so 1,000 runs take about ten minutes on 2 cores.
+SIGKILLed `--kills` times at random moments (and started again at once), and the
+`--component` (kube-apiserver or etcd) is killed and restarted `--restarts` times. The
+kills fall from the first kiq on, over `--spread` seconds per run; the restarts within 10 s
+of the last kiq, so that every client is waiting. Printed: how many runs ended and how, none lost, Jobs per TaskRun (an
+attempt that got two Jobs would show), runs whose status records more attempts than Jobs,
+results written over (a second result on a TaskRun, seen by a watch of every change), every
+waiter's result, the runs in flight at each fault, and the time from the first kiq to the last
+result. Each task is a pod (a Python process on the same cores): 1,000 runs took 569–721 s on 2
+busy cores.
+
+tests/integration/test_reliability.py runs the same scenario (:func:`chaos`) at the issue's
+sizes (R1, R2) and asserts on these figures.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import dataclasses
+import json
 import random
 import sys
 import time
@@ -31,93 +40,259 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.kubernetes import Operator, local_cluster, prepare  # noqa: E402 - imported once the repository is on sys.path
 from tests.cluster.cluster import Cluster  # noqa: E402 - imported once the repository is on sys.path
 
+NAMESPACE = "bench-e2e"
 
-async def chaos(cluster: Cluster, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+
+@dataclasses.dataclass
+class Figures:
+    runs: int
+    elapsed: float
+    phases: collections.Counter[str]
+    lost: int
+    results: int
+    errors: list[str]
+    max_jobs: int
+    two_jobs: int
+    extra_attempts: int
+    overwritten: list[str]
+    """TaskRuns whose result was replaced by another one after it was first written."""
+    results_seen: int
+    """TaskRuns whose result the watch of every change saw written."""
+    observer_relists: int
+    """Times that watch had to list afresh (a 410): changes between those could go unseen."""
+    relists: int
+    faults: list[tuple[str, int]]
+    """Each fault applied, with the runs still without a result (sent or not) at that moment."""
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("phases", ", ".join(f"{k} {v}" for k, v in sorted(self.phases.items()))),
+            ("TaskRuns lost", str(self.lost)),
+            ("waiters with their result (succeeded)", f"{self.results} of {self.runs}"),
+            ("most Jobs for one TaskRun", str(self.max_jobs)),
+            ("TaskRuns with two Jobs", str(self.two_jobs)),
+            ("succeeded TaskRuns recording more attempts than Jobs", str(self.extra_attempts)),
+            ("results written over (a second result)", str(len(self.overwritten))),
+            ("results seen written by the watch", f"{self.results_seen} of {self.runs}"),
+            ("that watch listed afresh (410)", str(self.observer_relists)),
+            ("the client's watch listed again", str(self.relists)),
+            ("faults (runs in flight at each)", ", ".join(f"{kind} ({n})" for kind, n in self.faults) or "none"),
+            ("first kiq to last result", f"{self.elapsed:.1f} s"),
+        ]
+
+
+class ResultWatch:
+    """Follows every change of the namespace's TaskRuns and notes each result written.
+
+    A result that changes once set is a result written twice (a second execution, or a
+    second writer). The watch resumes from its last resourceVersion after the API server
+    goes away, so it sees the changes made meanwhile; only a 410 makes it list afresh.
+    """
+
+    def __init__(self, kubeconfig: str, namespace: str) -> None:
+        self.kubeconfig, self.namespace = kubeconfig, namespace
+        self.results: dict[str, str] = {}
+        self.overwritten: set[str] = set()
+        self.relists = 0
+
+    def _note(self, obj: dict[str, Any]) -> None:
+        result = (obj.get("status") or {}).get("result")
+        if result is None:
+            return
+        name = obj["metadata"]["name"]
+        text = json.dumps(result, sort_keys=True)
+        if self.results.get(name, text) != text:
+            self.overwritten.add(name)
+        self.results[name] = text
+
+    async def run(self) -> None:
+        from kubernetes_asyncio import client, config, watch
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        from podiq.kubernetes.resources import GROUP, PLURAL, VERSION
+
+        api_client = await config.new_client_from_config(config_file=self.kubeconfig)
+        api = client.CustomObjectsApi(api_client)
+        resource_version: str | None = None
+        try:
+            while True:
+                try:
+                    if resource_version is None:
+                        listing = await api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+                        for item in listing["items"]:
+                            self._note(item)
+                        resource_version = listing["metadata"]["resourceVersion"]
+                    stream = watch.Watch().stream(
+                        api.list_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        self.namespace,
+                        PLURAL,
+                        resource_version=resource_version,
+                        timeout_seconds=30,
+                        _request_timeout=45,
+                    )
+                    async for event in stream:
+                        obj = event["object"]
+                        if event["type"] == "ERROR":
+                            raise ApiException(status=obj.get("code", 500), reason=obj.get("message", ""))
+                        resource_version = obj["metadata"]["resourceVersion"]
+                        self._note(obj)
+                except asyncio.CancelledError:
+                    raise
+                except ApiException as exc:
+                    if exc.status == 410:
+                        resource_version, self.relists = None, self.relists + 1
+                    await asyncio.sleep(0.5)
+                except Exception:  # noqa: BLE001 - the API server is away: resume from the last change seen
+                    await asyncio.sleep(0.5)
+        finally:
+            await api_client.close()
+
+
+async def chaos(
+    cluster: Cluster,
+    log_dir: Path,
+    *,
+    runs: int,
+    kills: int = 0,
+    restarts: int = 0,
+    component: str = "apiserver",
+    spread: float = 0.3,
+    timeout: float = 1800,
+    namespace: str = NAMESPACE,
+) -> Figures:
+    """The scenario: ``runs`` no-op tasks in ``namespace`` (set up by :func:`bench.kubernetes.prepare`
+    or with the chart's RBAC), the operator killed ``kills`` times at random moments of the
+    first ``spread * runs`` seconds (at least 20), ``component`` restarted ``restarts`` times
+    within 10 s of the last kiq, while every client waits."""
     from bench import k8s_tasks
     from podiq import gather
 
-    operator = Operator(cluster, ["bench-e2e"], log_dir / "operator.log", 20, None)
+    operator = Operator(cluster, [namespace], log_dir / "operator.log", 20, None)
     operator.start()
     broker = k8s_tasks.broker
-    broker.kubeconfig = str(cluster.kubeconfig)
-    started = time.monotonic()
-    async with broker:
-        handles = [await k8s_tasks.noop.kicker().kiq() for _ in range(args.runs)]
-        waiting = asyncio.ensure_future(gather(*handles, timeout=args.timeout))
-        budget = max(args.runs / 2.0, 20.0)  # seconds over which the faults are spread
-        moments = sorted(random.uniform(0, budget) for _ in range(args.kills + args.restarts))
-        faults = ["kill"] * args.kills + ["restart"] * args.restarts
-        random.shuffle(faults)
-        for moment, fault in zip(moments, faults):
-            await asyncio.sleep(max(moment - (time.monotonic() - started), 0))
-            if waiting.done():
-                break
+    broker.kubeconfig, broker.namespace = str(cluster.kubeconfig), namespace
+    observer = ResultWatch(str(cluster.kubeconfig), namespace)
+    observing = asyncio.ensure_future(observer.run())
+    applied: list[tuple[str, int]] = []
+    waiting: asyncio.Future[Any] | None = None
+    mine: set[str] = set()
+
+    async def inject(faults: list[str], budget: float) -> None:
+        """Each fault at a random moment of the next ``budget`` seconds, while runs are unfinished."""
+        origin = time.monotonic()
+        for moment, fault in sorted((random.uniform(0, budget), fault) for fault in faults):
+            await asyncio.sleep(max(moment - (time.monotonic() - origin), 0))
+            if waiting is not None and waiting.done():
+                return
+            applied.append((fault, runs - len(mine & observer.results.keys())))
             if fault == "kill":
                 assert operator.process is not None
                 operator.process.kill()  # SIGKILL: no graceful shutdown
                 operator.process.wait(timeout=10)
                 operator.start()
             else:
-                await asyncio.to_thread(cluster.control_plane.restart, "apiserver", down_for=2, hard=True)
-        results = await waiting
-        elapsed = time.monotonic() - started
-        relists = broker.watch.relists if broker.watch else 0
-    operator.stop()
-    runs = {r["metadata"]["name"]: r for r in cluster.get("taskruns", "-n", "bench-e2e")["items"]}
+                await asyncio.to_thread(cluster.control_plane.restart, fault, down_for=2, hard=True)
+
+    started = time.monotonic()
+    try:
+        async with broker:
+            # The operator's kills fall anywhere from the first kiq on; the API server's (or
+            # etcd's) restarts once every run is sent, so that they meet every client waiting.
+            killing = asyncio.ensure_future(inject(["kill"] * kills, max(runs * spread, 20.0)))
+            handles = []
+            for _ in range(runs):
+                handle = await k8s_tasks.noop.kicker().kiq()
+                handles.append(handle)
+                mine.add(handle.task_id)
+            waiting = asyncio.ensure_future(gather(*handles, timeout=timeout))
+            await inject([component] * restarts, 10.0)
+            results = await waiting
+            elapsed = time.monotonic() - started
+            killing.cancel()  # kills still to come found every run finished
+            with contextlib.suppress(asyncio.CancelledError):
+                await killing
+            relists = broker.watch.relists if broker.watch else 0
+        # The watch may trail the waiters by a moment.
+        for _ in range(100):
+            if mine <= observer.results.keys():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        observing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await observing
+        operator.stop()
+    taskruns = {r["metadata"]["name"]: r for r in cluster.get("taskruns", "-n", namespace)["items"]}
     jobs = collections.Counter(
-        j["metadata"]["labels"]["podiq.io/taskrun"] for j in cluster.get("jobs", "-n", "bench-e2e")["items"]
+        j["metadata"]["labels"]["podiq.io/taskrun"] for j in cluster.get("jobs", "-n", namespace)["items"]
     )
-    mine = [runs.get(h.task_id) for h in handles]
-    phases = collections.Counter((r or {}).get("status", {}).get("phase", "lost") for r in mine)
-    return {
-        "elapsed": elapsed,
-        "phases": phases,
-        "lost": sum(r is None for r in mine),
-        "results": sum(1 for r in results if not r.is_err),
-        "errors": [str(r.error)[:120] for r in results if r.is_err],
-        "max_jobs": max((jobs[h.task_id] for h in handles), default=0),
-        "two_jobs": sum(jobs[h.task_id] > 1 for h in handles),
+    found = [taskruns.get(h.task_id) for h in handles]
+    statuses = [(r or {}).get("status", {}) for r in found]
+    return Figures(
+        runs=runs,
+        elapsed=elapsed,
+        phases=collections.Counter(s.get("phase", "lost") for s in statuses),
+        lost=sum(r is None for r in found),
+        results=sum(1 for r in results if not r.is_err),
+        errors=[str(r.error)[:200] for r in results if r.is_err],
+        max_jobs=max((jobs[h.task_id] for h in handles), default=0),
+        two_jobs=sum(jobs[h.task_id] > 1 for h in handles),
         # Among runs that succeeded (a run that could not start has its Job deleted).
-        "extra_attempts": sum(
-            (r or {}).get("status", {}).get("attempts", 0) > jobs[h.task_id]
-            for r, h in zip(mine, handles)
-            if (r or {}).get("status", {}).get("phase") == "Succeeded"
+        extra_attempts=sum(
+            s.get("attempts", 0) > jobs[h.task_id]
+            for s, h in zip(statuses, handles, strict=True)
+            if s.get("phase") == "Succeeded"
         ),
-        "relists": relists,
-    }
+        overwritten=sorted(mine & observer.overwritten),
+        results_seen=len(mine & observer.results.keys()),
+        observer_relists=observer.relists,
+        relists=relists,
+        faults=applied,
+    )
+
+
+def report(figures: Figures, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.rows():
+        table.add_row(name, value)
+    console = Console()
+    console.print(table)
+    if figures.errors:
+        console.print(f"[red]{len(figures.errors)} failed:[/] {figures.errors[:3]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200, help="tasks, each a pod")
     parser.add_argument("--kills", type=int, default=10, help="times the operator is SIGKILLed")
-    parser.add_argument("--restarts", type=int, default=1, help="times kube-apiserver is killed and restarted")
+    parser.add_argument("--restarts", type=int, default=1, help="times the component is killed and restarted")
+    parser.add_argument("--component", choices=["apiserver", "etcd"], default="apiserver")
+    parser.add_argument("--spread", type=float, default=0.3, help="seconds per run over which the kills fall")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every result")
     args = parser.parse_args()
 
     with local_cluster() as cluster:
         prepare(cluster, 0)
-        figures = asyncio.run(chaos(cluster, args, cluster.state_dir))
-    table = Table(
-        title=f"{args.runs} runs, operator SIGKILLed {args.kills}x, kube-apiserver restarted {args.restarts}x"
+        figures = asyncio.run(
+            chaos(
+                cluster,
+                cluster.state_dir,
+                runs=args.runs,
+                kills=args.kills,
+                restarts=args.restarts,
+                component=args.component,
+                spread=args.spread,
+                timeout=args.timeout,
+            )
+        )
+    report(
+        figures,
+        f"{args.runs} runs, operator SIGKILLed {args.kills}x, {args.component} restarted {args.restarts}x",
     )
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for name, value in [
-        ("phases", ", ".join(f"{k} {v}" for k, v in sorted(figures["phases"].items()))),
-        ("TaskRuns lost", figures["lost"]),
-        ("waiters with their result (succeeded)", f"{figures['results']} of {args.runs}"),
-        ("most Jobs for one TaskRun", figures["max_jobs"]),
-        ("TaskRuns with two Jobs", figures["two_jobs"]),
-        ("succeeded TaskRuns recording more attempts than Jobs", figures["extra_attempts"]),
-        ("the client's watch listed again", figures["relists"]),
-        ("first kiq to last result", f"{figures['elapsed']:.1f} s"),
-    ]:
-        table.add_row(name, str(value))
-    console = Console()
-    console.print(table)
-    if figures["errors"]:
-        console.print(f"[red]{len(figures['errors'])} failed:[/] {figures['errors'][:3]}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 kopf handles the TaskRuns. The Jobs, Pods and FailedCreate Events that the operator only
 reads come through plain informers (:mod:`podiq_operator.informers`); with peering, through
-kopf instead, since its pausing in favour of another replica must cover every watch.
+kopf instead, since its pausing in favour of another replica must cover every watch. Where
+the operator sets namespaces up, schedules' CronJobs come the same way: a namespace whose
+first podiq object is a schedule is set up when that CronJob appears.
 
 Only *event* handlers are registered, on purpose. kopf's change handlers (on.create,
 on.update, ...) persist their progress and a diff base in annotations, and timers and
@@ -17,6 +19,7 @@ before the operator sees its pod costs three. Events on the TaskRun are optional
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -26,6 +29,7 @@ import kopf
 from kubernetes_asyncio import client
 
 from podiq.kubernetes.connecting import SERVICE_ACCOUNT_DIR, in_cluster
+from podiq.kubernetes.cronjobs import LABEL_SCHEDULE_ID
 from podiq.kubernetes.resources import GROUP, LABEL_TASKRUN, PLURAL, VERSION
 from podiq_operator.caches import Key, key_of
 from podiq_operator.config import OperatorConfig
@@ -45,6 +49,10 @@ JOBS = Source("batch", "v1", "jobs", label_selector=LABEL_TASKRUN)
 PODS = Source("", "v1", "pods", label_selector=LABEL_TASKRUN)
 FAILED_CREATES = Source("", "v1", "events", field_selector=FAILED_CREATE_EVENTS)
 SECONDARY_SOURCES = (JOBS, PODS, FAILED_CREATES)
+#: Schedules' CronJobs, read only where the operator sets namespaces up: a schedule made in a
+#: namespace where no TaskRun has run yet fires as the scheduler's service account, which
+#: must exist by the first firing.
+CRONJOBS = Source("batch", "v1", "cronjobs", label_selector=LABEL_SCHEDULE_ID)
 
 
 #: kopf's per-object workers for each concurrent reconciliation: most of them only wait.
@@ -108,7 +116,7 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.queueing.idle_timeout = 0.05
     settings.execution.max_workers = api.max_workers
     # Filter on the server, so the operator never receives unrelated Jobs, Pods or Events.
-    for source in SECONDARY_SOURCES:
+    for source in (*SECONDARY_SOURCES, CRONJOBS):
         kind = (source.group, source.version, source.plural) if source.group else (source.version, source.plural)
         if source.label_selector:
             settings.watching.label_selectors[kind] = source.label_selector
@@ -157,6 +165,7 @@ class Secondaries:
     def __init__(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
         self.cache = reconciler.cache
+        self._setups: set[asyncio.Task[None]] = set()
 
     async def job(self, kind: str | None, raw: dict[str, Any]) -> None:
         self._changed(self.cache.forget_job(raw) if kind == "DELETED" else self.cache.put_job(raw))
@@ -174,12 +183,37 @@ class Secondaries:
             )
         )
 
+    async def schedule(self, kind: str | None, raw: dict[str, Any]) -> None:
+        """A schedule's CronJob: set its namespace up (once), as the first TaskRun there would."""
+        namespace = (raw.get("metadata") or {}).get("namespace")
+        if kind == "DELETED" or not namespace or namespace in self.reconciler.policy.excluded_namespaces:
+            return
+        task = asyncio.ensure_future(self._set_up(namespace))
+        self._setups.add(task)
+        task.add_done_callback(self._setups.discard)
+
+    async def _set_up(self, namespace: str) -> None:
+        try:
+            await self.reconciler.provisioner.ensure(namespace)
+        except Exception:
+            # Each firing changes the CronJob's status, and with it comes the next try.
+            logger.exception(
+                "Setting namespace %s up for its schedules failed; trying again at the next change.", namespace
+            )
+
     def _changed(self, key: Key | None) -> None:
         if key is not None and key in self.cache.taskruns:
             self.reconciler.trigger(key)
 
     def sources(self) -> list[tuple[Source, Handler]]:
-        return [(JOBS, self.job), (PODS, self.pod), (FAILED_CREATES, self.failed_create)]
+        sources: list[tuple[Source, Handler]] = [
+            (JOBS, self.job),
+            (PODS, self.pod),
+            (FAILED_CREATES, self.failed_create),
+        ]
+        if self.reconciler.provisioner.config.provision:
+            sources.append((CRONJOBS, self.schedule))
+        return sources
 
 
 def build_informers(api: client.ApiClient, secondaries: Secondaries, config: OperatorConfig) -> list[Informer]:

@@ -29,9 +29,12 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
 
 from .kubeapi import STRATEGIC, ApiException
 
@@ -57,8 +60,41 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-#: Token requests tried while the Node authorizer catches up with a pod's binding.
-TOKEN_TRIES = 8
+#: Seconds between tries of a call the node makes for a pod while the API server is away
+#: (restarting, say, or etcd under it): a kubelet keeps trying rather than failing the pod.
+#: About two minutes in all, long past an API server's restart; after that the pod fails
+#: with the error, so an API server that never comes back still ends every pod.
+API_BACKOFF = (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8, 16, 16, 16, 16)
+
+#: A token request refused with 403 is tried again for about as long: the Node authorizer
+#: learns of a pod's binding from its own watch, which after an API server restart starts
+#: from a full list, so it may refuse a token for a pod bound moments before.
+TOKEN_BACKOFF = (0.2, 0.4, 0.6, 0.8, 1, 1, 2, 2, 4, 4, 8, 8, 8, 8, 16, 16, 16, 16)
+
+T = TypeVar("T")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True if ``exc`` says the API server is away or overloaded, not that the call is wrong."""
+    if isinstance(exc, ApiException):
+        return exc.status >= 500 or exc.status == 429
+    # aiohttp's connection errors: refused and reset connections are OSErrors, a connection
+    # the server dropped mid-request (ServerDisconnectedError) is only a ClientError.
+    return isinstance(exc, OSError | TimeoutError | aiohttp.ClientError)
+
+
+async def retried(call: Callable[[], Awaitable[T]], what: str, backoff: tuple[float, ...] = API_BACKOFF) -> T:
+    """``call()``, tried again after each delay of ``backoff`` while the API server is unavailable;
+    the last failure (or any other error) is raised."""
+    for delay in (*backoff, None):
+        try:
+            return await call()
+        except Exception as exc:
+            if delay is None or not unavailable(exc):
+                raise
+            log.info("%s failed (%s: %s); trying again in %s s", what, type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 class PodSetupError(Exception):
@@ -373,23 +409,17 @@ class PodRunner:
             body = {"metadata": {"uid": self.uid}, "status": status}
             # As a kubelet does, keep trying while the API server is away (restarting, say),
             # so that a pod's status is never left behind for good.
-            for delay in (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8, 0):
-                try:
-                    await self.agent.api.request(
-                        "PATCH",
-                        f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status",
-                        body=body,
-                        content_type=STRATEGIC,
-                    )
-                    return
-                except ApiException as exc:
-                    if exc.status < 500 and exc.status != 429:
-                        if exc.status not in (404, 409):
-                            log.warning("status update of %s/%s failed: %s", self.ns, self.name, exc.reason)
-                        return
-                except (OSError, TimeoutError) as exc:  # aiohttp's connection errors are OSErrors
-                    log.info("status update of %s/%s failed (%s); trying again", self.ns, self.name, exc)
-                await asyncio.sleep(delay)
+            path = f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status"
+            try:
+                await retried(
+                    lambda: self.agent.api.request("PATCH", path, body=body, content_type=STRATEGIC),
+                    f"status update of {self.ns}/{self.name}",
+                )
+            except ApiException as exc:
+                if exc.status not in (404, 409):  # the pod is gone, or a newer one has its name
+                    log.warning("status update of %s/%s failed: %s", self.ns, self.name, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - the next change of the pod pushes its status again
+                log.warning("status update of %s/%s failed: %s", self.ns, self.name, exc)
 
     # -- environment -----------------------------------------------------
 
@@ -467,12 +497,17 @@ class PodRunner:
 
     async def _object_data(self, kind: str, name: str, optional: bool) -> dict[str, bytes]:
         """A configmap's or secret's data as bytes; {} if optional and missing."""
+        path = f"/api/v1/namespaces/{self.ns}/{kind}/{name}"
         try:
-            obj = await self.agent.api.get(f"/api/v1/namespaces/{self.ns}/{kind}/{name}")
+            obj = await retried(lambda: self.agent.api.get(path), f"reading {kind[:-1]} {self.ns}/{name}")
         except ApiException as exc:
             if exc.status == 404 and optional:
                 return {}
             raise PodSetupError("CreateContainerConfigError", f"{kind[:-1]} {name!r}: {exc.status}") from exc
+        except Exception as exc:  # the API server stayed away: the pod fails, saying why
+            raise PodSetupError(
+                "CreateContainerConfigError", f"{kind[:-1]} {name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
         if kind == "secrets":
             return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
         out = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
@@ -544,20 +579,28 @@ class PodRunner:
                 "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid},
             },
         }
-        # The Node authorizer learns of a pod's binding from its own watch; under load a
-        # token request can arrive first and be refused, so retry briefly, as a kubelet does.
-        for attempt in range(TOKEN_TRIES):
+        path = f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token"
+        what = f"token request for service account {self.ns}/{sa}"
+
+        async def request() -> dict:
+            return await retried(lambda: self.agent.api.request("POST", path, body=body), what)
+
+        # The Node authorizer learns of a pod's binding from its own watch; under load (or
+        # just after an API server restart) a token request can arrive first and be refused.
+        for delay in (*TOKEN_BACKOFF, None):
             try:
-                resp = await self.agent.api.request(
-                    "POST", f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token", body=body
-                )
+                resp = await request()
                 return resp["status"]["token"]
             except ApiException as exc:
-                if exc.status != 403 or attempt == TOKEN_TRIES - 1:
+                if exc.status != 403 or delay is None:
                     raise PodSetupError(
                         "FailedMount", f"token request for service account {sa!r}: {exc.status} {exc.reason}"
                     ) from exc
-                await asyncio.sleep(0.2 * (attempt + 1))
+                await asyncio.sleep(delay)
+            except Exception as exc:  # the API server stayed away: the pod fails, saying why
+                raise PodSetupError(
+                    "FailedMount", f"token request for service account {sa!r}: {type(exc).__name__}: {exc}"
+                ) from exc
         raise AssertionError("unreachable")
 
     def _container_mounts(self, spec: dict) -> list[tuple[Path, str, bool]]:

@@ -158,6 +158,61 @@ def test_with_default_values_a_task_runs_in_any_namespace(every_namespace: Any) 
     }
 
 
+SCHEDULE_NAMESPACE = "podiq-fresh-schedule"
+
+
+def test_with_default_values_a_schedule_fires_in_a_fresh_namespace(every_namespace: Any) -> None:
+    """A schedule is the first podiq object in its namespace: the operator sets the namespace up
+    when the CronJob appears, so its firing pod has the scheduler's service account."""
+    cluster = every_namespace
+    cluster.kubectl("create", "namespace", SCHEDULE_NAMESPACE)
+    cluster.kubectl("label", "namespace", SCHEDULE_NAMESPACE, *scenario.RESTRICTED)
+    try:
+        assert not cluster.get("serviceaccounts", "-n", SCHEDULE_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq")[
+            "items"
+        ]
+        outcome = scenario.wait(_schedule_in(cluster, SCHEDULE_NAMESPACE))
+        assert not outcome.is_err and outcome.return_value == 6
+        made = {
+            o["metadata"]["name"]
+            for o in cluster.get(
+                "serviceaccounts", "-n", SCHEDULE_NAMESPACE, "-l", "app.kubernetes.io/managed-by=podiq"
+            )["items"]
+        }
+        assert made == {"podiq-runtime", "podiq-scheduler"}
+    finally:
+        cluster.kubectl("delete", "namespace", SCHEDULE_NAMESPACE, "--wait=false", check=False)
+
+
+async def _schedule_in(cluster: Any, namespace: str) -> Any:
+    """Schedules calculate_sum every minute, waits for its first firing's result, unschedules."""
+    import asyncio
+    import time
+
+    from podiq import AsyncTaskiqTask
+    from podiq.kubernetes import KubernetesScheduleSource
+    from tests.integration import k8s_tasks as t
+
+    def fired() -> str | None:
+        selector = "podiq.io/schedule-id=fresh"
+        items = cluster.get("taskruns", "-n", namespace, "-l", selector)["items"]
+        return items[0]["metadata"]["name"] if items else None
+
+    t.broker.namespace, t.broker.kubeconfig = namespace, str(cluster.kubeconfig)
+    async with t.broker, KubernetesScheduleSource(t.broker) as source:
+        schedule = (
+            await t.calculate_sum.kicker().with_schedule_id("fresh").schedule_by_cron(source, "* * * * *", [1, 2, 3])
+        )
+        try:
+            deadline = time.monotonic() + 100  # the next minute boundary, and the firing pod's start
+            while not (name := await asyncio.to_thread(fired)):
+                assert time.monotonic() < deadline, "the schedule did not fire within 100 s"
+                await asyncio.sleep(1)
+            return await AsyncTaskiqTask(name, t.broker).wait_result(timeout=120)
+        finally:
+            await schedule.unschedule()
+
+
 async def _run_in(kubeconfig: str, namespace: str) -> Any:
     from tests.integration import k8s_tasks as t
 
@@ -200,6 +255,7 @@ def test_rbac_matrix_of_the_operator_runtime_and_scheduler(every_namespace: Any)
         (operator, "bind", "clusterroles/podiq-scheduler"),
         (operator, "create", "events"),
         (operator, "list", "pods"),
+        (operator, "watch", "cronjobs.batch"),
         (runtime, "get", "taskruns.podiq.io"),
         (runtime, "patch", "taskruns.podiq.io", "--subresource=status"),
         (scheduler, "create", "taskruns.podiq.io"),
@@ -214,6 +270,8 @@ def test_rbac_matrix_of_the_operator_runtime_and_scheduler(every_namespace: Any)
         (operator, "create", "serviceaccounts", "--subresource=token"),
         (operator, "create", "pods"),
         (operator, "create", "roles"),
+        (operator, "create", "cronjobs.batch"),
+        (operator, "delete", "cronjobs.batch"),
         (runtime, "create", "taskruns.podiq.io"),
         (runtime, "patch", "taskruns.podiq.io"),
         (runtime, "list", "taskruns.podiq.io"),
@@ -229,11 +287,24 @@ def test_rbac_matrix_of_the_operator_runtime_and_scheduler(every_namespace: Any)
     assert [d for d in denied if can(*d)] == []
 
 
-def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any) -> None:
+@pytest.mark.parametrize("account", ["podiq-runtime", "custom-runner"])
+def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any, account: str) -> None:
+    """With the default runtime service account, and with a TaskRun's own ``serviceAccountName``
+    (bound to the runtime ClusterRole by its owner): either pod may write only its own run."""
     cluster = every_namespace
     later = "2099-01-01T00:00:00Z"  # both runs wait: nothing but the pod below writes to them
-    for name in ("mine", "victim"):
-        cluster.apply(_taskrun(name, FRESH_NAMESPACE, notBefore=later))
+    suffix = "" if account == "podiq-runtime" else "-custom"
+    mine, victim = f"mine{suffix}", f"victim{suffix}"
+    extra: dict[str, Any] = {}
+    if account != "podiq-runtime":
+        cluster.kubectl("create", "serviceaccount", account, "-n", FRESH_NAMESPACE)
+        cluster.kubectl(
+            "create", "rolebinding", account, "-n", FRESH_NAMESPACE,
+            "--clusterrole", "podiq-runtime", "--serviceaccount", f"{FRESH_NAMESPACE}:{account}",
+        )  # fmt: skip
+        extra["serviceAccountName"] = account
+    for name in (mine, victim):
+        cluster.apply(_taskrun(name, FRESH_NAMESPACE, notBefore=later, **extra))
     restricted = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -244,15 +315,15 @@ def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any) -> N
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "mine-a1-x7k2q", "namespace": FRESH_NAMESPACE},
+        "metadata": {"name": f"{mine}-a1-x7k2q", "namespace": FRESH_NAMESPACE},
         "spec": {
-            "serviceAccountName": "podiq-runtime",
+            "serviceAccountName": account,
             "restartPolicy": "Never",
             "containers": [
                 {
                     "name": "writer",
                     "image": "podiq-runtime:test",
-                    "command": ["python", "-c", WRITER, "victim", "mine"],
+                    "command": ["python", "-c", WRITER, victim, mine],
                     "env": [{"name": "NS", "value": FRESH_NAMESPACE}],
                     "securityContext": restricted,
                 }
@@ -270,8 +341,8 @@ def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any) -> N
     )
     lines = cluster.kubectl("logs", pod["metadata"]["name"], "-n", FRESH_NAMESPACE).stdout.splitlines()
     answers = {a["name"]: a for a in map(json.loads, lines)}
-    assert answers["victim"]["code"] == 403
-    assert "pod mine-a1-x7k2q is not a pod of TaskRun victim" in answers["victim"]["message"]
-    assert answers["mine"]["code"] == 200
-    assert "progressText" not in cluster.get("taskrun", "victim", "-n", FRESH_NAMESPACE).get("status", {})
-    assert cluster.get("taskrun", "mine", "-n", FRESH_NAMESPACE)["status"]["progressText"] == "1/2"
+    assert answers[victim]["code"] == 403, answers
+    assert f"pod {mine}-a1-x7k2q is not a pod of TaskRun {victim}" in answers[victim]["message"]
+    assert answers[mine]["code"] == 200, answers
+    assert "progressText" not in cluster.get("taskrun", victim, "-n", FRESH_NAMESPACE).get("status", {})
+    assert cluster.get("taskrun", mine, "-n", FRESH_NAMESPACE)["status"]["progressText"] == "1/2"

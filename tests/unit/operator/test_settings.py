@@ -5,7 +5,7 @@ from __future__ import annotations
 import kopf
 import pytest
 
-from podiq_operator.config import OperatorConfig
+from podiq_operator.config import NamespaceConfig, OperatorConfig
 from podiq_operator.handlers import (
     FAILED_CREATE_EVENTS,
     NoDiffBase,
@@ -84,8 +84,31 @@ def test_kopf_settings() -> None:
     assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
     assert isinstance(settings.persistence.progress_storage, NoProgress)
     assert settings.watching.server_timeout == 300
-    assert list(settings.watching.label_selectors.values()) == ["podiq.io/taskrun", "podiq.io/taskrun"]
+    assert list(settings.watching.label_selectors.values()) == [
+        "podiq.io/taskrun",
+        "podiq.io/taskrun",
+        "podiq.io/schedule-id",
+    ]
     assert list(settings.watching.field_selectors.values()) == [FAILED_CREATE_EVENTS]
+
+
+@pytest.mark.parametrize("provision", [False, True])
+def test_schedules_cronjobs_are_read_only_where_namespaces_are_set_up(provision: bool) -> None:
+    """A schedule may be the first podiq object in a namespace: with provisioning its CronJob
+    sets the namespace up; without, the operator needs no access to CronJobs at all."""
+    config = OperatorConfig(namespace_setup=NamespaceConfig(provision=provision))
+    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
+    plurals = [source.plural for source, _ in Secondaries(reconciler).sources()]
+    assert plurals == ["jobs", "pods", "events", *(["cronjobs"] if provision else [])]
+
+
+async def test_a_cronjob_in_an_excluded_namespace_sets_nothing_up() -> None:
+    config = OperatorConfig(namespace_setup=NamespaceConfig(provision=True))
+    reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
+    secondaries = Secondaries(reconciler)
+    await secondaries.schedule("ADDED", {"metadata": {"name": "s", "namespace": "kube-system"}})
+    await secondaries.schedule("DELETED", {"metadata": {"name": "s", "namespace": "jobs"}})
+    assert not secondaries._setups  # nothing started: an excluded namespace, a deleted schedule
 
 
 def test_kopf_settings_with_peering() -> None:
