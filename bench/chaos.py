@@ -5,8 +5,8 @@
 N no-op tasks are sent through KubernetesBroker and awaited while the operator is
 SIGKILLed `--kills` times at random moments (and started again at once), and the
 `--component` (kube-apiserver or etcd) is killed and restarted `--restarts` times. The
-kills fall from the first kiq on, over `--spread` seconds per run; the restarts within 10 s
-of the last kiq, so that every client is waiting. Printed: how many runs ended and how, none lost, Jobs per TaskRun (an
+kills fall at random points of the run's progress (after the first kiq, before 90% of the runs
+have finished), the restarts within 10 s of the last kiq, so that every client is waiting. Printed: how many runs ended and how, none lost, Jobs per TaskRun (an
 attempt that got two Jobs would show), runs whose status records more attempts than Jobs,
 results written over (a second result on a TaskRun, seen by a watch of every change), every
 waiter's result, the runs in flight at each fault, and the time from the first kiq to the last
@@ -158,13 +158,12 @@ async def chaos(
     kills: int = 0,
     restarts: int = 0,
     component: str = "apiserver",
-    spread: float = 0.3,
     timeout: float = 1800,
     namespace: str = NAMESPACE,
 ) -> Figures:
     """The scenario: ``runs`` no-op tasks in ``namespace`` (set up by :func:`bench.kubernetes.prepare`
-    or with the chart's RBAC), the operator killed ``kills`` times at random moments of the
-    first ``spread * runs`` seconds (at least 20), ``component`` restarted ``restarts`` times
+    or with the chart's RBAC), the operator killed ``kills`` times at random points of the
+    run's progress, ``component`` restarted ``restarts`` times
     within 10 s of the last kiq, while every client waits."""
     from bench import k8s_tasks
     from podiq import gather
@@ -179,6 +178,19 @@ async def chaos(
     waiting: asyncio.Future[Any] | None = None
     mine: set[str] = set()
 
+    def finished() -> int:
+        return len(mine & observer.results.keys())
+
+    async def apply(fault: str) -> None:
+        applied.append((fault, runs - finished()))
+        if fault == "kill":
+            assert operator.process is not None
+            operator.process.kill()  # SIGKILL: no graceful shutdown
+            operator.process.wait(timeout=10)
+            operator.start()
+        else:
+            await asyncio.to_thread(cluster.control_plane.restart, fault, down_for=2, hard=True)
+
     async def inject(faults: list[str], budget: float) -> None:
         """Each fault at a random moment of the next ``budget`` seconds, while runs are unfinished."""
         origin = time.monotonic()
@@ -186,21 +198,23 @@ async def chaos(
             await asyncio.sleep(max(moment - (time.monotonic() - origin), 0))
             if waiting is not None and waiting.done():
                 return
-            applied.append((fault, runs - len(mine & observer.results.keys())))
-            if fault == "kill":
-                assert operator.process is not None
-                operator.process.kill()  # SIGKILL: no graceful shutdown
-                operator.process.wait(timeout=10)
-                operator.start()
-            else:
-                await asyncio.to_thread(cluster.control_plane.restart, fault, down_for=2, hard=True)
+            await apply(fault)
+
+    async def kill_in_flight(count: int) -> None:
+        """The kills at random points of the run's progress (between none and 90% of the runs
+        finished), so that on any machine's speed each one meets runs in flight."""
+        for share in sorted(random.uniform(0, 0.9) for _ in range(count)):
+            while not mine or finished() < share * runs:
+                await asyncio.sleep(0.2)
+            await apply("kill")
+            await asyncio.sleep(random.uniform(0, 1))  # kills at one point still fall apart
 
     started = time.monotonic()
     try:
         async with broker:
             # The operator's kills fall anywhere from the first kiq on; the API server's (or
             # etcd's) restarts once every run is sent, so that they meet every client waiting.
-            killing = asyncio.ensure_future(inject(["kill"] * kills, max(runs * spread, 20.0)))
+            killing = asyncio.ensure_future(kill_in_flight(kills))
             handles = []
             for _ in range(runs):
                 handle = await k8s_tasks.noop.kicker().kiq()
@@ -271,7 +285,6 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10, help="times the operator is SIGKILLed")
     parser.add_argument("--restarts", type=int, default=1, help="times the component is killed and restarted")
     parser.add_argument("--component", choices=["apiserver", "etcd"], default="apiserver")
-    parser.add_argument("--spread", type=float, default=0.3, help="seconds per run over which the kills fall")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every result")
     args = parser.parse_args()
 
@@ -285,7 +298,6 @@ def main() -> None:
                 kills=args.kills,
                 restarts=args.restarts,
                 component=args.component,
-                spread=args.spread,
                 timeout=args.timeout,
             )
         )

@@ -287,15 +287,21 @@ def test_rbac_matrix_of_the_operator_runtime_and_scheduler(every_namespace: Any)
     assert [d for d in denied if can(*d)] == []
 
 
-@pytest.mark.parametrize("account", ["podiq-runtime", "custom-runner"])
+@pytest.mark.parametrize("account", ["podiq-runtime", "custom-runner", "pool-worker"])
 def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any, account: str) -> None:
-    """With the default runtime service account, and with a TaskRun's own ``serviceAccountName``
-    (bound to the runtime ClusterRole by its owner): either pod may write only its own run."""
+    """With the default runtime service account, with a TaskRun's own ``serviceAccountName``
+    (bound to the runtime ClusterRole by its owner), and as a worker of a pool: each pod may
+    write only its own run (a worker: the runs of its own pool)."""
     cluster = every_namespace
     later = "2099-01-01T00:00:00Z"  # both runs wait: nothing but the pod below writes to them
-    suffix = "" if account == "podiq-runtime" else "-custom"
+    suffix = {"podiq-runtime": "", "custom-runner": "-custom", "pool-worker": "-pool"}[account]
     mine, victim = f"mine{suffix}", f"victim{suffix}"
+    writer = f"{mine}-a1-x7k2q"
     extra: dict[str, Any] = {}
+    if account == "pool-worker":  # a worker of pool `fast` and a run of pool `fast-lane`
+        account, writer = "podiq-runtime", "podiq-pool-fast-5d9c7b8f4-x7k2q"
+        cluster.apply(_taskrun(victim, FRESH_NAMESPACE, notBefore=later, pool="fast-lane"))
+        extra["pool"] = "fast"
     if account != "podiq-runtime":
         cluster.kubectl("create", "serviceaccount", account, "-n", FRESH_NAMESPACE)
         cluster.kubectl(
@@ -304,7 +310,8 @@ def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any, acco
         )  # fmt: skip
         extra["serviceAccountName"] = account
     for name in (mine, victim):
-        cluster.apply(_taskrun(name, FRESH_NAMESPACE, notBefore=later, **extra))
+        if "pool" not in extra or name == mine:
+            cluster.apply(_taskrun(name, FRESH_NAMESPACE, notBefore=later, **extra))
     restricted = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -315,7 +322,7 @@ def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any, acco
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"{mine}-a1-x7k2q", "namespace": FRESH_NAMESPACE},
+        "metadata": {"name": writer, "namespace": FRESH_NAMESPACE},
         "spec": {
             "serviceAccountName": account,
             "restartPolicy": "Never",
@@ -333,16 +340,13 @@ def test_a_runtime_pod_may_write_only_its_own_taskrun(every_namespace: Any, acco
     cluster.apply(json.dumps(pod))
     cluster.wait_for(
         "the writer pod to finish",
-        lambda: (
-            cluster.get("pod", pod["metadata"]["name"], "-n", FRESH_NAMESPACE)["status"].get("phase")
-            in ("Succeeded", "Failed")
-        ),
+        lambda: cluster.get("pod", writer, "-n", FRESH_NAMESPACE)["status"].get("phase") in ("Succeeded", "Failed"),
         timeout=60,
     )
-    lines = cluster.kubectl("logs", pod["metadata"]["name"], "-n", FRESH_NAMESPACE).stdout.splitlines()
+    lines = cluster.kubectl("logs", writer, "-n", FRESH_NAMESPACE).stdout.splitlines()
     answers = {a["name"]: a for a in map(json.loads, lines)}
     assert answers[victim]["code"] == 403, answers
-    assert f"pod {mine}-a1-x7k2q is not a pod of TaskRun {victim}" in answers[victim]["message"]
+    assert f"pod {writer} is not a pod of TaskRun {victim}" in answers[victim]["message"]
     assert answers[mine]["code"] == 200, answers
     assert "progressText" not in cluster.get("taskrun", victim, "-n", FRESH_NAMESPACE).get("status", {})
     assert cluster.get("taskrun", mine, "-n", FRESH_NAMESPACE)["status"]["progressText"] == "1/2"
