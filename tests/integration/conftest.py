@@ -3,6 +3,7 @@ chart's RBAC, the operator as a local process, and a started KubernetesBroker.""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -63,12 +64,21 @@ def namespace_with_chart(cluster: Any, prefix: str, *, peering: bool = False) ->
     return namespace
 
 
+@contextlib.contextmanager
+def chart_namespace(cluster: Any, prefix: str, env: str | None = None) -> Iterator[str]:
+    """A fresh namespace set up with the chart's RBAC for the length of a fixture, named in
+    ``env`` (for task modules that read it), and deleted after it without waiting."""
+    namespace = namespace_with_chart(cluster, prefix)
+    if env:
+        os.environ[env] = namespace
+    yield namespace
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
 @pytest.fixture(scope="session")
 def podiq_namespace(podiq_crd: Any) -> Iterator[str]:
-    namespace = namespace_with_chart(podiq_crd, "podiq-it")
-    os.environ["PODIQ_TEST_NAMESPACE"] = namespace
-    yield namespace
-    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with chart_namespace(podiq_crd, "podiq-it", "PODIQ_TEST_NAMESPACE") as namespace:
+        yield namespace
 
 
 class OperatorProcess:
@@ -164,10 +174,8 @@ def worker_pods(cluster: Any, namespace: str, pool: str = POOL) -> list[str]:
 
 @pytest.fixture(scope="session")
 def pool_namespace(podiq_crd: Any) -> Iterator[str]:
-    namespace = namespace_with_chart(podiq_crd, "podiq-pool")
-    os.environ["PODIQ_TEST_POOL_NAMESPACE"] = namespace
-    yield namespace
-    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with chart_namespace(podiq_crd, "podiq-pool", "PODIQ_TEST_POOL_NAMESPACE") as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bench.chaos import Figures, chaos, report
-from tests.integration.conftest import namespace_with_chart
+from tests.integration.conftest import chart_namespace
 
 pytestmark = [pytest.mark.integration]
 
@@ -31,9 +31,8 @@ R2_RUNS = 200
 
 @pytest.fixture
 def chaos_namespace(podiq_crd: Any) -> Iterator[str]:
-    namespace = namespace_with_chart(podiq_crd, "podiq-chaos")
-    yield namespace
-    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with chart_namespace(podiq_crd, "podiq-chaos") as namespace:
+        yield namespace
 
 
 def assert_nothing_lost(figures: Figures, runs: int) -> None:

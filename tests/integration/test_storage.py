@@ -21,7 +21,7 @@ from podiq import SendTaskError, gather
 from podiq.exceptions import StoreAccessDeniedError, StoreUnavailableError
 from podiq.kubernetes.broker import KubernetesBroker
 from podiq.kubernetes.storage import RedisStore, StoreSettings, run_keys
-from tests.integration.conftest import OperatorProcess, namespace_with_chart, operator_with_redis
+from tests.integration.conftest import OperatorProcess, chart_namespace, namespace_with_chart, operator_with_redis
 from tests.redisserver import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -35,10 +35,8 @@ def taskrun(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def redis_namespace(podiq_crd: Any) -> Iterator[str]:
-    namespace = namespace_with_chart(podiq_crd, "podiq-redis")
-    os.environ["PODIQ_TEST_REDIS_NAMESPACE"] = namespace
-    yield namespace
-    podiq_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with chart_namespace(podiq_crd, "podiq-redis", "PODIQ_TEST_REDIS_NAMESPACE") as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,35 @@ import os
 import sys
 import threading
 
-__all__ = ["OutputTail"]
+__all__ = ["OutputTail", "TailBuffer"]
 
 _CHUNK = 64 * 1024
+
+
+class TailBuffer:
+    """The last ``limit`` bytes written (from any thread), and how many bytes before them were dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.dropped = 0
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+
+    def add(self, data: bytes) -> None:
+        if self.limit <= 0 or not data:
+            return
+        with self._lock:
+            self._buffer += data
+            excess = len(self._buffer) - 2 * self.limit  # trim now and then, not on every write
+            if excess > 0:
+                cut = len(self._buffer) - self.limit
+                self.dropped += cut
+                del self._buffer[:cut]
+
+    def value(self) -> tuple[bytes, int]:
+        with self._lock:
+            extra = max(len(self._buffer) - self.limit, 0)
+            return bytes(self._buffer[extra:]), self.dropped + extra
 
 
 class OutputTail:
@@ -22,11 +48,9 @@ class OutputTail:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._buffer = bytearray()
-        self._lock = threading.Lock()
+        self.kept = TailBuffer(limit)
         self._saved: list[tuple[int, int]] = []  # (fd, copy of the original)
         self._threads: list[threading.Thread] = []
-        self.dropped = 0
 
     def start(self) -> OutputTail:
         if self.limit <= 0:
@@ -47,13 +71,7 @@ class OutputTail:
         try:
             while chunk := os.read(read, _CHUNK):
                 _write_all(original, chunk)
-                with self._lock:
-                    self._buffer += chunk
-                    excess = len(self._buffer) - 2 * self.limit  # trim now and then, not on every write
-                    if excess > 0:
-                        cut = len(self._buffer) - self.limit
-                        self.dropped += cut
-                        del self._buffer[:cut]
+                self.kept.add(chunk)
         finally:
             os.close(read)
 
@@ -71,8 +89,7 @@ class OutputTail:
         for _, original in self._saved:
             os.close(original)
         self._saved, self._threads = [], []
-        with self._lock:
-            return bytes(self._buffer), self.dropped
+        return self.kept.value()
 
 
 def _flush() -> None:

@@ -15,37 +15,18 @@ from __future__ import annotations
 
 import contextvars
 import sys
-import threading
 from typing import TextIO
+
+from podiq.runtime.output import TailBuffer
 
 __all__ = ["RunTail", "current_tail", "install"]
 
 
-class RunTail:
+class RunTail(TailBuffer):
     """The last ``limit`` bytes a run wrote, and how many bytes before them were dropped."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.dropped = 0
-        self._buffer = bytearray()
-        self._lock = threading.Lock()  # sync tasks write from the worker's threads
-
     def write(self, text: str) -> None:
-        if self.limit <= 0 or not text:
-            return
-        data = text.encode(errors="replace")
-        with self._lock:
-            self._buffer += data
-            excess = len(self._buffer) - 2 * self.limit  # trim now and then, not on every write
-            if excess > 0:
-                cut = len(self._buffer) - self.limit
-                self.dropped += cut
-                del self._buffer[:cut]
-
-    def value(self) -> tuple[bytes, int]:
-        with self._lock:
-            extra = max(len(self._buffer) - self.limit, 0)
-            return bytes(self._buffer[extra:]), self.dropped + extra
+        self.add(text.encode(errors="replace"))
 
 
 #: The tail of the run whose code is running in this context, if any.

@@ -98,16 +98,22 @@ def test_smart_middleware_delays() -> None:
         SmartRetryMiddleware(schedule_source=object())  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
 
 
-async def test_smart_middleware_waits_before_each_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    waits: list[float] = []
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays the in-process broker waits before retries, recorded instead of slept."""
+    recorded: list[float] = []
     real_sleep = asyncio.sleep
 
     async def recording_sleep(delay: float, *args: object) -> None:
         if delay > 0:
-            waits.append(delay)
+            recorded.append(delay)
         await real_sleep(0)
 
     monkeypatch.setattr("podiq._inmemory.asyncio.sleep", recording_sleep)
+    return recorded
+
+
+async def test_smart_middleware_waits_before_each_retry(waits: list[float]) -> None:
     broker = InMemoryBroker()
     # With a schedule source taskiq schedules each retry after the delay; podiq waits it.
     broker.add_middlewares(
@@ -125,17 +131,8 @@ async def test_smart_middleware_waits_before_each_retry(monkeypatch: pytest.Monk
     assert waits == [1.5, 3.0]
 
 
-async def test_smart_middleware_without_a_schedule_source_retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_smart_middleware_without_a_schedule_source_retries_at_once(waits: list[float]) -> None:
     # taskiq then sends the retry at once with a `delay` label, which its InMemoryBroker ignores.
-    waits: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def recording_sleep(delay: float, *args: object) -> None:
-        if delay > 0:
-            waits.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr("podiq._inmemory.asyncio.sleep", recording_sleep)
     broker = InMemoryBroker().with_middlewares(
         SmartRetryMiddleware(default_retry_count=3, default_retry_label=True, default_delay=30)
     )
