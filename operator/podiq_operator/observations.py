@@ -26,6 +26,12 @@ __all__ = ["AttemptObservation", "AttemptState", "failed_create_reason", "observ
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 #: Container waiting reasons that mean the kubelet cannot build the container from its spec.
 CONTAINER_CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+#: A waiting container's reasons that block its attempt: podiq's reason, and the message when
+#: the kubelet gives none.
+_BLOCKED_WAITING = (
+    (IMAGE_PULL_REASONS, Reason.IMAGE_PULL_BACK_OFF, "cannot pull the image"),
+    (CONTAINER_CONFIG_REASONS, Reason.CONTAINER_CONFIG_ERROR, "cannot create the container"),
+)
 
 #: What the Job controller's FailedCreate message says, in the words of the API server's
 #: admission plugins, checked in this order (a quota message also says "forbidden").
@@ -154,20 +160,14 @@ def _observe(job: Mapping[str, Any], pod: Mapping[str, Any] | None, failed_creat
         return _failed_pod(pod, terminated, pod_name)
     if (pod or {}).get("status", {}).get("phase") == "Failed":
         return _failed_pod(pod, None, pod_name)
-    if waiting and waiting.get("reason") in IMAGE_PULL_REASONS:
-        return AttemptObservation(
-            AttemptState.BLOCKED,
-            Reason.IMAGE_PULL_BACK_OFF,
-            pod_name=pod_name,
-            message=f"{waiting.get('reason')}: {waiting.get('message') or 'cannot pull the image'}",
-        )
-    if waiting and waiting.get("reason") in CONTAINER_CONFIG_REASONS:
-        return AttemptObservation(
-            AttemptState.BLOCKED,
-            Reason.CONTAINER_CONFIG_ERROR,
-            pod_name=pod_name,
-            message=f"{waiting.get('reason')}: {waiting.get('message') or 'cannot create the container'}",
-        )
+    for reasons, blocked, default in _BLOCKED_WAITING:
+        if waiting and waiting.get("reason") in reasons:
+            return AttemptObservation(
+                AttemptState.BLOCKED,
+                blocked,
+                pod_name=pod_name,
+                message=f"{waiting.get('reason')}: {waiting.get('message') or default}",
+            )
     for cond in (pod or {}).get("status", {}).get("conditions") or []:
         if (
             cond.get("type") == "PodScheduled"

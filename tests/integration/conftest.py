@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from podiq.kubernetes.storage import RedisStore, StoreSettings
 from tests.redisserver import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +173,13 @@ def worker_pods(cluster: Any, namespace: str, pool: str = POOL) -> list[str]:
     return sorted(p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") == "Running")
 
 
+@pytest.fixture
+async def admin(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    """The test's Redis as its admin: what the stored values look like from outside podiq."""
+    async with RedisStore(StoreSettings(url=redis_server.url)) as store:
+        yield store
+
+
 @pytest.fixture(scope="session")
 def pool_namespace(podiq_crd: Any) -> Iterator[str]:
     with chart_namespace(podiq_crd, "podiq-pool", "PODIQ_TEST_POOL_NAMESPACE") as namespace:
@@ -258,7 +266,6 @@ async def mode_broker(cluster: Any, run_mode: RunMode, request: pytest.FixtureRe
     """The test tasks' KubernetesBroker in ``run_mode``: in pool mode every task goes to pool
     ``fast`` (its workers import the tasks' module by name) with the pool namespace's Redis."""
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-    from podiq.kubernetes.storage import StoreSettings
     from tests.integration import k8s_tasks
 
     broker = k8s_tasks.broker

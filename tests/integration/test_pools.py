@@ -49,12 +49,6 @@ async def pool_broker(
         yield broker
 
 
-@pytest.fixture
-async def admin(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
-    async with RedisStore(StoreSettings(url=redis_server.url)) as store:
-        yield store
-
-
 async def test_pool_runs_end_to_end_without_a_job(
     pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str
 ) -> None:
@@ -179,6 +173,11 @@ async def test_a_run_created_but_never_enqueued_is_enqueued_by_the_operator(
     assert time.monotonic() - started >= 4  # the operator's grace, then its enqueue
 
 
+def elastic_replicas(cluster: Any, namespace: str) -> int:
+    """The elastic pool's Deployment's replicas, as the operator last set them."""
+    return int(cluster.get("deployment", "podiq-pool-elastic", "-n", namespace)["spec"]["replicas"])
+
+
 async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
     pool_broker: KubernetesBroker,
     cluster: Any,
@@ -186,19 +185,26 @@ async def test_a_pool_scales_from_zero_to_its_backlog_and_back(
 ) -> None:
     from tests.integration import pool_tasks as t
 
-    def replicas() -> int:
-        return int(cluster.get("deployment", "podiq-pool-elastic", "-n", pool_namespace)["spec"]["replicas"])
-
-    cluster.wait_for("the elastic pool's Deployment at zero", lambda: replicas() == 0 or None, timeout=WAIT)
+    cluster.wait_for(
+        "the elastic pool's Deployment at zero",
+        lambda: elastic_replicas(cluster, pool_namespace) == 0 or None,
+        timeout=WAIT,
+    )
     assert worker_pods(cluster, pool_namespace, "elastic") == []
     # The pool is chosen per call; the first runs wait for a worker to start, as a Job would.
     handles = [await t.nap.kicker().with_labels(pool="elastic").kiq(3) for _ in range(3)]
-    cluster.wait_for("two workers for three runs at one run each", lambda: replicas() == 2 or None, timeout=WAIT)
+    cluster.wait_for(
+        "two workers for three runs at one run each",
+        lambda: elastic_replicas(cluster, pool_namespace) == 2 or None,
+        timeout=WAIT,
+    )
     pods = {(await h.wait_result(timeout=WAIT)).return_value for h in handles}
     assert len(pods) == 2 and all(p.startswith("podiq-pool-elastic-") for p in pods)
     status = cluster.get("taskpool", "elastic", "-n", pool_namespace)["status"]
     assert status["deploymentName"] == "podiq-pool-elastic"
-    cluster.wait_for("the pool back at zero once idle", lambda: replicas() == 0 or None, timeout=WAIT)
+    cluster.wait_for(
+        "the pool back at zero once idle", lambda: elastic_replicas(cluster, pool_namespace) == 0 or None, timeout=WAIT
+    )
     cluster.wait_for(
         "its workers gone", lambda: worker_pods(cluster, pool_namespace, "elastic") == [] or None, timeout=WAIT
     )
@@ -211,16 +217,21 @@ async def test_a_shrinking_pool_keeps_its_busy_worker(
 ) -> None:
     from tests.integration import pool_tasks as t
 
-    def replicas() -> int:
-        return int(cluster.get("deployment", "podiq-pool-elastic", "-n", pool_namespace)["spec"]["replicas"])
-
-    cluster.wait_for("the elastic pool's Deployment at zero", lambda: replicas() == 0 or None, timeout=WAIT)
+    cluster.wait_for(
+        "the elastic pool's Deployment at zero",
+        lambda: elastic_replicas(cluster, pool_namespace) == 0 or None,
+        timeout=WAIT,
+    )
     long = await t.nap.kicker().with_labels(pool="elastic").kiq(40)
     short = await t.nap.kicker().with_labels(pool="elastic").kiq(1)
-    cluster.wait_for("two workers, one run each", lambda: replicas() == 2 or None, timeout=WAIT)
+    cluster.wait_for(
+        "two workers, one run each", lambda: elastic_replicas(cluster, pool_namespace) == 2 or None, timeout=WAIT
+    )
     assert (await short.wait_result(timeout=WAIT)).return_value
     # The need falls to one worker; the pool shrinks after 10 s, and the ReplicaSet must stop the idle one.
-    cluster.wait_for("the pool down to one worker", lambda: replicas() == 1 or None, timeout=WAIT)
+    cluster.wait_for(
+        "the pool down to one worker", lambda: elastic_replicas(cluster, pool_namespace) == 1 or None, timeout=WAIT
+    )
     busy = cluster.wait_for(
         "the long run recorded on its worker",
         lambda: taskrun(cluster, pool_namespace, long.task_id)["status"].get("podName"),

@@ -68,12 +68,6 @@ async def redis_broker(
         yield broker
 
 
-@pytest.fixture
-async def admin(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
-    async with RedisStore(StoreSettings(url=redis_server.url)) as store:
-        yield store
-
-
 def podiq_cli(cluster: Any, redis_server: RedisServer, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **cluster.env, "PODIQ_REDIS_URL": redis_server.url, "COLUMNS": "200"}
     return subprocess.run(

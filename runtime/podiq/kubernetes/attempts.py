@@ -94,10 +94,8 @@ def fail_to_start(
 ) -> TaskRunStatus:
     """The current attempt could not start by its pending deadline: the run ends Failed with
     ``reason`` (never retried: another attempt would meet the same obstacle)."""
-    new = _copy(status)
+    new = refuse(spec, status, reason, message, now)
     new.reported_attempt = new.attempts
-    new.result = error_result(InfrastructureError, f"{reason.value}: {message}", labels=message_labels(spec, status))
-    new.mark_finished(reason, message, now)
     return new
 
 
