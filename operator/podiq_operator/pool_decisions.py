@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from podiq.kubernetes.dispatch import CLAIMED, QUEUED
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
-from podiq.kubernetes.resources import GROUP, VERSION, TaskRun
+from podiq.kubernetes.resources import GROUP, LABEL_POOL, VERSION, TaskRun
 from podiq.kubernetes.storage import ENV_REDIS_URL
 from podiq.kubernetes.taskpools import POOL_NAME_MAX, TaskPool
 from podiq.runtime.environment import (
@@ -47,7 +47,6 @@ __all__ = [
 
 
 WORKER_COMMAND = ["python", "-m", "podiq.runtime.worker"]
-LABEL_POOL = f"{GROUP}/pool"
 #: Seconds between the keeper's rounds.
 KEEP_INTERVAL = 2.0
 #: Seconds a pool run may wait for its client's enqueue before the operator enqueues it.

@@ -32,7 +32,16 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from podiq.exceptions import StoreError
 from podiq.kubernetes.api import MERGE_PATCH, ConflictError, TaskRunApi
 from podiq.kubernetes.dispatch import PoolQueue
-from podiq.kubernetes.resources import GROUP, VERSION, InfrastructureError, Reason, TaskRun, error_result, status_patch
+from podiq.kubernetes.resources import (
+    GROUP,
+    LABEL_POOL,
+    VERSION,
+    InfrastructureError,
+    Reason,
+    TaskRun,
+    error_result,
+    status_patch,
+)
 from podiq.kubernetes.taskpools import POOL_KIND, POOL_PLURAL, TaskPool
 from podiq_operator.config import JobConfig
 from podiq_operator.decisions import Event
@@ -41,7 +50,6 @@ from podiq_operator.pool_decisions import (
     DELETION_COST,
     ENQUEUE_GRACE,
     KEEP_INTERVAL,
-    LABEL_POOL,
     READY,
     SCALE_DOWN_AFTER,
     Backstop,

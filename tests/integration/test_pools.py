@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -75,6 +76,30 @@ async def test_pool_runs_end_to_end_without_a_job(
     # Without a pool, a run is a Job as before.
     job = await (await t.in_a_job.kiq()).wait_result(timeout=WAIT)
     assert job.endswith("-a1")
+
+
+def taskrun_gets(cluster: Any) -> int:
+    """GET requests of single TaskRuns the API server has served (lists and watches not counted)."""
+    metrics = cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    return sum(
+        int(count)
+        for labels, count in re.findall(r"^apiserver_request_total\{([^}]*)\} (\d+)", metrics, re.M)
+        if 'resource="taskruns"' in labels and 'verb="GET"' in labels and 'scope="resource"' in labels
+    )
+
+
+async def test_workers_take_their_runs_from_their_watch_not_a_read_each(
+    pool_broker: KubernetesBroker, cluster: Any, pool_namespace: str
+) -> None:
+    from tests.integration import pool_tasks as t
+
+    await (await t.add.kiq(0, 0)).wait_result(timeout=WAIT)  # both watches are up
+    before = taskrun_gets(cluster)
+    handles = [await t.add.kiq(i, 1) for i in range(20)]
+    assert [await h.wait_result(timeout=WAIT) for h in handles] == [i + 1 for i in range(20)]
+    assert taskrun_gets(cluster) - before <= 5  # a read each was 20
+    labels = taskrun(cluster, pool_namespace, handles[0].task_id)["metadata"]["labels"]
+    assert labels["podiq.io/pool"] == "fast"
 
 
 def pid_of(pod: str) -> int:

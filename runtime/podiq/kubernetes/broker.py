@@ -36,6 +36,7 @@ from podiq.kubernetes.resources import (
     API_VERSION,
     BLOCKED_REASONS,
     KIND,
+    LABEL_POOL,
     LABEL_TASK,
     TASK_NAME_PATTERN,
     TaskRun,
@@ -169,7 +170,7 @@ class KubernetesBroker(AsyncBroker):
             )
         offloaded = await self._offload(message, body)
         try:
-            await self._create(message, body)
+            version = await self._create(message, body)
         except BaseException:
             if offloaded and self.store is not None:  # the key is this call's: none was there, or a leftover
                 with contextlib.suppress(StoreError):
@@ -178,14 +179,14 @@ class KubernetesBroker(AsyncBroker):
         if self.watch is not None:
             self.watch.track(message.task_id)
         if pool and not _held_back(body):
-            await self._enqueue(message, pool)  # a held-back run is enqueued by the operator once it is due
+            await self._enqueue(message, pool, version)  # a held-back run is enqueued by the operator once it is due
 
-    async def _enqueue(self, message: TaskiqMessage, pool: str) -> None:
+    async def _enqueue(self, message: TaskiqMessage, pool: str, version: str) -> None:
         """The TaskRun exists, so a failure here is not lost: the operator enqueues what nobody did."""
         assert self.store is not None
         try:
             async with self._enqueues:
-                await PoolQueue(self.store, self.namespace, pool).enqueue(message.task_id)
+                await PoolQueue(self.store, self.namespace, pool).enqueue(message.task_id, version=version)
         except StoreError as exc:
             logger.warning(
                 "TaskRun %s/%s was created but not added to pool %r (%s); the operator will enqueue it.",
@@ -195,9 +196,10 @@ class KubernetesBroker(AsyncBroker):
                 exc,
             )
 
-    async def _create(self, message: TaskiqMessage, body: dict[str, Any]) -> None:
+    async def _create(self, message: TaskiqMessage, body: dict[str, Any]) -> str:
+        """Create the TaskRun; its resourceVersion as created."""
         try:
-            await self.taskruns.create(self.namespace, body)
+            created = await self.taskruns.create(self.namespace, body)
         except NotFoundError:
             raise SendTaskError(
                 f"Cannot create TaskRun {message.task_id} in namespace {self.namespace!r}: the namespace or the "
@@ -207,6 +209,7 @@ class KubernetesBroker(AsyncBroker):
             raise _taken(message, self.namespace) from None
         except ApiError as exc:
             raise _refused(exc, message) from None
+        return str(created["metadata"].get("resourceVersion") or "")
 
     async def _offload(self, message: TaskiqMessage, body: dict[str, Any]) -> bool:
         """Arguments over the inline limit go to Redis, unless a TaskRun of that name holds them."""
@@ -237,14 +240,13 @@ class KubernetesBroker(AsyncBroker):
                 "digits and '-', starting and ending with a letter or digit."
             )
         spec = taskrun_spec(message.task_name, message.labels, message.args, message.kwargs, self.defaults)
+        labels = {LABEL_TASK: label_value(message.task_name)}
+        if spec.pool is not None:  # its pool's workers watch their runs by it
+            labels[LABEL_POOL] = spec.pool
         return {
             "apiVersion": API_VERSION,
             "kind": KIND,
-            "metadata": {
-                "name": message.task_id,
-                "namespace": self.namespace,
-                "labels": {LABEL_TASK: label_value(message.task_name)},
-            },
+            "metadata": {"name": message.task_id, "namespace": self.namespace, "labels": labels},
             "spec": to_api(spec),
         }
 

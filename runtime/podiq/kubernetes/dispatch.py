@@ -6,8 +6,10 @@
     worker ──XREADGROUP (group "workers")──▶ run the attempt ──TaskRun status──▶ XACK
     worker ──XAUTOCLAIM (idle > visibility timeout)──▶ a dead worker's entry, run as a new attempt
 
-An entry names a TaskRun and an attempt, nothing else: what to run and what happened stay
-in the TaskRun (Redis is never the only copy of what decides a run's fate). Every enqueue
+An entry names a TaskRun, an attempt and the TaskRun's resourceVersion as its enqueuer saw it,
+nothing else: what to run and what happened stay in the TaskRun (Redis is never the only copy of
+what decides a run's fate, and a worker trusts only what the API server says). The version lets
+a worker take the run from its watch once the watch has caught up to it, instead of reading it. Every enqueue
 goes through one script that also sets a marker ``podiq:<ns>:<taskrun>:queued:<attempt>``,
 so enqueuing the same attempt twice (a client and the operator's backstop racing) adds one
 entry. A worker that claims the entry overwrites the marker with its pod's name, which lets
@@ -53,7 +55,7 @@ MARKER_TTL = 7 * 24 * 3600
 # XADD only when the marker was not there: one entry per attempt, however many enqueue it.
 _ENQUEUE = """
 if redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) then
-  return redis.call('XADD', KEYS[1], '*', 'namespace', ARGV[1], 'taskrun', ARGV[2], 'attempt', ARGV[3])
+  return redis.call('XADD', KEYS[1], '*', 'namespace', ARGV[1], 'taskrun', ARGV[2], 'attempt', ARGV[3], 'version', ARGV[6])
 end
 return false
 """
@@ -77,7 +79,8 @@ class Entry:
     """One stream entry: run ``attempt`` of TaskRun ``namespace/taskrun``.
 
     ``deliveries`` counts how often the group handed it out: above one, a worker claimed it
-    before and stopped answering.
+    before and stopped answering. ``version`` is the TaskRun's resourceVersion when it was
+    enqueued ("" when the enqueuer did not know it).
     """
 
     id: str
@@ -85,13 +88,21 @@ class Entry:
     taskrun: str
     attempt: int
     deliveries: int = 1
+    version: str = ""
 
     @classmethod
     def parse(cls, entry_id: Any, fields: dict[Any, Any], deliveries: int = 1) -> Entry | None:
         """The entry, or None when its fields are not podiq's (it is then acknowledged and dropped)."""
         text = {_text(k): _text(v) for k, v in fields.items()}
         try:
-            return cls(_text(entry_id), text["namespace"], text["taskrun"], int(text["attempt"]), deliveries)
+            return cls(
+                _text(entry_id),
+                text["namespace"],
+                text["taskrun"],
+                int(text["attempt"]),
+                deliveries,
+                text.get("version", ""),
+            )
         except (KeyError, ValueError):
             return None
 
@@ -116,8 +127,9 @@ class PoolQueue:
     def _error(self, exc: Exception, what: str) -> StoreError:
         return self.store._translated(exc, f"{what} (pool {self.namespace}/{self.pool}, stream {self.key})")
 
-    async def enqueue(self, taskrun: str, attempt: int = 1) -> str | None:
-        """Add the attempt to the stream unless it was added before; the entry id, or None."""
+    async def enqueue(self, taskrun: str, attempt: int = 1, *, version: str = "") -> str | None:
+        """Add the attempt to the stream unless it was added before; the entry id, or None.
+        ``version``: the TaskRun's resourceVersion as the caller last saw it."""
         try:
             added = await self.redis.eval(
                 _ENQUEUE,
@@ -129,6 +141,7 @@ class PoolQueue:
                 str(attempt),
                 f"{QUEUED}:{int(time.time())}",
                 str(MARKER_TTL),
+                version,
             )
         except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
             raise self._error(exc, f"enqueuing TaskRun {taskrun}") from None

@@ -46,6 +46,7 @@ __all__ = [
     "KIND",
     "KUEUE_QUEUE_LABEL",
     "LABEL_ATTEMPT",
+    "LABEL_POOL",
     "LABEL_TASK",
     "LABEL_TASKRUN",
     "MAX_INLINE_RESULT_BYTES",
@@ -94,6 +95,8 @@ CATEGORIES = ("podiq",)
 LABEL_TASKRUN = f"{GROUP}/taskrun"
 LABEL_TASK = f"{GROUP}/task"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
+#: A pool run's pool, on its TaskRun (its workers watch by it) and on the pool's worker pods.
+LABEL_POOL = f"{GROUP}/pool"
 #: Kueue admits a Job into a queue by this label.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: The taskiq label counting requeues (a string holding an int, as in taskiq).

@@ -265,7 +265,7 @@ async def report(
 
     The write is conditional on the resourceVersion just read, so it never overwrites what
     the operator decided meanwhile (a cancellation, say); on a conflict it reads again.
-    Returns the TaskRun as written, or None when nothing was.
+    Returns the TaskRun as written (at the version written), or None when nothing was.
     """
     await backend.close()
     code = outcome.code
@@ -294,7 +294,7 @@ async def report(
         )
         patch, version = status_patch(before, taskrun.status), taskrun.metadata.resource_version
         try:
-            await patiently(
+            written = await patiently(
                 "report the outcome",
                 functools.partial(
                     api.patch_status,
@@ -304,6 +304,7 @@ async def report(
                     resource_version=version,
                 ),
             )
+            taskrun.metadata.resource_version = written["metadata"].get("resourceVersion")
             return taskrun
         except ConflictError:
             body = await patiently("read the TaskRun", functools.partial(api.get, taskrun.namespace, taskrun.name))

@@ -1,9 +1,9 @@
 """A warm pool worker (`python -m podiq.runtime.worker`, `podiq worker`): many TaskRuns, one process.
 
 The worker reads its pool's Redis stream in the pool's consumer group and runs each claimed
-attempt through the same code as a Job's pod (:mod:`podiq.runtime.running`): read the
-TaskRun, run the task, write the outcome to the TaskRun's status with the attempt guard,
-then acknowledge the entry. An entry is acknowledged only once its attempt reported (or
+attempt through the same code as a Job's pod (:mod:`podiq.runtime.running`): take the
+TaskRun from the worker's watch of its pool (:mod:`podiq.runtime.pool_runs`), run the task,
+write the outcome to the TaskRun's status with the attempt guard, then acknowledge the entry. An entry is acknowledged only once its attempt reported (or
 needs no running), so a worker killed mid-run leaves it pending; another worker reclaims it
 after the visibility timeout and records the lost attempt, retried by the run's policy.
 
@@ -51,6 +51,7 @@ from podiq.runtime.environment import (
     ENV_VISIBILITY_TIMEOUT,
     RuntimeEnvironment,
 )
+from podiq.runtime.pool_runs import PoolRuns
 from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.run_output import RunTail, current_tail, install
 from podiq.runtime.running import (
@@ -172,6 +173,8 @@ class Worker:
             __import__(module)
         async with await api_client() as connection:
             self.api = TaskRunApi(connection)
+            self.runs = PoolRuns(self.api, self.settings.namespace, self.settings.pool, self._cancelled)
+            self.runs.start()
             keeper = asyncio.create_task(self._keep_claims(), name="podiq-worker-claims")
             logger.info(
                 "Worker %s serves pool %s/%s, %s runs at once.",
@@ -187,6 +190,7 @@ class Worker:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
+                await self.runs.stop()
                 for broker in self.brokers:
                     await broker.shutdown()
                 await self.store.close()
@@ -220,6 +224,11 @@ class Worker:
                 task = asyncio.create_task(self._serve(entry), name=f"podiq-run-{entry.taskrun}-{entry.attempt}")
                 self.running[entry.id] = _Running(entry, task)
                 task.add_done_callback(functools.partial(self._forget, entry.id))
+
+    def _cancelled(self, taskrun: str) -> None:
+        cancelled = self.cancels.get(taskrun)
+        if cancelled is not None:
+            cancelled.set()
 
     def _forget(self, entry_id: str, _: asyncio.Task[None]) -> None:
         self.running.pop(entry_id, None)
@@ -275,7 +284,7 @@ class Worker:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 for name in await self.queue.cancelled(list(self.cancels)):
-                    self.cancels[name].set()
+                    self._cancelled(name)
                 if loop.time() - renewed >= renew_every:
                     await self.queue.touch(self.settings.pod_name, list(self.running))
                     renewed = loop.time()
@@ -298,7 +307,7 @@ class Worker:
 
     async def _attempt(self, entry: Entry) -> None:
         settings = self.settings
-        body = await self.api.get(entry.namespace, entry.taskrun)
+        body = await self.runs.get(entry.taskrun, entry.version)
         if body is None:
             logger.info("TaskRun %s/%s is gone; nothing to run.", entry.namespace, entry.taskrun)
             return
@@ -357,7 +366,9 @@ class Worker:
         if final.is_done():
             await expire_arguments(self.store, self.store_settings, final)
         elif final.status.wants_next_attempt():
-            await self.queue.enqueue(final.name, final.status.attempts + 1)
+            await self.queue.enqueue(
+                final.name, final.status.attempts + 1, version=final.metadata.resource_version or ""
+            )
 
     async def _record_running(
         self, taskrun: TaskRun, environment: RuntimeEnvironment, started: datetime
@@ -434,12 +445,13 @@ class Worker:
             taskrun.status.record_attempt(entry.attempt, None, now)
             taskrun.status = fail_attempt(taskrun.spec, taskrun.status, reason, message, now)
             try:
-                await self.api.patch_status(
+                written = await self.api.patch_status(
                     taskrun.namespace,
                     taskrun.name,
                     status_patch(before, taskrun.status),
                     resource_version=taskrun.metadata.resource_version,
                 )
+                taskrun.metadata.resource_version = written["metadata"].get("resourceVersion")
                 break
             except ConflictError:
                 body = await self.api.get(taskrun.namespace, taskrun.name)
@@ -456,7 +468,9 @@ class Worker:
             "TaskRun %s: attempt %s was lost with its worker; %s.", taskrun.name, entry.attempt, taskrun.status.message
         )
         if taskrun.status.wants_next_attempt():
-            await self.queue.enqueue(taskrun.name, taskrun.status.attempts + 1)
+            await self.queue.enqueue(
+                taskrun.name, taskrun.status.attempts + 1, version=taskrun.metadata.resource_version or ""
+            )
 
 
 def main() -> int:
