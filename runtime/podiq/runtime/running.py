@@ -27,7 +27,15 @@ from podiq.kubernetes.attempts import finish_attempt
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.offloading import load_arguments, store_log, store_result, stored_ttl
-from podiq.kubernetes.resources import Progress, ResultTooLargeError, StoredValue, TaskRun, encode_result, status_patch
+from podiq.kubernetes.resources import (
+    Progress,
+    ResultTooLargeError,
+    StoredValue,
+    TaskRun,
+    TaskRunStatus,
+    encode_result,
+    status_patch,
+)
 from podiq.kubernetes.storage import RedisStore, StoreSettings
 from podiq.runtime.environment import RuntimeEnvironment
 from podiq.runtime.output import OutputTail
@@ -251,6 +259,57 @@ async def expire_arguments(store: RedisStore, settings: StoreSettings, taskrun: 
         logger.warning("The arguments' TTL was not shortened (they expire after %s s): %s", settings.ttl, exc)
 
 
+class KeptChanging(RuntimeError):
+    """The TaskRun changed between every read and write of :data:`REPORT_TRIES` tries."""
+
+
+StatusChange = Callable[[TaskRun], TaskRunStatus | None]
+"""The status to write, given the TaskRun as just read; None when there is nothing to write
+(the run moved on)."""
+
+
+async def write_status(
+    api: TaskRunApi, taskrun: TaskRun, change: StatusChange, *, patient: bool = False
+) -> TaskRun | None:
+    """Write ``change(taskrun)``, conditional on the resourceVersion it was made from, so that it never
+    overwrites what another writer did meanwhile (the operator's cancellation, say); on a conflict,
+    read the run again and ask ``change`` again. ``patient`` waits out an API server that is away,
+    as a Job's runtime must (:func:`patiently`).
+
+    Returns the TaskRun as written, at the version written; None when ``change`` said there was
+    nothing to write or the run is gone. Raises :class:`KeptChanging` after :data:`REPORT_TRIES`
+    conflicts.
+    """
+
+    async def call(what: str, request: Callable[[], Awaitable[T]]) -> T:
+        return await patiently(what, request) if patient else await request()
+
+    for _ in range(REPORT_TRIES):
+        status = change(taskrun)
+        if status is None:
+            return None
+        try:
+            written = await call(
+                "write the status",
+                functools.partial(
+                    api.patch_status,
+                    taskrun.namespace,
+                    taskrun.name,
+                    status_patch(taskrun.status, status),
+                    resource_version=taskrun.metadata.resource_version,
+                ),
+            )
+        except ConflictError:
+            body = await call("read the TaskRun", functools.partial(api.get, taskrun.namespace, taskrun.name))
+            if body is None:
+                return None
+            taskrun = TaskRun.from_api(body)
+            continue
+        metadata = taskrun.metadata.model_copy(update={"resource_version": written["metadata"].get("resourceVersion")})
+        return taskrun.model_copy(update={"status": status, "metadata": metadata})
+    raise KeptChanging(f"TaskRun {taskrun.name} kept changing; its status could not be written.")
+
+
 async def report(
     api: TaskRunApi,
     taskrun: TaskRun,
@@ -261,29 +320,27 @@ async def report(
     log_ref: StoredValue | None = None,
 ) -> TaskRun | None:
     """Write the attempt's outcome, with the last progress, in one status write; it records
-    the attempt itself too when the operator has not yet.
-
-    The write is conditional on the resourceVersion just read, so it never overwrites what
-    the operator decided meanwhile (a cancellation, say); on a conflict it reads again.
-    Returns the TaskRun as written (at the version written), or None when nothing was.
+    the attempt itself too when the operator has not yet. Returns the TaskRun as written, or
+    None when nothing was (the run moved on before the attempt reported).
     """
     await backend.close()
     code = outcome.code
     attempt = environment.attempt
-    for _ in range(REPORT_TRIES):
-        if moved_on(taskrun, attempt):
+    requeued = code is ExitCode.REQUEUE
+
+    def outcome_status(current: TaskRun) -> TaskRunStatus | None:
+        if moved_on(current, attempt):
             logger.warning(
-                "TaskRun %s moved on (%s) before attempt %s reported.", taskrun.name, taskrun.status.phase, attempt
+                "TaskRun %s moved on (%s) before attempt %s reported.", current.name, current.status.phase, attempt
             )
             return None
-        before = taskrun.status.model_copy(deep=True)
-        taskrun.status.record_attempt(attempt, environment.job_name, started)
+        status = current.status.model_copy()  # shallow: the transitions below only assign fields
+        status.record_attempt(attempt, environment.job_name, started)
         if backend.latest is not None:
-            taskrun.status.set_progress(Progress.of(backend.latest))
-        requeued = code is ExitCode.REQUEUE
-        taskrun.status = finish_attempt(
-            taskrun.spec,
-            taskrun.status,
+            status.set_progress(Progress.of(backend.latest))
+        return finish_attempt(
+            current.spec,
+            status,
             code,
             datetime.now(UTC),
             result=None if requeued else outcome.result,
@@ -292,23 +349,8 @@ async def report(
             message=outcome.message,
             pod_name=environment.pod_name,
         )
-        patch, version = status_patch(before, taskrun.status), taskrun.metadata.resource_version
-        try:
-            written = await patiently(
-                "report the outcome",
-                functools.partial(
-                    api.patch_status,
-                    taskrun.namespace,
-                    taskrun.name,
-                    patch,
-                    resource_version=version,
-                ),
-            )
-            taskrun.metadata.resource_version = written["metadata"].get("resourceVersion")
-            return taskrun
-        except ConflictError:
-            body = await patiently("read the TaskRun", functools.partial(api.get, taskrun.namespace, taskrun.name))
-            if body is None:
-                return None
-            taskrun = TaskRun.from_api(body)
-    raise RuntimeError(f"TaskRun {taskrun.name} kept changing; attempt {attempt} could not report.")
+
+    try:
+        return await write_status(api, taskrun, outcome_status, patient=True)
+    except KeptChanging:
+        raise KeptChanging(f"TaskRun {taskrun.name} kept changing; attempt {attempt} could not report.") from None

@@ -33,13 +33,13 @@ from podiq._receiver import Receiver
 from podiq._result import ResultRecord
 from podiq._result_backend import AsyncResultBackend
 from podiq.exceptions import ResultSetError, StoreError
-from podiq.kubernetes.api import ConflictError, TaskRunApi
+from podiq.kubernetes.api import TaskRunApi
 from podiq.kubernetes.attempts import fail_attempt
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.dispatch import Entry, PoolQueue
 from podiq.kubernetes.exitcodes import ExitCode
 from podiq.kubernetes.offloading import store_log
-from podiq.kubernetes.resources import TaskRun, status_patch
+from podiq.kubernetes.resources import TaskRun, TaskRunStatus
 from podiq.kubernetes.storage import RedisStore, StoreSettings
 from podiq.runtime.environment import (
     ENV_CONCURRENCY,
@@ -56,7 +56,7 @@ from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.run_output import RunTail, current_tail, install
 from podiq.runtime.running import (
     INFRASTRUCTURE_FAILURE,
-    REPORT_TRIES,
+    KeptChanging,
     exit_code,
     expire_arguments,
     load_broker,
@@ -64,6 +64,7 @@ from podiq.runtime.running import (
     report,
     stored_outcome,
     task_message,
+    write_status,
 )
 
 logger = logging.getLogger("podiq.worker")
@@ -191,6 +192,12 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
                 await self.runs.stop()
+                logger.info(
+                    "Worker %s stops: %s runs taken from its watch, %s read from the API.",
+                    self.settings.pod_name,
+                    self.runs.taken,
+                    self.runs.read,
+                )
                 for broker in self.brokers:
                     await broker.shutdown()
                 await self.store.close()
@@ -376,28 +383,20 @@ class Worker:
         """A run still going after :data:`RECORD_RUNNING_AFTER` is recorded as Running on this pod,
         so that `kubectl get taskruns` shows where it runs; a fast run writes its outcome only."""
         await asyncio.sleep(RECORD_RUNNING_AFTER)
-        for _ in range(REPORT_TRIES):
-            new = taskrun.status.model_copy(deep=True)
-            new.record_attempt(environment.attempt, None, started)
-            new.pod_name = environment.pod_name
-            try:
-                body = await self.api.patch_status(
-                    taskrun.namespace,
-                    taskrun.name,
-                    status_patch(taskrun.status, new),
-                    resource_version=taskrun.metadata.resource_version,
-                )
-                return TaskRun.from_api(body)
-            except ConflictError:
-                # Its progress writes (unconditional merges) change it every second: read it again,
-                # unless it was cancelled or moved on meanwhile, which the report handles.
-                fresh = await self.api.get(taskrun.namespace, taskrun.name)
-                if fresh is None:
-                    return None
-                taskrun = TaskRun.from_api(fresh)
-                if moved_on(taskrun, environment.attempt) or taskrun.cancel_requested():
-                    return None
-        return None
+
+        def running(current: TaskRun) -> TaskRunStatus | None:
+            # Cancelled or moved on meanwhile: the report handles it.
+            if moved_on(current, environment.attempt) or current.cancel_requested():
+                return None
+            status = current.status.model_copy()
+            status.record_attempt(environment.attempt, None, started)
+            status.pod_name = environment.pod_name
+            return status
+
+        try:  # its progress writes (unconditional merges) change the run every second: conflicts are read again
+            return await write_status(self.api, taskrun, running)
+        except KeptChanging:
+            return None
 
     async def _execute_until_stopped(
         self, taskrun: TaskRun, environment: RuntimeEnvironment
@@ -439,37 +438,24 @@ class Worker:
 
     async def _lost(self, taskrun: TaskRun, entry: Entry, reason: str, message: str) -> None:
         """A worker claimed this attempt and could not finish it: record it as failed, retry per policy."""
-        for _ in range(5):
-            before = taskrun.status.model_copy(deep=True)
+
+        def failed(current: TaskRun) -> TaskRunStatus | None:
+            if moved_on(current, entry.attempt):
+                return None
             now = datetime.now(UTC)
-            taskrun.status.record_attempt(entry.attempt, None, now)
-            taskrun.status = fail_attempt(taskrun.spec, taskrun.status, reason, message, now)
-            try:
-                written = await self.api.patch_status(
-                    taskrun.namespace,
-                    taskrun.name,
-                    status_patch(before, taskrun.status),
-                    resource_version=taskrun.metadata.resource_version,
-                )
-                taskrun.metadata.resource_version = written["metadata"].get("resourceVersion")
-                break
-            except ConflictError:
-                body = await self.api.get(taskrun.namespace, taskrun.name)
-                if body is None:
-                    return
-                taskrun = TaskRun.from_api(body)
-                if moved_on(taskrun, entry.attempt):
-                    return
-        else:
-            raise RuntimeError(
-                f"TaskRun {taskrun.name} kept changing; the lost attempt {entry.attempt} was not recorded."
-            )
+            status = current.status.model_copy()
+            status.record_attempt(entry.attempt, None, now)
+            return fail_attempt(current.spec, status, reason, message, now)
+
+        written = await write_status(self.api, taskrun, failed)
+        if written is None:
+            return
         logger.warning(
-            "TaskRun %s: attempt %s was lost with its worker; %s.", taskrun.name, entry.attempt, taskrun.status.message
+            "TaskRun %s: attempt %s was lost with its worker; %s.", written.name, entry.attempt, written.status.message
         )
-        if taskrun.status.wants_next_attempt():
+        if written.status.wants_next_attempt():
             await self.queue.enqueue(
-                taskrun.name, taskrun.status.attempts + 1, version=taskrun.metadata.resource_version or ""
+                written.name, written.status.attempts + 1, version=written.metadata.resource_version or ""
             )
 
 
