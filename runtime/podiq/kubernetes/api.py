@@ -196,10 +196,14 @@ class ObjectApi:
             response.release()
         return decoded
 
-    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object, or None if there is none of that name."""
+    async def get(self, namespace: str, name: str, *, resource_version: str | None = None) -> dict[str, Any] | None:
+        """The object, or None if there is none of that name. With ``resource_version``, at that
+        version or newer, from the API server's watch cache (no read from etcd); when the cache does
+        not get there within the server's wait, it answers 504 (an :class:`ApiError`)."""
         try:
-            return await self._json("GET", self.resource.path(namespace, name))
+            return await self._json(
+                "GET", self.resource.path(namespace, name), query={"resourceVersion": resource_version}
+            )
         except NotFoundError:
             return None
 

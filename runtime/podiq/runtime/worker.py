@@ -1,9 +1,9 @@
 """A warm pool worker (`python -m podiq.runtime.worker`, `podiq worker`): many TaskRuns, one process.
 
 The worker reads its pool's Redis stream in the pool's consumer group and runs each claimed
-attempt through the same code as a Job's pod (:mod:`podiq.runtime.running`): take the
-TaskRun from the worker's watch of its pool (:mod:`podiq.runtime.pool_runs`), run the task,
-write the outcome to the TaskRun's status with the attempt guard, then acknowledge the entry. An entry is acknowledged only once its attempt reported (or
+attempt through the same code as a Job's pod (:mod:`podiq.runtime.running`): read the
+TaskRun (from the API server's cache, at the version its entry names), run the task, write
+the outcome to the TaskRun's status with the attempt guard, then acknowledge the entry. An entry is acknowledged only once its attempt reported (or
 needs no running), so a worker killed mid-run leaves it pending; another worker reclaims it
 after the visibility timeout and records the lost attempt, retried by the run's policy.
 
@@ -24,6 +24,7 @@ import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -33,7 +34,7 @@ from podiq._receiver import Receiver
 from podiq._result import ResultRecord
 from podiq._result_backend import AsyncResultBackend
 from podiq.exceptions import ResultSetError, StoreError
-from podiq.kubernetes.api import TaskRunApi
+from podiq.kubernetes.api import ApiError, TaskRunApi
 from podiq.kubernetes.attempts import fail_attempt
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.dispatch import Entry, PoolQueue
@@ -51,7 +52,6 @@ from podiq.runtime.environment import (
     ENV_VISIBILITY_TIMEOUT,
     RuntimeEnvironment,
 )
-from podiq.runtime.pool_runs import PoolRuns
 from podiq.runtime.progress import TaskRunStatusBackend
 from podiq.runtime.run_output import RunTail, current_tail, install
 from podiq.runtime.running import (
@@ -174,8 +174,6 @@ class Worker:
             __import__(module)
         async with await api_client() as connection:
             self.api = TaskRunApi(connection)
-            self.runs = PoolRuns(self.api, self.settings.namespace, self.settings.pool, self._cancelled)
-            self.runs.start()
             keeper = asyncio.create_task(self._keep_claims(), name="podiq-worker-claims")
             logger.info(
                 "Worker %s serves pool %s/%s, %s runs at once.",
@@ -191,13 +189,6 @@ class Worker:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
-                await self.runs.stop()
-                logger.info(
-                    "Worker %s stops: %s runs taken from its watch, %s read from the API.",
-                    self.settings.pod_name,
-                    self.runs.taken,
-                    self.runs.read,
-                )
                 for broker in self.brokers:
                     await broker.shutdown()
                 await self.store.close()
@@ -314,7 +305,7 @@ class Worker:
 
     async def _attempt(self, entry: Entry) -> None:
         settings = self.settings
-        body = await self.runs.get(entry.taskrun, entry.version)
+        body = await self._read(entry)
         if body is None:
             logger.info("TaskRun %s/%s is gone; nothing to run.", entry.namespace, entry.taskrun)
             return
@@ -376,6 +367,18 @@ class Worker:
             await self.queue.enqueue(
                 final.name, final.status.attempts + 1, version=final.metadata.resource_version or ""
             )
+
+    async def _read(self, entry: Entry) -> dict[str, Any] | None:
+        """The entry's TaskRun at the version it names or newer, which the API server serves from its
+        watch cache (a read from etcd cost it as much as the run's create); from etcd when the entry
+        names none, or when the cache did not reach that version within the server's wait (504)."""
+        if entry.version:
+            try:
+                return await self.api.get(entry.namespace, entry.taskrun, resource_version=entry.version)
+            except ApiError as exc:
+                if exc.status != 504:
+                    raise
+        return await self.api.get(entry.namespace, entry.taskrun)
 
     async def _record_running(
         self, taskrun: TaskRun, environment: RuntimeEnvironment, started: datetime

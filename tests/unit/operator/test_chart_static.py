@@ -83,7 +83,7 @@ def test_runtime_role_only_reads_taskruns_and_writes_their_status() -> None:
     start = rbac.index('{{- define "podiq.runtimeRules" -}}') + len('{{- define "podiq.runtimeRules" -}}')
     parsed = yaml.safe_load(rbac[start : rbac.index("{{- end -}}", start)])
     assert parsed == [
-        {"apiGroups": ["podiq.io"], "resources": ["taskruns"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["podiq.io"], "resources": ["taskruns"], "verbs": ["get"]},
         {"apiGroups": ["podiq.io"], "resources": ["taskruns/status"], "verbs": ["get", "patch", "update"]},
     ]
 
@@ -195,7 +195,7 @@ def test_every_namespace_watched_the_operator_may_set_namespaces_up_and_grant_no
     ]
     roles = {d["metadata"]["name"]: d["rules"] for d in rendered if d["kind"] == "ClusterRole"}
     assert {"r-podiq-runtime", "r-podiq-scheduler"} <= roles.keys()
-    assert [r["verbs"] for r in roles["r-podiq-runtime"]] == [["get", "list", "watch"], ["get", "patch", "update"]]
+    assert [r["verbs"] for r in roles["r-podiq-runtime"]] == [["get"], ["get", "patch", "update"]]
     (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     config = OperatorConfig.from_env(env)
