@@ -8,10 +8,12 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import kopf
 import uvloop
+from pydantic import ValidationError
 
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.resources import TaskRun
@@ -22,6 +24,7 @@ from podiq_operator.eventing import EventPoster
 from podiq_operator.handlers import Watches, build_informers, build_registry
 from podiq_operator.informers import Informer
 from podiq_operator.metrics import Metrics
+from podiq_operator.pool_decisions import may_need_backstop
 from podiq_operator.pools import PoolKeeper
 from podiq_operator.reconciling import Reconciler
 from podiq_operator.storage import NamespaceStorage
@@ -87,16 +90,14 @@ def pool_keeper(
         return None
     cache = reconciler.cache
 
-    def pool_runs() -> list[TaskRun]:
-        # Finished runs are skipped before parsing (the cache holds thousands), but for cancelled
-        # ones: their workers are told to stop them.
-        bodies = [
-            b
-            for b in list(cache.taskruns.values())
-            if (spec := b.get("spec") or {}).get("pool")
-            and (spec.get("cancelled") or not (b.get("status") or {}).get("completionTime"))
-        ]
-        return [TaskRun.from_api(b) for b in bodies]
+    def pool_runs(now: datetime) -> list[TaskRun]:
+        # Told from the raw bodies first (the cache holds thousands), then parsed once per version.
+        runs = []
+        for key in [k for k, body in cache.taskruns.items() if may_need_backstop(body, now)]:
+            with contextlib.suppress(ValidationError):  # malformed: the reconciler says so, and ignores it
+                if (run := cache.taskrun(key)) is not None:
+                    runs.append(run)
+        return runs
 
     return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs, scaling=config.pool_scaling)
 
