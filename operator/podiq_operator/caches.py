@@ -1,8 +1,9 @@
 """What the operator has seen through its watches: TaskRuns, their Jobs, the Jobs' Pods.
 
-kopf delivers each kind's events separately; this joins them by TaskRun, so a Job or
-Pod event can reconcile its TaskRun without an API read. Everything here is in memory
-and rebuilt from the initial listings after a restart.
+Each kind's events come separately; this joins them by TaskRun, so a Job or Pod event can
+reconcile its TaskRun without an API read. Each TaskRun body is parsed into its model once
+(:meth:`Cache.taskrun`), however often the reconciler and the pool keeper read it.
+Everything here is in memory and rebuilt from the initial listings after a restart.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from podiq.kubernetes.resources import KIND
+from podiq.kubernetes.resources import KIND, TaskRun
 from podiq_operator.jobs import attempt_of
 
 __all__ = ["Cache", "Key", "newer", "slim"]
@@ -70,6 +71,8 @@ class Cache:
     """Job key → its newest Pod."""
     failed_creates: dict[Key, str] = dataclasses.field(default_factory=dict)
     """Job key → message of its last FailedCreate event (quota, limit range, admission)."""
+    _parsed: dict[Key, tuple[dict[str, Any], TaskRun]] = dataclasses.field(default_factory=dict, repr=False)
+    """TaskRun key → (the body in ``taskruns`` it was parsed from, the model)."""
 
     # --- TaskRuns ---
 
@@ -77,10 +80,32 @@ class Cache:
         key = key_of(body)
         if newer(body, self.taskruns.get(key)):
             self.taskruns[key] = slim(body)
+            self._parsed.pop(key, None)
         return key
+
+    def taskrun(self, key: Key) -> TaskRun | None:
+        """The model of the TaskRun body held for ``key``, parsed once per body (None if none is held).
+
+        Validation is the dearest part of reading a TaskRun, and the pool keeper reads every
+        unfinished one each round. The memo is tied to the body object itself, so a body put in
+        ``taskruns`` any other way is parsed afresh. The model is shared: callers copy before
+        changing it (the status transitions do). Raises pydantic's ValidationError for a
+        malformed body, each time it is asked for.
+        """
+        body = self.taskruns.get(key)
+        if body is None:
+            self._parsed.pop(key, None)
+            return None
+        memo = self._parsed.get(key)
+        if memo is not None and memo[0] is body:
+            return memo[1]
+        run = TaskRun.from_api(body)
+        self._parsed[key] = body, run
+        return run
 
     def forget_taskrun(self, key: Key) -> None:
         self.taskruns.pop(key, None)
+        self._parsed.pop(key, None)
         for job in self.jobs.pop(key, {}).values():
             job_key = key_of(job)
             self.job_owners.pop(job_key, None)

@@ -84,7 +84,7 @@ class ApiConfig:
     """Seconds for one API request (``PODIQ_API_TIMEOUT``)."""
 
     watch_server_timeout: int = 300
-    """Seconds after which the server ends a watch request and kopf reopens it (``PODIQ_WATCH_TIMEOUT``)."""
+    """Seconds after which the server ends a watch request and the watch is reopened (``PODIQ_WATCH_TIMEOUT``)."""
 
     max_workers: int = 20
     """Objects handled concurrently; also bounds concurrent writes (``PODIQ_MAX_WORKERS``)."""

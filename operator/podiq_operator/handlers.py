@@ -1,15 +1,19 @@
-"""kopf registrations: thin functions that feed the caches and call the reconciler.
+"""What the operator does with each watched kind's events, and its kopf registrations.
 
-kopf handles the TaskRuns. The Jobs, Pods and FailedCreate Events that the operator only
-reads come through plain informers (:mod:`podiq_operator.informers`); with peering, through
-kopf instead, since its pausing in favour of another replica must cover every watch. Where
-the operator sets namespaces up, schedules' CronJobs come the same way: a namespace whose
-first podiq object is a schedule is set up when that CronJob appears.
+Standalone, every watch is a plain informer (:mod:`podiq_operator.informers`): TaskRuns,
+and the Jobs, Pods and FailedCreate Events the operator only reads. kopf's per-event
+machinery (a worker per object, a patch, a logger, the handler's keyword arguments) cost
+more than podiq's own handling of a TaskRun event; kopf then only runs the operator's
+startup, login, cleanup and liveness. With peering, kopf owns every watch, TaskRuns
+included, since its pausing in favour of another replica must cover them all. Either way
+an event goes to the same :class:`Watches` method. Where the operator sets namespaces up,
+schedules' CronJobs come the same way: a namespace whose first podiq object is a schedule
+is set up when that CronJob appears.
 
-Only *event* handlers are registered, on purpose. kopf's change handlers (on.create,
-on.update, ...) persist their progress and a diff base in annotations, and timers and
-daemons add a finalizer: each of those is an API write per object that podiq does not
-need, since the reconciler is level-based and keeps no state in the objects. The
+Only *event* handlers are registered with kopf, on purpose. kopf's change handlers
+(on.create, on.update, ...) persist their progress and a diff base in annotations, and
+timers and daemons add a finalizer: each of those is an API write per object that podiq
+does not need, since the reconciler is level-based and keeps no state in the objects. The
 resulting budget for a task that succeeds on its first attempt is four writes: the
 client creates the TaskRun, the operator creates the Job and (once its pod shows up)
 records the attempt in the status, the runtime writes the result. A task that finishes
@@ -22,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import kopf
@@ -36,7 +40,7 @@ from podiq_operator.config import OperatorConfig
 from podiq_operator.informers import Handler, Informer, Source
 from podiq_operator.reconciling import Reconciler
 
-__all__ = ["Secondaries", "apply_settings", "build_informers", "build_registry"]
+__all__ = ["Watches", "apply_settings", "build_informers", "build_registry"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ logger = logging.getLogger(__name__)
 #: to create a pod (quota exceeded, limit range, admission denied).
 FAILED_CREATE_EVENTS = "involvedObject.kind=Job,reason=FailedCreate"
 
+TASKRUNS = Source(GROUP, VERSION, PLURAL)
 #: The objects the operator only reads, filtered on the server to podiq's own.
 JOBS = Source("batch", "v1", "jobs", label_selector=LABEL_TASKRUN)
 PODS = Source("", "v1", "pods", label_selector=LABEL_TASKRUN)
@@ -55,7 +60,7 @@ SECONDARY_SOURCES = (JOBS, PODS, FAILED_CREATES)
 CRONJOBS = Source("batch", "v1", "cronjobs", label_selector=LABEL_SCHEDULE_ID)
 
 
-#: kopf's per-object workers for each concurrent reconciliation: most of them only wait.
+#: kopf's per-object workers (with peering) for each concurrent reconciliation.
 WORKERS_PER_WRITER = 10
 
 
@@ -105,11 +110,11 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.watching.client_timeout = api.watch_server_timeout + 30
     settings.watching.connect_timeout = min(api.request_timeout, 10.0)
     settings.watching.chunk_size = api.list_chunk_size
-    # kopf keeps a worker per object alive for `idle_timeout` after its last event, and its
-    # worker_limit counts those idle workers too: 20 workers idling 5 s each capped dispatch at
-    # 4 TaskRuns a second. So kopf gets many short-lived workers (bounded, so that a burst of
-    # thousands of objects does not hold thousands of bodies at once), and the reconciler
-    # bounds the concurrent API work itself (max_workers).
+    # With peering, kopf keeps a worker per object alive for `idle_timeout` after its last
+    # event, and its worker_limit counts those idle workers too: 20 workers idling 5 s each
+    # capped dispatch at 4 TaskRuns a second. So kopf gets many short-lived workers (bounded,
+    # so that a burst of thousands of objects does not hold thousands of bodies at once), and
+    # the reconciler bounds the concurrent API work itself (max_workers).
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.progress_storage = NoProgress()
     settings.queueing.worker_limit = api.max_workers * WORKERS_PER_WRITER
@@ -154,18 +159,24 @@ def service_account_login() -> kopf.ConnectionInfo | None:
     )
 
 
-class Secondaries:
-    """What the operator does with the objects it only reads: fill the caches, and reconcile
-    a TaskRun when its Job, Pod or FailedCreate Event tells something new.
+class Watches:
+    """What the operator does with each watch's events: fill the caches, and reconcile a
+    TaskRun when it changed, or when its Job, Pod or FailedCreate Event tells something new.
 
-    Each method takes the watch event's type and object; none waits for the reconciliation,
-    so one slow TaskRun never holds up the stream.
+    Each method takes the watch event's type and object, from an informer or from kopf; none
+    waits for the reconciliation, so one slow TaskRun never holds up the stream.
     """
 
     def __init__(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
         self.cache = reconciler.cache
         self._setups: set[asyncio.Task[None]] = set()
+
+    async def taskrun(self, kind: str | None, raw: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self.reconciler.forget(key_of(raw))
+            return
+        self.reconciler.trigger(self.cache.put_taskrun(raw))
 
     async def job(self, kind: str | None, raw: dict[str, Any]) -> None:
         self._changed(self.cache.forget_job(raw) if kind == "DELETED" else self.cache.put_job(raw))
@@ -205,7 +216,11 @@ class Secondaries:
         if key is not None and key in self.cache.taskruns:
             self.reconciler.trigger(key)
 
-    def sources(self) -> list[tuple[Source, Handler]]:
+    def taskruns(self) -> list[tuple[Source, Handler]]:
+        return [(TASKRUNS, self.taskrun)]
+
+    def secondaries(self) -> list[tuple[Source, Handler]]:
+        """The objects the operator only reads (and, where it sets namespaces up, CronJobs)."""
         sources: list[tuple[Source, Handler]] = [
             (JOBS, self.job),
             (PODS, self.pod),
@@ -216,7 +231,9 @@ class Secondaries:
         return sources
 
 
-def build_informers(api: client.ApiClient, secondaries: Secondaries, config: OperatorConfig) -> list[Informer]:
+def build_informers(
+    api: client.ApiClient, sources: Iterable[tuple[Source, Handler]], config: OperatorConfig
+) -> list[Informer]:
     """One list-and-watch per kind and watched namespace (or one per kind, cluster-wide)."""
     return [
         Informer(
@@ -228,22 +245,21 @@ def build_informers(api: client.ApiClient, secondaries: Secondaries, config: Ope
             watch_seconds=config.api.watch_server_timeout,
             request_timeout=config.api.request_timeout,
         )
-        for source, handler in secondaries.sources()
+        for source, handler in sources
         for namespace in (config.namespaces or (None,))
     ]
 
 
 def build_registry(
-    reconciler: Reconciler, config: OperatorConfig, secondaries: Secondaries | None = None
+    reconciler: Reconciler, config: OperatorConfig, watches: Watches | None = None
 ) -> kopf.OperatorRegistry:
     """A registry with podiq's handlers (a fresh one, so importing this module registers nothing).
 
-    With ``secondaries``, kopf also watches Jobs, Pods and Events: with peering, kopf must own
-    every watch, since pausing in favour of another replica stops only kopf's. Standalone,
-    :func:`build_informers` watches them at a fraction of the cost.
+    With ``watches``, kopf watches TaskRuns, Jobs, Pods and Events: with peering, kopf must own
+    every watch, since pausing in favour of another replica stops only kopf's. Without,
+    kopf watches nothing, and :func:`build_informers` watches them all at a fraction of the cost.
     """
     registry = kopf.OperatorRegistry()
-    cache = reconciler.cache
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -257,17 +273,7 @@ def build_registry(
     async def stop(**_: Any) -> None:
         await reconciler.close()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def taskrun_event(event: kopf.RawEvent, **_: Any) -> None:
-        raw = event["object"]
-        key = key_of(raw)
-        if event.get("type") == "DELETED":
-            reconciler.forget(key)
-            return
-        cache.put_taskrun(raw)
-        await reconciler.reconcile(key)
-
-    for source, handler in secondaries.sources() if secondaries is not None else ():
+    for source, handler in [*watches.taskruns(), *watches.secondaries()] if watches is not None else ():
         kopf.on.event(source.group, source.version, source.plural, registry=registry)(_kopf_adapter(handler))
 
     return registry

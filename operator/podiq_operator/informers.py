@@ -1,12 +1,14 @@
-"""List-and-watch of the objects the operator only reads (Jobs, Pods, Events), outside kopf.
+"""List-and-watch outside kopf: what the operator watches when standalone (TaskRuns, Jobs, Pods, Events).
 
 kopf's per-event machinery (a worker task, a patch, a logger, the handler's keyword
-arguments) is made for handlers that act on the object; for the Job the operator has just
-created, whose echo changes nothing, it cost as much as handling the TaskRun itself, and a
-running task brings ten more such events. These objects only feed the caches, so each
-kind gets one plain list-and-watch, like client-go's informers: list once, then follow the
-changes from that resourceVersion, and list again when the server says it is too old: podiq's
-one :class:`~podiq.kubernetes.watchloop.WatchLoop`, over the gateway.
+arguments) is made for handlers that act on the object through kopf. For the Job the
+operator has just created, whose echo changes nothing, it cost as much as handling the
+TaskRun itself, and a running task brings ten more such events; for the TaskRuns it was
+about four times podiq's own reconciliation. The handlers only feed the caches and trigger
+the reconciler, so each kind gets one plain list-and-watch, like client-go's informers:
+list once, then follow the changes from that resourceVersion, and list again when the
+server says it is too old: podiq's one :class:`~podiq.kubernetes.watchloop.WatchLoop`,
+over the gateway.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import kopf
 import uvloop
+from pydantic import ValidationError
 
 from podiq.kubernetes.connecting import api_client
 from podiq.kubernetes.resources import TaskRun
@@ -19,9 +21,10 @@ from podiq.kubernetes.storage import RedisStore
 from podiq_operator.clusters import KubernetesClusterApi
 from podiq_operator.config import OperatorConfig
 from podiq_operator.eventing import EventPoster
-from podiq_operator.handlers import Secondaries, build_informers, build_registry
+from podiq_operator.handlers import Watches, build_informers, build_registry
 from podiq_operator.informers import Informer
 from podiq_operator.metrics import Metrics
+from podiq_operator.pool_decisions import may_need_backstop
 from podiq_operator.pools import PoolKeeper
 from podiq_operator.reconciling import Reconciler
 from podiq_operator.storage import NamespaceStorage
@@ -48,13 +51,16 @@ async def operate(
         api = KubernetesClusterApi(connection, request_timeout=config.api.request_timeout)
         events = EventPoster(api)
         reconciler = Reconciler(api, config, metrics=metrics, events=events, storage=storage)
-        secondaries = Secondaries(reconciler)
+        watches = Watches(reconciler)
         # With peering, kopf must own every watch: pausing in favour of another replica stops only kopf's.
         standalone = config.peering is None
-        registry = build_registry(reconciler, config, None if standalone else secondaries)
-        informers = build_informers(connection, secondaries, config) if standalone else []
+        registry = build_registry(reconciler, config, None if standalone else watches)
+        secondaries = build_informers(connection, watches.secondaries(), config) if standalone else []
+        taskruns = build_informers(connection, watches.taskruns(), config) if standalone else []
         keeper = pool_keeper(connection, storage, config, reconciler)
-        async with running(informers, sync_timeout=config.api.request_timeout):
+        sync = config.api.request_timeout
+        # TaskRuns are listed once their Jobs, Pods and Events are: none is decided on while its Job is unknown.
+        async with running(secondaries, sync_timeout=sync), running(taskruns, sync_timeout=sync):
             if keeper is not None:
                 keeper.start()
             await kopf.operator(
@@ -84,24 +90,22 @@ def pool_keeper(
         return None
     cache = reconciler.cache
 
-    def pool_runs() -> list[TaskRun]:
-        # Finished runs are skipped before parsing (the cache holds thousands), but for cancelled
-        # ones: their workers are told to stop them.
-        bodies = [
-            b
-            for b in list(cache.taskruns.values())
-            if (spec := b.get("spec") or {}).get("pool")
-            and (spec.get("cancelled") or not (b.get("status") or {}).get("completionTime"))
-        ]
-        return [TaskRun.from_api(b) for b in bodies]
+    def pool_runs(now: datetime) -> list[TaskRun]:
+        # Told from the raw bodies first (the cache holds thousands), then parsed once per version.
+        runs = []
+        for key in [k for k, body in cache.taskruns.items() if may_need_backstop(body, now)]:
+            with contextlib.suppress(ValidationError):  # malformed: the reconciler says so, and ignores it
+                if (run := cache.taskrun(key)) is not None:
+                    runs.append(run)
+        return runs
 
     return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs, scaling=config.pool_scaling)
 
 
 @contextlib.asynccontextmanager
 async def running(informers: Sequence[Informer], *, sync_timeout: float) -> AsyncIterator[None]:
-    """Run the informers around the body, after their first lists are in (or ``sync_timeout``
-    passed): TaskRuns are then not decided on while their Jobs are still unknown."""
+    """Run the informers around the body, once their first lists are in (or ``sync_timeout``
+    passed): the operator is ready only then."""
     tasks = [asyncio.create_task(informer.run(), name=repr(informer)) for informer in informers]
     try:
         try:

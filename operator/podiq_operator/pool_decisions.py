@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from podiq.kubernetes.dispatch import CLAIMED, QUEUED
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
-from podiq.kubernetes.resources import GROUP, LABEL_POOL, VERSION, TaskRun
+from podiq.kubernetes.resources import GROUP, LABEL_POOL, SUCCEEDED, VERSION, TaskRun
 from podiq.kubernetes.storage import ENV_REDIS_URL
 from podiq.kubernetes.taskpools import POOL_NAME_MAX, TaskPool
 from podiq.runtime.environment import (
@@ -39,6 +39,7 @@ __all__ = [
     "build_deployment",
     "decide_pool_run",
     "deletion_costs",
+    "may_need_backstop",
     "pool_conditions",
     "pool_problem",
     "deployment_name",
@@ -204,6 +205,32 @@ def backstop(run: TaskRun, pool: TaskPool | None, marker: str | None, now: datet
             ),
         )
     return None
+
+
+def may_need_backstop(body: Mapping[str, Any], now: datetime) -> bool:
+    """Whether the keeper must look at this TaskRun body this round, told before parsing it.
+
+    The cache holds every run the operator saw, thousands during a batch; the keeper needs only
+    pool runs that are cancelled (their workers are told to stop them) or unfinished and
+    unchanged for :data:`ENQUEUE_GRACE` (as :func:`_waited` counts it). When the body does not
+    tell (a timestamp that does not parse), the run is looked at: its model then decides.
+    """
+    spec = body.get("spec") or {}
+    if not spec.get("pool"):
+        return False
+    if spec.get("cancelled"):
+        return True
+    status = body.get("status") or {}
+    if status.get("completionTime"):
+        return False
+    condition = next((c for c in status.get("conditions") or () if c.get("type") == SUCCEEDED), None)
+    stamp = (condition or {}).get("lastTransitionTime") or (body.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(stamp, str):
+        return True
+    try:
+        return (now - datetime.fromisoformat(stamp)).total_seconds() >= ENQUEUE_GRACE
+    except (TypeError, ValueError):  # not a timestamp, or one without a zone
+        return True
 
 
 def _waited(run: TaskRun, now: datetime) -> float:

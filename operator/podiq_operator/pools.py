@@ -75,7 +75,11 @@ def _name(body: dict[str, Any]) -> str:
 
 
 class PoolKeeper:
-    """Keeps the pools' Deployments and backstops pool runs, once per :data:`KEEP_INTERVAL`."""
+    """Keeps the pools' Deployments and backstops pool runs, once per :data:`KEEP_INTERVAL`.
+
+    ``runs(now)`` gives the pool runs that may need the backstop at ``now`` (at least every one
+    :func:`~podiq_operator.pool_decisions.may_need_backstop` keeps).
+    """
 
     def __init__(
         self,
@@ -83,7 +87,7 @@ class PoolKeeper:
         storage: NamespaceStorage,
         config: JobConfig,
         namespaces: Iterable[str],
-        runs: Callable[[], Iterable[TaskRun]],
+        runs: Callable[[datetime], Iterable[TaskRun]],
         *,
         scaling: str = "operator",
     ) -> None:
@@ -179,21 +183,31 @@ class PoolKeeper:
             except (ApiException, StoreError) as exc:  # one pool's trouble holds up neither the others nor the runs
                 logger.error("TaskPool %s/%s was not kept: %s", kept.namespace, kept.name, exc)
         now = datetime.now(UTC)
-        for run in list(self.runs()):
+        waiting: dict[tuple[str, str], list[tuple[TaskRun, int]]] = {}
+        for run in list(self.runs(now)):
             if run.spec.pool is not None and run.cancel_requested():
                 await self._signal_cancel(run)
             if run.spec.pool is None or run.is_done() or run.cancel_requested():
                 continue
-            pool = pools.get((run.namespace, run.spec.pool))
             attempt = next_attempt(run)
             if attempt is None or _waited(run, now) < ENQUEUE_GRACE:
                 continue  # running, or its client is enqueuing it just now: no Redis read for those
-            marker = None
+            waiting.setdefault((run.namespace, run.spec.pool), []).append((run, attempt))
+        for (namespace, name), attempts in waiting.items():
+            pool = pools.get((namespace, name))
+            markers: list[str | None] = [None] * len(attempts)
             if pool is not None:
-                marker = await PoolQueue(self.store, run.namespace, pool.name).marker(run.name, attempt)
-            verdict = backstop(run, pool, marker, now)
-            if verdict is not None:
-                await self._carry_out(run, verdict, now)
+                try:  # one round trip for all of a pool's runs
+                    markers = await PoolQueue(self.store, namespace, name).markers(
+                        [(run.name, attempt) for run, attempt in attempts]
+                    )
+                except StoreError as exc:  # the next round reads them again; the other pools go on
+                    logger.warning("TaskPool %s/%s: its runs' markers were not read: %s", namespace, name, exc)
+                    continue
+            for (run, _), marker in zip(attempts, markers, strict=True):
+                verdict = backstop(run, pool, marker, now)
+                if verdict is not None:
+                    await self._carry_out(run, verdict, now)
 
     async def _keep_pool(self, pool: TaskPool) -> None:
         await self.storage.ensure(pool.namespace)  # the workers' Redis user and Secret

@@ -149,19 +149,15 @@ class Reconciler:
 
     async def _reconcile(self, key: Key) -> None:
         fresh = False
-        parsed: tuple[dict[str, Any], TaskRun] | None = None
         for _ in range(MAX_STEPS):
-            body = self.cache.taskruns.get(key)
-            if body is None:
+            try:
+                run = self.cache.taskrun(key)  # parsed once per body: creating a Job leaves it as it was
+            except ValidationError as exc:
+                # The CRD's schema should make this impossible; do not retry a bad object.
+                logger.error("TaskRun %s/%s is malformed, ignoring it: %s", *key, exc)
                 return
-            if parsed is None or parsed[0] is not body:  # creating a Job leaves the TaskRun as it was
-                try:
-                    parsed = body, TaskRun.from_api(body)
-                except ValidationError as exc:
-                    # The CRD's schema should make this impossible; do not retry a bad object.
-                    logger.error("TaskRun %s/%s is malformed, ignoring it: %s", *key, exc)
-                    return
-            run = parsed[1]
+            if run is None:
+                return
             attempt = max(run.status.attempts, self.cache.latest_attempt(key))
             observation = observe_attempt(
                 self.cache.job(key, attempt),

@@ -155,6 +155,16 @@ class PoolQueue:
             raise self._error(exc, f"reading the marker of TaskRun {taskrun}") from None
         return None if value is None else _text(value)
 
+    async def markers(self, attempts: list[tuple[str, int]]) -> list[str | None]:
+        """:meth:`marker` of each ``(taskrun, attempt)``, in order: one round trip for all of them."""
+        if not attempts:
+            return []
+        try:
+            values = await self.redis.mget([marker_key(self.namespace, name, attempt) for name, attempt in attempts])
+        except Exception as exc:  # noqa: BLE001 - translated into podiq's StoreError here, at the boundary
+            raise self._error(exc, f"reading the markers of {len(attempts)} TaskRuns") from None
+        return [None if value is None else _text(value) for value in values]
+
     async def forget(self, taskrun: str, attempt: int) -> None:
         """Drop the attempt's marker, so that a later enqueue adds it again (a run not yet due)."""
         try:

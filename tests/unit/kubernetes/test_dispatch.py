@@ -46,6 +46,20 @@ async def test_an_attempt_is_enqueued_once_however_often_it_is_sent(store: Redis
     assert await queue.claim("worker-a", 10, 10) == []
 
 
+async def test_the_markers_of_many_attempts_come_in_one_read_in_their_order(store: RedisStore) -> None:
+    queue = PoolQueue(store, "ns-markers", "p")
+    await queue.ensure_group()
+    await queue.enqueue("run-1")
+    await queue.enqueue("run-2")
+    await queue.claim("worker-a", 1, 100)  # run-1's entry, the older
+    asked = [("run-2", 1), ("run-3", 1), ("run-1", 1), ("run-1", 2)]
+    markers = await queue.markers(asked)
+    assert markers == [await queue.marker(name, attempt) for name, attempt in asked]
+    assert markers[0] is not None and markers[0].startswith("queued:")
+    assert markers[1:] == [None, "claimed:worker-a", None]
+    assert await queue.markers([]) == []
+
+
 async def test_a_stopped_workers_entry_is_reclaimed_after_the_visibility_timeout(store: RedisStore) -> None:
     queue = PoolQueue(store, "ns-reclaim", "p")
     await queue.ensure_group()
@@ -91,5 +105,8 @@ async def test_a_namespace_user_reaches_its_own_pools_only(store: RedisStore, re
         assert await mine.depth() == (0, 0)
         await mine.signal_cancel("run-1")
         assert await mine.cancelled(["run-1", "run-2"]) == {"run-1"}
+        assert await mine.markers([("run-1", 1)]) == ["claimed:worker-a"]
         with pytest.raises(StoreAccessDeniedError):
             await PoolQueue(team_a, "pools-b", "p").enqueue("run-1")
+        with pytest.raises(StoreAccessDeniedError):
+            await PoolQueue(team_a, "pools-b", "p").markers([("run-1", 1)])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from podiq_operator.caches import Cache, newer
 
 from .conftest import job_body, pod_body, taskrun_body
@@ -73,3 +76,31 @@ def test_forgetting() -> None:
     cache.put_job(job_body())
     cache.forget_taskrun(("jobs", "add-1"))
     assert not cache.taskruns and not cache.jobs and not cache.job_owners
+
+
+def test_a_taskrun_is_parsed_once_per_body() -> None:
+    cache, key = Cache(), ("jobs", "add-1")
+    assert cache.taskrun(key) is None
+    cache.put_taskrun(taskrun_body())
+    first = cache.taskrun(key)
+    assert first is not None and cache.taskrun(key) is first, "the same body: the same model"
+    cache.put_taskrun({**taskrun_body(), "metadata": {**taskrun_body()["metadata"], "resourceVersion": "99"}})
+    assert cache.taskrun(key) is first, "an older version left the body as it was"
+    cache.put_taskrun(
+        taskrun_body(status={"attempts": 1}) | {"metadata": {**taskrun_body()["metadata"], "resourceVersion": "101"}}
+    )
+    second = cache.taskrun(key)
+    assert second is not first and second is not None and second.status.attempts == 1, "a new body: parsed again"
+    cache.taskruns[key] = taskrun_body(status={"attempts": 2})  # written around put_taskrun, as a re-read is
+    third = cache.taskrun(key)
+    assert third is not None and third.status.attempts == 2
+    cache.forget_taskrun(key)
+    assert cache.taskrun(key) is None and not cache._parsed
+
+
+def test_a_malformed_taskrun_raises_each_time_it_is_asked_for() -> None:
+    cache, key = Cache(), ("jobs", "add-1")
+    cache.put_taskrun(taskrun_body(status={"attempts": "many"}))
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            cache.taskrun(key)

@@ -13,9 +13,17 @@ from podiq.kubernetes.taskpools import TaskPool
 from podiq_operator.config import JobConfig
 from podiq_operator.decisions import Cancel, Idle, StartAttempt, decide
 from podiq_operator.observations import AttemptObservation, AttemptState
-from podiq_operator.pool_decisions import ENQUEUE_GRACE, backstop, build_deployment, desired_replicas
+from podiq_operator.pool_decisions import (
+    ENQUEUE_GRACE,
+    _waited,
+    backstop,
+    build_deployment,
+    desired_replicas,
+    may_need_backstop,
+    next_attempt,
+)
 
-from .conftest import NOW, taskrun
+from .conftest import NOW, taskrun, taskrun_body
 
 MISSING = AttemptObservation(AttemptState.MISSING)
 
@@ -204,3 +212,55 @@ def test_a_shrinking_pool_stops_idle_workers_first() -> None:
     costs = deletion_costs(["w-busy", "w-idle", "w-new"], {"w-busy": 3, "w-idle": 0, "gone": 2})
     assert costs == {"w-busy": 3, "w-idle": 0, "w-new": 0}
     assert min(costs, key=lambda pod: (costs[pod], pod)) != "w-busy"
+
+
+def _stamp(seconds_ago: float) -> str:
+    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _body(created_ago: float, status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    body = taskrun_body(status=status, **spec)
+    body["metadata"]["creationTimestamp"] = _stamp(created_ago)
+    return body
+
+
+def _condition(reason: str, status: str, seconds_ago: float) -> dict[str, Any]:
+    return {"type": "Succeeded", "status": status, "reason": reason, "lastTransitionTime": _stamp(seconds_ago)}
+
+
+@pytest.mark.parametrize(
+    ("body", "looked_at"),
+    [
+        (_body(60), False),  # not a pool run
+        (_body(1, pool="fast"), False),  # its client is enqueuing it just now
+        (_body(ENQUEUE_GRACE + 1, pool="fast"), True),
+        (_body(60, {"attempts": 1, "conditions": [_condition("Running", "Unknown", 1)]}, pool="fast"), False),
+        (_body(60, {"attempts": 1, "conditions": [_condition("Running", "Unknown", 30)]}, pool="fast"), True),
+        (
+            _body(60, {"completionTime": _stamp(1), "conditions": [_condition("Succeeded", "True", 1)]}, pool="fast"),
+            False,
+        ),
+        (
+            _body(
+                60,
+                {"completionTime": _stamp(1), "conditions": [_condition("Cancelled", "False", 1)]},
+                pool="fast",
+                cancelled=True,
+            ),
+            True,
+        ),
+        (_body(1, pool="fast", cancelled=True), True),  # its workers are told at once
+        ({**_body(60, pool="fast"), "metadata": {"name": "add-1"}}, True),  # no timestamp: the model decides
+    ],
+)
+def test_the_keeper_skips_before_parsing_only_runs_the_backstop_would_skip(
+    body: dict[str, Any], looked_at: bool
+) -> None:
+    assert may_need_backstop(body, NOW) is looked_at
+    if not looked_at:  # what the keeper does with the model: nothing, so skipping the parse loses nothing
+        run = TaskRun.from_api(body)
+        assert (
+            run.spec.pool is None
+            or (run.is_done() and not run.cancel_requested())
+            or (next_attempt(run) is None or _waited(run, NOW) < ENQUEUE_GRACE)
+        )

@@ -1,4 +1,4 @@
-"""The operator's settings, what it registers with kopf, and what the watches of Jobs, Pods and Events do."""
+"""The operator's settings, what it registers with kopf, and what the watches of TaskRuns, Jobs, Pods and Events do."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from podiq_operator.handlers import (
     FAILED_CREATE_EVENTS,
     NoDiffBase,
     NoProgress,
-    Secondaries,
+    Watches,
     apply_settings,
     build_registry,
 )
@@ -98,17 +98,17 @@ def test_schedules_cronjobs_are_read_only_where_namespaces_are_set_up(provision:
     sets the namespace up; without, the operator needs no access to CronJobs at all."""
     config = OperatorConfig(namespace_setup=NamespaceConfig(provision=provision))
     reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
-    plurals = [source.plural for source, _ in Secondaries(reconciler).sources()]
+    plurals = [source.plural for source, _ in Watches(reconciler).secondaries()]
     assert plurals == ["jobs", "pods", "events", *(["cronjobs"] if provision else [])]
 
 
 async def test_a_cronjob_in_an_excluded_namespace_sets_nothing_up() -> None:
     config = OperatorConfig(namespace_setup=NamespaceConfig(provision=True))
     reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
-    secondaries = Secondaries(reconciler)
-    await secondaries.schedule("ADDED", {"metadata": {"name": "s", "namespace": "kube-system"}})
-    await secondaries.schedule("DELETED", {"metadata": {"name": "s", "namespace": "jobs"}})
-    assert not secondaries._setups  # nothing started: an excluded namespace, a deleted schedule
+    watches = Watches(reconciler)
+    await watches.schedule("ADDED", {"metadata": {"name": "s", "namespace": "kube-system"}})
+    await watches.schedule("DELETED", {"metadata": {"name": "s", "namespace": "jobs"}})
+    assert not watches._setups  # nothing started: an excluded namespace, a deleted schedule
 
 
 def test_kopf_settings_with_peering() -> None:
@@ -118,16 +118,22 @@ def test_kopf_settings_with_peering() -> None:
 
 
 @pytest.mark.parametrize("peering", [False, True])
-def test_only_event_handlers_so_kopf_writes_nothing_to_objects(peering: bool) -> None:
+async def test_only_event_handlers_so_kopf_writes_nothing_to_objects(peering: bool) -> None:
     """Change handlers persist progress annotations, timers/daemons add finalizers: none here.
 
-    Standalone, kopf watches only TaskRuns (informers read the rest); with peering, all four."""
+    Standalone, kopf watches nothing (informers watch all four kinds); with peering, all four."""
     config = OperatorConfig(peering="podiq" if peering else None)
     reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
-    registry = build_registry(reconciler, config, Secondaries(reconciler) if peering else None)
+    registry = build_registry(reconciler, config, Watches(reconciler) if peering else None)
     watching = list(registry._watching.get_all_handlers())
-    expected = ["events", "jobs", "pods", "taskruns"] if peering else ["taskruns"]
+    expected = ["events", "jobs", "pods", "taskruns"] if peering else []
     assert sorted(h.selector.any_name for h in watching) == expected  # type: ignore[union-attr]  # present here
+    if peering:  # kopf's TaskRun handler is the informer's: it caches the run and triggers it
+        triggered: list[tuple[str, str]] = []
+        reconciler.trigger = triggered.append  # type: ignore[method-assign]  # patched for this test
+        (taskruns,) = [h for h in watching if h.selector.any_name == "taskruns"]  # type: ignore[union-attr]  # present here
+        await taskruns.fn(event={"type": "ADDED", "object": taskrun_body()})  # type: ignore[misc]  # kopf's handler records take keywords
+        assert triggered == [("jobs", "add-1")] and ("jobs", "add-1") in reconciler.cache.taskruns
     assert not list(registry._changing.get_all_handlers())
     assert not list(registry._spawning.get_all_handlers())
     assert not list(registry._webhooks.get_all_handlers())
@@ -139,19 +145,32 @@ async def test_secondary_objects_trigger_their_taskrun_only_when_they_tell_somet
     reconciler = Reconciler(api=None, config=config)  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
     triggered: list[tuple[str, str]] = []
     reconciler.trigger = triggered.append  # type: ignore[method-assign]  # patched for this test
-    secondaries = Secondaries(reconciler)
+    watches = Watches(reconciler)
     reconciler.cache.put_taskrun(taskrun_body())
     job = job_body()
-    await secondaries.job("ADDED", job)
-    await secondaries.job("MODIFIED", {**job, "metadata": {**job["metadata"], "resourceVersion": "999"}})  # an echo
-    await secondaries.pod("ADDED", pod_body())
+    await watches.job("ADDED", job)
+    await watches.job("MODIFIED", {**job, "metadata": {**job["metadata"], "resourceVersion": "999"}})  # an echo
+    await watches.pod("ADDED", pod_body())
     event = {
         "involvedObject": {"kind": "Job", "namespace": "jobs", "name": "add-1-a1"},
         "reason": "FailedCreate",
         "message": "quota",
     }
-    await secondaries.failed_create("ADDED", event)
-    await secondaries.failed_create("ADDED", {**event, "reason": "SuccessfulCreate"})
-    await secondaries.job("DELETED", job)
+    await watches.failed_create("ADDED", event)
+    await watches.failed_create("ADDED", {**event, "reason": "SuccessfulCreate"})
+    await watches.job("DELETED", job)
     assert triggered == [("jobs", "add-1")] * 4  # the Job, its pod, the FailedCreate, the deletion
     assert reconciler.cache.failed_creates == {}  # forgotten with the Job
+
+
+async def test_a_taskrun_event_caches_and_triggers_the_run_and_its_deletion_forgets_it() -> None:
+    reconciler = Reconciler(api=None, config=OperatorConfig())  # type: ignore[arg-type]  # deliberately the wrong type, to see it refused
+    triggered: list[tuple[str, str]] = []
+    reconciler.trigger = triggered.append  # type: ignore[method-assign]  # patched for this test
+    watches = Watches(reconciler)
+    body = taskrun_body()
+    await watches.taskrun("ADDED", body)
+    run = reconciler.cache.taskrun(("jobs", "add-1"))
+    assert triggered == [("jobs", "add-1")] and run is not None and run.name == "add-1"
+    await watches.taskrun("DELETED", {"metadata": body["metadata"]})  # as a re-list tells a deletion
+    assert triggered == [("jobs", "add-1")] and reconciler.cache.taskrun(("jobs", "add-1")) is None
