@@ -313,7 +313,9 @@ class PoolKeeper:
     async def _carry_out(self, run: TaskRun, verdict: Backstop, now: datetime) -> None:
         if verdict.enqueue is not None:
             assert run.spec.pool is not None
-            added = await PoolQueue(self.store, run.namespace, run.spec.pool).enqueue(run.name, verdict.enqueue)
+            added = await PoolQueue(self.store, run.namespace, run.spec.pool).enqueue(
+                run.name, verdict.enqueue, version=run.metadata.resource_version or ""
+            )
             if added:
                 logger.warning(
                     "TaskRun %s/%s was never added to pool %s; enqueued attempt %s.",
