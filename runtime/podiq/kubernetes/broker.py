@@ -241,7 +241,7 @@ class KubernetesBroker(AsyncBroker):
             )
         spec = taskrun_spec(message.task_name, message.labels, message.args, message.kwargs, self.defaults)
         labels = {LABEL_TASK: label_value(message.task_name)}
-        if spec.pool is not None:  # its pool's workers watch their runs by it
+        if spec.pool is not None:  # a pool's runs are selected by it
             labels[LABEL_POOL] = spec.pool
         return {
             "apiVersion": API_VERSION,

@@ -9,8 +9,8 @@
 An entry names a TaskRun, an attempt and the TaskRun's resourceVersion as its enqueuer saw it,
 nothing else: what to run and what happened stay in the TaskRun (Redis is never the only copy of
 what decides a run's fate, and a worker trusts only what the API server says). The version lets
-a worker take the run from its watch once the watch has caught up to it, instead of reading it. Every enqueue
-goes through one script that also sets a marker ``podiq:<ns>:<taskrun>:queued:<attempt>``,
+a worker read the run from the API server's watch cache at that version, not from etcd. Every
+enqueue goes through one script that also sets a marker ``podiq:<ns>:<taskrun>:queued:<attempt>``,
 so enqueuing the same attempt twice (a client and the operator's backstop racing) adds one
 entry. A worker that claims the entry overwrites the marker with its pod's name, which lets
 the operator tell a run nobody enqueued (no marker) from one nobody claimed (``queued``).

@@ -95,7 +95,7 @@ CATEGORIES = ("podiq",)
 LABEL_TASKRUN = f"{GROUP}/taskrun"
 LABEL_TASK = f"{GROUP}/task"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
-#: A pool run's pool, on its TaskRun (its workers watch by it) and on the pool's worker pods.
+#: A pool run's pool, on its TaskRun (``kubectl get taskruns -l podiq.io/pool=<pool>``) and on the pool's worker pods.
 LABEL_POOL = f"{GROUP}/pool"
 #: Kueue admits a Job into a queue by this label.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"

@@ -3,8 +3,8 @@
 The worker reads its pool's Redis stream in the pool's consumer group and runs each claimed
 attempt through the same code as a Job's pod (:mod:`podiq.runtime.running`): read the
 TaskRun (from the API server's cache, at the version its entry names), run the task, write
-the outcome to the TaskRun's status with the attempt guard, then acknowledge the entry. An entry is acknowledged only once its attempt reported (or
-needs no running), so a worker killed mid-run leaves it pending; another worker reclaims it
+the outcome to the TaskRun's status with the attempt guard, then acknowledge the entry. An
+entry is acknowledged only once its attempt reported (or needs no running), so a worker killed mid-run leaves it pending; another worker reclaims it
 after the visibility timeout and records the lost attempt, retried by the run's policy.
 
 Cancellation and timeouts stop the one run: the worker reads the cancellation signals of all
@@ -223,11 +223,6 @@ class Worker:
                 self.running[entry.id] = _Running(entry, task)
                 task.add_done_callback(functools.partial(self._forget, entry.id))
 
-    def _cancelled(self, taskrun: str) -> None:
-        cancelled = self.cancels.get(taskrun)
-        if cancelled is not None:
-            cancelled.set()
-
     def _forget(self, entry_id: str, _: asyncio.Task[None]) -> None:
         self.running.pop(entry_id, None)
 
@@ -282,7 +277,8 @@ class Worker:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 for name in await self.queue.cancelled(list(self.cancels)):
-                    self._cancelled(name)
+                    if (cancelled := self.cancels.get(name)) is not None:  # unless it ended during the read
+                        cancelled.set()
                 if loop.time() - renewed >= renew_every:
                     await self.queue.touch(self.settings.pod_name, list(self.running))
                     renewed = loop.time()
@@ -364,9 +360,11 @@ class Worker:
         if final.is_done():
             await expire_arguments(self.store, self.store_settings, final)
         elif final.status.wants_next_attempt():
-            await self.queue.enqueue(
-                final.name, final.status.attempts + 1, version=final.metadata.resource_version or ""
-            )
+            await self._enqueue_next(final)
+
+    async def _enqueue_next(self, taskrun: TaskRun) -> None:
+        """Add the run's next attempt (a retry or requeue just written) to the stream, at the version written."""
+        await self.queue.enqueue(taskrun.name, taskrun.status.attempts + 1, version=taskrun.metadata.resource_version or "")
 
     async def _read(self, entry: Entry) -> dict[str, Any] | None:
         """The entry's TaskRun at the version it names or newer, which the API server serves from its
@@ -457,9 +455,7 @@ class Worker:
             "TaskRun %s: attempt %s was lost with its worker; %s.", written.name, entry.attempt, written.status.message
         )
         if written.status.wants_next_attempt():
-            await self.queue.enqueue(
-                written.name, written.status.attempts + 1, version=written.metadata.resource_version or ""
-            )
+            await self._enqueue_next(written)
 
 
 def main() -> int:
