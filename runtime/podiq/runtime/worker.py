@@ -364,7 +364,9 @@ class Worker:
 
     async def _enqueue_next(self, taskrun: TaskRun) -> None:
         """Add the run's next attempt (a retry or requeue just written) to the stream, at the version written."""
-        await self.queue.enqueue(taskrun.name, taskrun.status.attempts + 1, version=taskrun.metadata.resource_version or "")
+        await self.queue.enqueue(
+            taskrun.name, taskrun.status.attempts + 1, version=taskrun.metadata.resource_version or ""
+        )
 
     async def _read(self, entry: Entry) -> dict[str, Any] | None:
         """The entry's TaskRun at the version it names or newer, which the API server serves from its
