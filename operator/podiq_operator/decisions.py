@@ -149,12 +149,8 @@ def decide(
             return Idle()
         expires = status.completion_time + timedelta(seconds=ttl)
         return DeleteTaskRun() if expires <= now else Wake(_seconds(expires - now))
-    if run.spec.pool is not None:  # pool runs get no Job: their workers and the pool keeper run them
-        from podiq_operator.pool_decisions import decide_pool_run
 
-        return decide_pool_run(run, now)
-
-    # 2. A namespace podiq must not run in: refuse before anything runs.
+    # 2. A namespace podiq must not run in: refuse before anything runs, in a pool or as a Job.
     if attempt == 0 and run.namespace in policy.excluded_namespaces:
         return WriteStatus(
             refuse(
@@ -166,6 +162,10 @@ def decide(
                 now,
             )
         )
+    if run.spec.pool is not None:  # pool runs get no Job: their workers and the pool keeper run them
+        from podiq_operator.pool_decisions import decide_pool_run
+
+        return decide_pool_run(run, now)
 
     # 3. Never started, and neither cancelled nor held back: start (the Job records it, no write).
     if attempt == 0 and not run.cancel_requested() and run.time_until_start(now) is None:

@@ -99,7 +99,15 @@ def pool_keeper(
                     runs.append(run)
         return runs
 
-    return PoolKeeper(connection, storage, config.jobs, config.namespaces, pool_runs, scaling=config.pool_scaling)
+    return PoolKeeper(
+        connection,
+        storage,
+        config.jobs,
+        config.namespaces,
+        pool_runs,
+        scaling=config.pool_scaling,
+        excluded_namespaces=reconciler.policy.excluded_namespaces,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from podiq.kubernetes.dispatch import CLAIMED, QUEUED
 from podiq.kubernetes.podsecurity import container_security_context, pod_security_context
-from podiq.kubernetes.resources import GROUP, LABEL_POOL, SUCCEEDED, VERSION, TaskRun
+from podiq.kubernetes.resources import GROUP, LABEL_POOL, SUCCEEDED, VERSION, Reason, TaskRun
 from podiq.kubernetes.storage import ENV_REDIS_URL
 from podiq.kubernetes.taskpools import POOL_NAME_MAX, TaskPool
 from podiq.runtime.environment import (
@@ -257,13 +257,24 @@ READY = "Ready"
 _POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def pool_problem(body: Mapping[str, Any]) -> tuple[TaskPool | None, str, str]:
+def pool_problem(
+    body: Mapping[str, Any], excluded_namespaces: frozenset[str] = frozenset()
+) -> tuple[TaskPool | None, str, str]:
     """The pool, or why the operator cannot keep it: ``(None, reason, message)`` naming the fix.
 
     The CRD's schema refuses most bad input at the API; what it cannot say (how fields relate,
-    how long a name may be to name a Deployment and prefix its pods) is found here.
+    how long a name may be to name a Deployment and prefix its pods) is found here, and so is a
+    pool in a namespace podiq must not run in, which gets no workers there.
     """
-    name = str((body.get("metadata") or {}).get("name") or "")
+    meta = body.get("metadata") or {}
+    name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "")
+    if namespace in excluded_namespaces:
+        return (
+            None,
+            Reason.NAMESPACE_EXCLUDED.value,
+            f"podiq keeps no workers in namespace {namespace!r}: it is among the operator's excluded namespaces "
+            "(the chart's excludedNamespaces, PODIQ_EXCLUDED_NAMESPACES). Create the pool in another namespace.",
+        )
     if len(name) > POOL_NAME_MAX or not _POOL_NAME.match(name):
         return (
             None,

@@ -90,11 +90,13 @@ class PoolKeeper:
         runs: Callable[[datetime], Iterable[TaskRun]],
         *,
         scaling: str = "operator",
+        excluded_namespaces: frozenset[str] = frozenset(),
     ) -> None:
         self.custom = client.CustomObjectsApi(connection)
         self.apps = client.AppsV1Api(connection)
         self.core = client.CoreV1Api(connection)
         self.scaling = scaling
+        self.excluded_namespaces = excluded_namespaces
         self.taskruns = TaskRunApi(connection)
         self.storage = storage
         self.store = storage.store
@@ -143,7 +145,7 @@ class PoolKeeper:
             return []
         pools = []
         for body in bodies:
-            pool, reason, message = pool_problem(body)
+            pool, reason, message = pool_problem(body, self.excluded_namespaces)
             if pool is not None:
                 pools.append(pool)
                 continue

@@ -1,7 +1,7 @@
 """The Redis image of the kind tier: Debian's redis-server package on the local base.
 
 No registry can be pulled, so the chart's default (the official image) is replaced by one
-built here from tests/kind/redis/Dockerfile at a pinned package version. Like the node
+built here from tests/kind/redis/Dockerfile at a pinned Redis version. Like the node
 image it carries a ``podiq.key`` label (the base, the version, the Dockerfile), so an
 unchanged image is never rebuilt.
 """
@@ -13,10 +13,10 @@ import hashlib
 from . import base, steps
 from .paths import HERE
 
-#: Debian's version of the redis-server package (bookworm-security), and the image's tag from it.
-REDIS_VERSION = "5:7.0.15-1~deb12u10"
+#: Redis's version, of which the image takes Debian bookworm's newest revision; also its tag.
+REDIS_VERSION = "7.0.15"
 REPOSITORY = "podiq-kind/redis"
-TAG = REDIS_VERSION.split(":", 1)[1].replace("~", "-")
+TAG = REDIS_VERSION
 IMAGE = f"{REPOSITORY}:{TAG}"
 CONTEXT = HERE / "redis"
 

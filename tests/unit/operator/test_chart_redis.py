@@ -129,14 +129,14 @@ def test_the_charts_redis_takes_another_image_and_a_fixed_cluster_ip() -> None:
     docs = render(
         "redis.enabled=true",
         "redis.image.repository=podiq-kind/redis",
-        "redis.image.tag=7.0.15-1-deb12u10",
+        "redis.image.tag=7.0.15",
         "redis.service.clusterIP=10.96.0.50",
     )
     assert isinstance(docs, list)
     (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "r-podiq-redis"]
     assert service["spec"]["clusterIP"] == "10.96.0.50"
     (redis,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "r-podiq-redis"]
-    assert redis["spec"]["template"]["spec"]["containers"][0]["image"] == "podiq-kind/redis:7.0.15-1-deb12u10"
+    assert redis["spec"]["template"]["spec"]["containers"][0]["image"] == "podiq-kind/redis:7.0.15"
     url = {e["name"]: e.get("value") for e in operator_env(docs)}["PODIQ_REDIS_URL"]
     assert url == "redis://:$(PODIQ_REDIS_PASSWORD)@10.96.0.50:6379/0"
     # Unset, the Service gets an allocated address and the URL its DNS name.

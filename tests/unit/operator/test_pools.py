@@ -11,7 +11,7 @@ from podiq.kubernetes.attempts import fail_attempt
 from podiq.kubernetes.resources import Phase, Reason, TaskRun
 from podiq.kubernetes.taskpools import TaskPool
 from podiq_operator.config import JobConfig
-from podiq_operator.decisions import Cancel, Idle, StartAttempt, decide
+from podiq_operator.decisions import Cancel, Idle, Policy, StartAttempt, WriteStatus, decide
 from podiq_operator.observations import AttemptObservation, AttemptState
 from podiq_operator.pool_decisions import (
     ENQUEUE_GRACE,
@@ -159,8 +159,6 @@ def test_podiq_worker_outside_a_pool_exits_saying_what_is_missing() -> None:
 
 
 def test_a_held_back_pool_run_shows_waiting_once_and_is_left_to_the_keeper() -> None:
-    from podiq_operator.decisions import WriteStatus
-
     later = (NOW + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     run = taskrun(pool="fast", notBefore=later)
     action = decide(run, 0, MISSING, NOW)
@@ -186,6 +184,15 @@ def test_an_invalid_pool_is_named_with_its_problem_and_the_fix() -> None:
     assert "minReplicas (5) is above maxReplicas (2)" in message and "kubectl edit taskpool fast" in message
     kept, reason, message = pool_problem(body("a" * 41))
     assert kept is None and reason == "InvalidName" and "at most 40" in message and "shorter name" in message
+    kept, reason, message = pool_problem(body(minReplicas=1, maxReplicas=2), frozenset({"jobs"}))
+    assert kept is None and reason == "NamespaceExcluded"
+    assert "'jobs'" in message and "excludedNamespaces" in message and "another namespace" in message
+
+
+def test_a_pool_run_in_an_excluded_namespace_is_refused_before_any_worker_may_claim_it() -> None:
+    action = decide(taskrun(pool="fast"), 0, MISSING, NOW, policy=Policy(excluded_namespaces=frozenset({"jobs"})))
+    assert isinstance(action, WriteStatus)
+    assert (action.status.phase, action.status.reason) == (Phase.FAILED, Reason.NAMESPACE_EXCLUDED)
 
 
 def test_the_ready_condition_moves_its_time_only_when_its_status_changes() -> None:

@@ -515,7 +515,8 @@ async def test_a_run_that_cannot_start_fails_at_its_deadline_and_its_job_goes(h:
     assert h.events[-1].warning
 
 
-async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event() -> None:
+@pytest.mark.parametrize("spec", [{}, {"pool": "fast"}], ids=["job", "pool"])
+async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event(spec: dict[str, Any]) -> None:
     import dataclasses
 
     from podiq_operator.config import NamespaceConfig
@@ -525,7 +526,7 @@ async def test_a_run_in_an_excluded_namespace_is_refused_with_an_event() -> None
             OperatorConfig(metrics_port=None), namespace_setup=NamespaceConfig(excluded=frozenset({"jobs"}))
         )
     )
-    key = h.cluster.create_taskrun(taskrun_body())
+    key = h.cluster.create_taskrun(taskrun_body(**spec))
     await h.sync(key)
     run = h.status(key)
     assert (run.status.phase, run.status.reason) == (Phase.FAILED, Reason.NAMESPACE_EXCLUDED)
