@@ -11,13 +11,19 @@ from typing import Any, Protocol
 
 from kubernetes_asyncio import client
 
-from podiq.kubernetes.api import JOBS, ConflictError, NotFoundError, ObjectApi, Resource, TaskRunApi
+from podiq.kubernetes.api import (
+    EVENTS,
+    JOBS,
+    ROLE_BINDINGS,
+    SERVICE_ACCOUNTS,
+    ConflictError,
+    NotFoundError,
+    ObjectApi,
+    Resource,
+    TaskRunApi,
+)
 
 __all__ = ["ClusterApi", "ConflictError", "KubernetesClusterApi", "NotFoundError"]
-
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
-ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
-EVENTS = Resource("", "v1", "events")
 
 
 class ClusterApi(Protocol):

@@ -72,13 +72,13 @@ def decide_pool_run(run: TaskRun, now: datetime) -> Action:
             return Idle()
         # Held back until spec.notBefore, as a Job would be; the keeper enqueues it once it is due.
         assert run.spec.not_before is not None
-        waiting = run.status.model_copy(deep=True)
+        waiting = run.status.model_copy()  # shallow: the transitions only assign fields
         waiting.mark_waiting(run.spec.not_before, now)
         if waiting == run.status:
             return Idle()
         waiting.observed_generation = run.metadata.generation
         return WriteStatus(waiting, Event("Waiting", waiting.message))
-    new = run.status.model_copy(deep=True)
+    new = run.status.model_copy()
     new.observed_generation = run.metadata.generation
     new.mark_cancelled(now, "Cancelled by spec.cancelled.", labels=run.message_labels())
     return Cancel(None, new, Event("Cancelled", f"Cancelled; a worker of pool {run.spec.pool} running it stops it."))

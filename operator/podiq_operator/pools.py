@@ -27,22 +27,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from podiq.exceptions import StoreError
-from podiq.kubernetes.api import MERGE_PATCH, ConflictError, TaskRunApi
+from podiq.kubernetes.api import (
+    DEPLOYMENTS,
+    EVENTS,
+    PODS,
+    TASKPOOLS,
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    ObjectApi,
+    TaskRunApi,
+)
 from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.resources import (
-    GROUP,
     LABEL_POOL,
-    VERSION,
     InfrastructureError,
     Reason,
     TaskRun,
     error_result,
     status_patch,
 )
-from podiq.kubernetes.taskpools import POOL_KIND, POOL_PLURAL, TaskPool
+from podiq.kubernetes.taskpools import POOL_KIND, TaskPool
 from podiq_operator.config import JobConfig
 from podiq_operator.decisions import Event
 from podiq_operator.eventing import event_body as body_event
@@ -92,9 +99,10 @@ class PoolKeeper:
         scaling: str = "operator",
         excluded_namespaces: frozenset[str] = frozenset(),
     ) -> None:
-        self.custom = client.CustomObjectsApi(connection)
-        self.apps = client.AppsV1Api(connection)
-        self.core = client.CoreV1Api(connection)
+        self.pools = ObjectApi(connection, TASKPOOLS)
+        self.deployments = ObjectApi(connection, DEPLOYMENTS)
+        self.pods = ObjectApi(connection, PODS)
+        self.events = ObjectApi(connection, EVENTS)
         self.scaling = scaling
         self.excluded_namespaces = excluded_namespaces
         self.taskruns = TaskRunApi(connection)
@@ -127,16 +135,11 @@ class PoolKeeper:
 
     async def _pools(self) -> list[TaskPool]:
         try:
-            if self.namespaces:
-                bodies = []
-                for namespace in self.namespaces:
-                    reply = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, POOL_PLURAL)
-                    bodies += reply["items"]
-            else:
-                bodies = (await self.custom.list_cluster_custom_object(GROUP, VERSION, POOL_PLURAL))["items"]
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+            bodies = []
+            watched: list[str | None] = [*self.namespaces] or [None]  # None: the whole cluster
+            for namespace in watched:
+                bodies += (await self.pools.list(namespace)).items
+        except NotFoundError:
             if not self._no_crd_told:
                 logger.warning(
                     "The TaskPool CRD is not installed (crds/taskpool.yaml): pool runs fail with PoolNotFound."
@@ -151,7 +154,7 @@ class PoolKeeper:
                 continue
             try:
                 await self._report_invalid(body, reason, message)
-            except ApiException as exc:
+            except ApiError as exc:
                 logger.error("TaskPool %s is invalid (%s) and that was not recorded: %s", _name(body), message, exc)
         return pools
 
@@ -167,14 +170,12 @@ class PoolKeeper:
         logger.error("TaskPool %s/%s is not kept: %s", namespace, name, message)
         event = body_event(body, Event(reason, message, warning=True), datetime.now(UTC), kind=POOL_KIND)
         try:
-            await self.core.create_namespaced_event(namespace, event)  # type: ignore[arg-type]  # a plain body
-        except ApiException as exc:  # an Event is a courtesy: the status says it already
+            await self.events.create(namespace, event, decode=False)
+        except ApiError as exc:  # an Event is a courtesy: the status says it already
             logger.debug("No Event on TaskPool %s/%s: %s", namespace, name, exc)
 
     async def _patch_pool_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]  # _content_type is not in the stubs
-            GROUP, VERSION, namespace, POOL_PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
-        )
+        await self.pools.patch(namespace, name, {"status": status}, subresource="status")
 
     async def keep(self) -> None:
         """One round: every pool's Deployment and status, then every unfinished pool run."""
@@ -182,7 +183,7 @@ class PoolKeeper:
         for kept in pools.values():
             try:
                 await self._keep_pool(kept)
-            except (ApiException, StoreError) as exc:  # one pool's trouble holds up neither the others nor the runs
+            except (ApiError, StoreError) as exc:  # one pool's trouble holds up neither the others nor the runs
                 logger.error("TaskPool %s/%s was not kept: %s", kept.namespace, kept.name, exc)
         now = datetime.now(UTC)
         waiting: dict[tuple[str, str], list[tuple[TaskRun, int]]] = {}
@@ -222,33 +223,32 @@ class PoolKeeper:
             return
         replicas = desired_replicas(pool, backlog, busy)
         name = deployment_name(pool.name)
-        try:
-            current = await self.apps.read_namespaced_deployment(name, pool.namespace)
+        current = await self.deployments.get(pool.namespace, name)
+        if current is None:
+            await self.deployments.create(pool.namespace, build_deployment(pool, replicas, self.config), decode=False)
+            logger.info(
+                "TaskPool %s/%s: Deployment %s created with %s workers.", pool.namespace, pool.name, name, replicas
+            )
+        else:
+            have = int((current.get("spec") or {}).get("replicas") or 0)
             if self.scaling == "keda":  # its ScaledObject scales the Deployment; the operator only reports
-                replicas = int(current.spec.replicas or 0)
-            replicas = self._damped(pool, current.spec.replicas, replicas)
-            if current.spec.replicas != replicas:
-                if replicas < current.spec.replicas:
+                replicas = have
+            replicas = self._damped(pool, have, replicas)
+            if have != replicas:
+                if replicas < have:
                     await self._spare_busy_workers(pool, queue)
-                await self.apps.patch_namespaced_deployment_scale(
-                    name, pool.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH
-                )  # type: ignore[call-arg]  # _content_type is not in the stubs
+                await self.deployments.patch(
+                    pool.namespace, name, {"spec": {"replicas": replicas}}, subresource="scale"
+                )
                 logger.info(
                     "TaskPool %s/%s: %s -> %s workers (backlog %s, busy %s).",
                     pool.namespace,
                     pool.name,
-                    current.spec.replicas,
+                    have,
                     replicas,
                     backlog,
                     busy,
                 )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            await self.apps.create_namespaced_deployment(pool.namespace, build_deployment(pool, replicas, self.config))  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
-            logger.info(
-                "TaskPool %s/%s: Deployment %s created with %s workers.", pool.namespace, pool.name, name, replicas
-            )
         current_status = pool.status.model_dump(by_alias=True, mode="json", exclude_none=True)
         reason, message = READY, f"Its workers run as Deployment {name}."
         status = {
@@ -275,18 +275,13 @@ class PoolKeeper:
                 "TaskPool %s/%s shrinks without knowing its busy workers: %s", pool.namespace, pool.name, exc
             )
             return
-        pods = await self.core.list_namespaced_pod(pool.namespace, label_selector=f"{LABEL_POOL}={pool.name}")
-        have = {p.metadata.name: (p.metadata.annotations or {}).get(DELETION_COST) for p in pods.items}
+        pods = (await self.pods.list(pool.namespace, label_selector=f"{LABEL_POOL}={pool.name}")).items
+        have = {p["metadata"]["name"]: (p["metadata"].get("annotations") or {}).get(DELETION_COST) for p in pods}
         for pod, cost in deletion_costs(list(have), busy).items():
             if have[pod] == str(cost):
                 continue
-            try:
-                await self.core.patch_namespaced_pod(
-                    pod, pool.namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}
-                )
-            except ApiException as exc:
-                if exc.status != 404:  # a pod gone meanwhile needs no cost
-                    raise
+            with contextlib.suppress(NotFoundError):  # a pod gone meanwhile needs no cost
+                await self.pods.patch(pool.namespace, pod, {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
 
     async def _signal_cancel(self, run: TaskRun) -> None:
         """Tell the pool's workers, once, to stop a cancelled run (the TaskRun is marked by the reconciler)."""
@@ -328,7 +323,7 @@ class PoolKeeper:
                 )
             return
         assert verdict.fail is not None
-        new = run.status.model_copy(deep=True)
+        new = run.status.model_copy()  # shallow: the transitions below only assign fields
         text = f"{verdict.fail}: {verdict.message}"
         new.result, new.result_ref = error_result(InfrastructureError, text, labels=run.message_labels()), None
         new.mark_finished(Reason.FAILED, text, now)

@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from podiq.exceptions import StoreError
+from podiq.kubernetes.api import SECRETS, ApiError, ConflictError, ObjectApi
 from podiq.kubernetes.resources import TaskRun
 from podiq.kubernetes.storage import RedisStore, namespace_user, run_keys, with_credentials
 from podiq_operator.config import NAMESPACE_SECRET
@@ -72,7 +72,7 @@ class NamespaceStorage:
         self, store: RedisStore, api_client: client.ApiClient, *, recheck_after: float = RECHECK_AFTER
     ) -> None:
         self.store = store
-        self.core = client.CoreV1Api(api_client)
+        self.secrets = ObjectApi(api_client, SECRETS)
         self.recheck_after = recheck_after
         self._checked: dict[str, float] = {}
 
@@ -90,7 +90,7 @@ class NamespaceStorage:
             await self.store.set_namespace_user(namespace, password)
             url = with_credentials(self.store.url, namespace_user(namespace), password)
             await self._write_secret(namespace_secret(namespace, url))
-        except (StoreError, ApiException) as exc:
+        except (StoreError, ApiError) as exc:
             logger.warning(
                 "Redis for namespace %s is not set up (tried again in %.0f s): %s", namespace, RETRY_AFTER, exc
             )
@@ -102,14 +102,13 @@ class NamespaceStorage:
     async def _write_secret(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
         try:
-            await self.core.create_namespaced_secret(namespace, body)  # type: ignore[arg-type]  # a plain body
+            await self.secrets.create(namespace, body, decode=False)
             return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        current = await self.core.read_namespaced_secret(NAMESPACE_SECRET, namespace)
-        if (current.data or {}) != body["data"]:
-            await self.core.replace_namespaced_secret(NAMESPACE_SECRET, namespace, body)  # type: ignore[arg-type]  # a plain dict serialises as it is; the stubs ask for the model
+        except ConflictError:
+            pass
+        current = await self.secrets.get(namespace, NAMESPACE_SECRET)
+        if current is None or (current.get("data") or {}) != body["data"]:
+            await self.secrets.replace(namespace, NAMESPACE_SECRET, body)  # gone meanwhile: 404, tried again later
 
     async def forget_run(self, run: TaskRun) -> None:
         """Delete the values of a run the operator deleted; they would expire anyway."""

@@ -1,4 +1,5 @@
-"""The one gateway to the API server for the objects podiq owns: TaskRuns and CronJobs (and the operator's Jobs).
+"""The one gateway to the API server for every object podiq reads or writes: TaskRuns, TaskPools,
+CronJobs, and the operator's Jobs, Deployments, Pods, Secrets and Events.
 
 Every call goes through :class:`ObjectApi` as plain JSON (no OpenAPI models to build and take
 apart), and every refusal is translated once, here, by :func:`api_error`: 404 →
@@ -23,11 +24,19 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from podiq.exceptions import BrokerError
 from podiq.kubernetes.connecting import JsonBody
 from podiq.kubernetes.resources import GROUP, PLURAL, VERSION
+from podiq.kubernetes.taskpools import POOL_PLURAL
 
 __all__ = [
     "CRONJOBS",
+    "DEPLOYMENTS",
+    "EVENTS",
     "JOBS",
     "MERGE_PATCH",
+    "PODS",
+    "ROLE_BINDINGS",
+    "SECRETS",
+    "SERVICE_ACCOUNTS",
+    "TASKPOOLS",
     "TASKRUNS",
     "ApiError",
     "ConflictError",
@@ -132,8 +141,15 @@ class Resource:
 
 
 TASKRUNS = Resource(GROUP, VERSION, PLURAL)
+TASKPOOLS = Resource(GROUP, VERSION, POOL_PLURAL)
 CRONJOBS = Resource("batch", "v1", "cronjobs")
 JOBS = Resource("batch", "v1", "jobs")
+DEPLOYMENTS = Resource("apps", "v1", "deployments")
+PODS = Resource("", "v1", "pods")
+SECRETS = Resource("", "v1", "secrets")
+EVENTS = Resource("", "v1", "events")
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
+ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 
 
 @dataclasses.dataclass
@@ -169,6 +185,7 @@ class ObjectApi:
         query: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         timeout: float | None = None,
     ) -> Any:
         """The undecoded response (aiohttp's) of a successful request; an :class:`ApiError` otherwise."""
@@ -176,7 +193,7 @@ class ObjectApi:
             path,
             method,
             query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
+            header_params={"Accept": accept, "Content-Type": content_type},
             body=JsonBody(body) if body is not None else None,
             auth_settings=["BearerToken"],
             _preload_content=False,
@@ -206,6 +223,18 @@ class ObjectApi:
             )
         except NotFoundError:
             return None
+
+    async def text(self, namespace: str, name: str, subresource: str) -> str | None:
+        """A subresource that answers in plain text (a pod's ``log``), or None if there is no such object."""
+        try:
+            response = await self.request("GET", self.resource.path(namespace, name, subresource), accept="*/*")
+        except NotFoundError:
+            return None
+        try:
+            data: bytes = await response.read()
+        finally:
+            response.release()
+        return data.decode(errors="replace")
 
     async def pages(
         self,

@@ -27,7 +27,7 @@ from podiq.exceptions import (
     StoreError,
     TaskiqResultTimeoutError,
 )
-from podiq.kubernetes.api import ApiError, ConflictError, NotFoundError, TaskRunApi
+from podiq.kubernetes.api import PODS, ApiError, ConflictError, NotFoundError, ObjectApi, TaskRunApi
 from podiq.kubernetes.connecting import api_client, default_namespace
 from podiq.kubernetes.dispatch import PoolQueue
 from podiq.kubernetes.offloading import offload_arguments, read_result, read_stored_log
@@ -377,16 +377,16 @@ def describe(taskrun: TaskRun) -> str:
 
 async def pod_logs(connection: client.ApiClient, taskrun: TaskRun) -> str | None:
     """The output of the run's latest pod, or None if there is no pod (any more)."""
-    core = client.CoreV1Api(connection)
+    pods = ObjectApi(connection, PODS)
     pod = taskrun.status.pod_name
     if pod is None and taskrun.status.job_name:
-        pods = await core.list_namespaced_pod(taskrun.namespace, label_selector=f"job-name={taskrun.status.job_name}")
-        pod = pods.items[-1].metadata.name if pods.items else None
+        listed = (await pods.list(taskrun.namespace, label_selector=f"job-name={taskrun.status.job_name}")).items
+        pod = listed[-1]["metadata"]["name"] if listed else None
     if pod is None:
         return None
     try:
-        return str(await core.read_namespaced_pod_log(pod, taskrun.namespace))
-    except client.exceptions.ApiException:
+        return await pods.text(taskrun.namespace, pod, "log")
+    except ApiError:  # a pod that cannot show its log (not started yet, its node gone) has none to give
         return None
 
 
