@@ -136,11 +136,14 @@ def create(binaries: Binaries, image: str, name: str = NAME) -> KindCluster:
             timeout=200,
         )
     if done.returncode != 0:
-        pods = cluster.kubectl("describe", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", check=False)
+        selector = ("-n", "kube-system", "-l", "k8s-app=kube-dns")
+        pods = cluster.kubectl("describe", "pods", *selector, check=False).stdout
+        logs = cluster.kubectl("logs", *selector, "--previous", "--tail=30", "--prefix", check=False)
         diagnostics = _node_diagnostics(name)
         cluster.kind("delete", "cluster", "--name", name, check=False)
         raise steps.KindError(
-            f"CoreDNS did not become ready:\n{done.stdout}{done.stderr}\n{pods.stdout}\n{diagnostics}"
+            f"CoreDNS did not become ready:\n{done.stdout}{done.stderr}\n{pods}\n"
+            f"{logs.stdout}{logs.stderr}\n{diagnostics}"
         )
     return cluster
 
