@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 from pathlib import Path
 
 from podiq.kubernetes.broker import KubernetesBroker
@@ -33,6 +34,17 @@ async def identity() -> dict[str, object]:
 @broker.task
 async def write_outside_tmp() -> None:
     Path("/app/report.txt").write_text("not allowed")
+
+
+@broker.task
+async def resolve(names: list[str]) -> dict[str, list[str]]:
+    """The IPv4 addresses each name resolves to in the task's pod, through the cluster's DNS."""
+    loop = asyncio.get_running_loop()
+    found = {}
+    for name in names:
+        infos = await loop.getaddrinfo(name, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+        found[name] = sorted({str(info[4][0]) for info in infos})
+    return found
 
 
 @broker.task(retry_on_error=True, max_retries=1, resources={"limits": {"memory": MEMORY_LIMIT}})

@@ -105,6 +105,21 @@ def send(cluster: KindCluster, task: Any, *args: Any) -> Any:
     return asyncio.run(_send(cluster, task, *args))
 
 
+def test_tasks_resolve_service_names_through_the_clusters_coredns(installed: KindCluster) -> None:
+    def cluster_ip(namespace: str, service: str) -> str:
+        return str(
+            installed.kubectl("get", "service", service, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+        )
+
+    # A full name, and one completed by the pod's search path as the chart's Redis URL is.
+    resolved = send(installed, kt.resolve, ["kubernetes.default.svc.cluster.local", "kube-dns.kube-system.svc"])
+    assert not resolved.is_err, resolved.error
+    assert resolved.return_value == {
+        "kubernetes.default.svc.cluster.local": [cluster_ip("default", "kubernetes")],
+        "kube-dns.kube-system.svc": [cluster_ip("kube-system", "kube-dns")],
+    }
+
+
 def test_tasks_run_as_uid_10001_on_a_read_only_root_filesystem(installed: KindCluster) -> None:
     identity = send(installed, kt.identity)
     assert not identity.is_err, identity.error

@@ -2,9 +2,9 @@
 the Redis image built from Debian's package (tests/kind/redis_image.py), the client on the
 host reaching it through `kubectl port-forward` to its Service, as a user on kind does.
 
-The kind cluster has no cluster DNS (tests/kind/README.md), so the chart is given a fixed
-ClusterIP for the Redis Service (redis.service.clusterIP), which the operator and task pods
-use instead of its DNS name. These tests run with PODIQ_KIND=1, like tests/e2e/test_kind.py.
+The chart keeps its default Redis address: the operator and task pods reach Redis at its
+Service's DNS name, through the cluster's CoreDNS as on any kind cluster. These tests run with
+PODIQ_KIND=1, like tests/e2e/test_kind.py.
 """
 
 from __future__ import annotations
@@ -43,10 +43,8 @@ OPERATOR_NAMESPACE = "podiq-redis-system"
 NAMESPACE_A = "podiq-redis-a"
 NAMESPACE_B = "podiq-redis-b"
 NAMESPACES = (NAMESPACE_A, NAMESPACE_B)
-# An address of kind's service range (10.96.0.0/16) in the band the API server keeps for fixed
-# ClusterIPs, so no other Service is given it.
-REDIS_CLUSTER_IP = "10.96.0.50"
 REDIS_SERVICE = "podiq-redis"  # the chart's <fullname>-redis, for the release podiq
+REDIS_HOST = f"{REDIS_SERVICE}.{OPERATOR_NAMESPACE}.svc"  # the chart's default address of it
 PORT_FORWARD_START = 30.0  # seconds for kubectl port-forward to say where it listens
 WAIT = 240.0  # seconds a task may take, its pod start on the node included
 
@@ -57,7 +55,6 @@ def redis_helm_sets() -> list[str]:
         "redis.enabled=true",
         f"redis.image.repository={redis_image.REPOSITORY}",
         f"redis.image.tag={redis_image.TAG}",
-        f"redis.service.clusterIP={REDIS_CLUSTER_IP}",
     ]
 
 
@@ -164,10 +161,10 @@ def test_the_charts_redis_runs_debians_package_as_uid_999_in_a_restricted_namesp
     assert container["image"] == redis_image.IMAGE
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["spec"]["securityContext"]["runAsUser"] == 999
-    service = json.loads(
-        installed.cluster.kubectl("get", "service", REDIS_SERVICE, "-n", OPERATOR_NAMESPACE, "-o", "json").stdout
-    )
-    assert service["spec"]["clusterIP"] == REDIS_CLUSTER_IP
+    # The operator is given the Service's DNS name, no address: CoreDNS resolves it in the pod.
+    operator = scenario.operator_pod(installed.cluster, OPERATOR_NAMESPACE)
+    env = {var["name"]: var.get("value", "") for var in operator["spec"]["containers"][0]["env"]}
+    assert urlsplit(env["PODIQ_REDIS_URL"]).hostname == REDIS_HOST, env["PODIQ_REDIS_URL"]
 
     async def server_info() -> dict[str, Any]:
         async with RedisStore(StoreSettings(url=installed.admin_url)) as store:
@@ -260,7 +257,7 @@ def test_a_task_in_another_namespace_is_refused_the_first_namespaces_key(install
     # The pods' users are their namespaces' own (from the Secret the operator wrote), not the admin.
     users = {ns: urlsplit(secret_value(installed.cluster, ns, "podiq-redis", "url")) for ns in NAMESPACES}
     assert {ns: url.username for ns, url in users.items()} == {ns: f"podiq-{ns}" for ns in NAMESPACES}
-    assert {url.hostname for url in users.values()} == {REDIS_CLUSTER_IP}
+    assert {url.hostname for url in users.values()} == {REDIS_HOST}
 
     # From the host, B's user is refused too, and A's value is untouched.
     async def read_as(url: str) -> bytes:

@@ -14,8 +14,8 @@ from .paths import run_dir
 from .toolchain import Binaries
 
 NAME = "podiq"
-# kubelet 1.37 refuses cgroup v1 unless told otherwise (CI machines may be v1 hosts). No
-# coredns: nothing podiq runs resolves a cluster name, and the image cannot be pulled.
+# kubelet 1.37 refuses cgroup v1 unless told otherwise (CI machines may be v1 hosts). kubeadm's
+# phases are kind's (preflight skipped): its CoreDNS runs from the image saved in the node.
 CONFIG = """\
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
@@ -25,9 +25,6 @@ kubeadmConfigPatches:
 - |
   kind: KubeletConfiguration
   failCgroupV1: false
-- |
-  kind: InitConfiguration
-  skipPhases: [preflight, addon/coredns]
 - |
   kind: ClusterConfiguration
   etcd:
@@ -131,6 +128,23 @@ def create(binaries: Binaries, image: str, name: str = NAME) -> KindCluster:
             diagnostics = _node_diagnostics(name)
             cluster.kind("delete", "cluster", "--name", name, check=False)
             raise steps.KindError(f"kind create cluster failed:\n{done.stdout}{done.stderr}\n{diagnostics}")
+    # kind waits for the node only; pods resolve Service names (the chart's Redis) once CoreDNS is ready.
+    with steps.timed("coredns ready"):
+        done = cluster.kubectl(
+            *("rollout", "status", "deployment/coredns", "-n", "kube-system", "--timeout=180s"),
+            check=False,
+            timeout=200,
+        )
+    if done.returncode != 0:
+        selector = ("-n", "kube-system", "-l", "k8s-app=kube-dns")
+        pods = cluster.kubectl("describe", "pods", *selector, check=False).stdout
+        logs = cluster.kubectl("logs", *selector, "--previous", "--tail=30", "--prefix", check=False)
+        diagnostics = _node_diagnostics(name)
+        cluster.kind("delete", "cluster", "--name", name, check=False)
+        raise steps.KindError(
+            f"CoreDNS did not become ready:\n{done.stdout}{done.stderr}\n{pods}\n"
+            f"{logs.stdout}{logs.stderr}\n{diagnostics}"
+        )
     return cluster
 
 

@@ -17,7 +17,7 @@ from tests.cluster import building
 
 from . import base, steps
 from .paths import HERE, cache_root
-from .toolchain import TOOLS, Binaries
+from .toolchain import TOOLS, Binaries, coredns_version
 
 NODE_IMAGE = f"podiq-kind/node:{building.KUBERNETES_VERSION}"
 # kubeadm names a newer etcd than the one built here; the cluster config points it at this tag.
@@ -30,6 +30,9 @@ _KUBE_PROXY = (
     "COPY kube-proxy /usr/local/bin/kube-proxy\nLABEL podiq.key={key}\n"
 )
 _PAUSE = 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\nLABEL podiq.key={key}\n'
+# As upstream's image: kubeadm's Deployment gives only the arguments. It runs as root here, where
+# upstream's runs as nonroot with a file capability; the Deployment adds NET_BIND_SERVICE either way.
+_COREDNS = 'FROM scratch\nCOPY coredns /coredns\nENTRYPOINT ["/coredns"]\nLABEL podiq.key={key}\n'
 
 
 def key(binaries: Binaries) -> str:
@@ -40,6 +43,7 @@ def key(binaries: Binaries) -> str:
         steps.source_key(HERE / "node"),
         steps.source_key(HERE / "runcwrap"),
         steps.source_key(HERE / "pause"),
+        steps.source_key(HERE / "coredns"),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
 
@@ -63,6 +67,13 @@ def control_plane_images(binaries: Binaries) -> dict[str, str]:
         component = line.rsplit("/", 1)[-1].split(":", 1)[0]
         images[component] = line
     images["etcd"] = images["etcd"].rsplit(":", 1)[0] + ":" + ETCD_TAG
+    # kubeadm's Deployment names this tag: the binary under it must be that release.
+    listed_coredns = images["coredns"].rsplit(":", 1)[1]
+    if listed_coredns != coredns_version():
+        raise steps.KindError(
+            f"kubeadm {building.KUBERNETES_VERSION} deploys CoreDNS {listed_coredns}, tests/kind/coredns/go.mod "
+            f"builds {coredns_version()}: require {listed_coredns} there (go get, go mod tidy)"
+        )
     return images
 
 
@@ -83,11 +94,18 @@ def _control_plane(binaries: Binaries, images: dict[str, str], key: str) -> list
         _image(images[component], _STATIC, {component: k8s / component}, key)
     _image(images["kube-proxy"], _KUBE_PROXY, {"kube-proxy": binaries.node / "kube-proxy"}, key)
     _image(images["pause"], _PAUSE, {"pause": binaries.pause}, key)
-    # No DNS: podiq's pods reach the API server by its service address, and tasks resolve
-    # nothing inside the cluster, so coredns is left out (the cluster config skips its phase).
+    _image(images["coredns"], _COREDNS, {"coredns": binaries.coredns}, key)
     return [
         images[c]
-        for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kube-proxy", "pause")
+        for c in (
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "etcd",
+            "kube-proxy",
+            "pause",
+            "coredns",
+        )
     ]
 
 

@@ -88,8 +88,8 @@ def program_path(name: str) -> Path:
     return cache_root() / "tools" / f"{name}-{source_key(HERE / name)}" / name
 
 
-def local_program(name: str) -> Path:
-    """A small program of this directory (the pause container, the runc wrapper), built static."""
+def local_program(name: str, timeout: float = 600) -> Path:
+    """A program of this directory (the pause container, the runc wrapper, CoreDNS), built static."""
     source = HERE / name
     out = program_path(name)
     if not out.exists():
@@ -100,7 +100,7 @@ def local_program(name: str) -> Path:
             ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out) + ".partial", "."],
             cwd=source,
             env=go_env(tmp),
-            timeout=600,
+            timeout=timeout,
         )
         os.rename(str(out) + ".partial", out)
         shutil.rmtree(tmp, ignore_errors=True)

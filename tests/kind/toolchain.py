@@ -2,7 +2,9 @@
 
 Each tool is cached in its own ``<name>-<version>/bin`` directory, so a version bump rebuilds
 only that tool. kubelet, kubeadm and kube-proxy come from the Kubernetes build in
-tests/cluster/building.py, etcd and the control-plane commands too.
+tests/cluster/building.py, etcd and the control-plane commands too. CoreDNS is a main of
+this directory (coredns/) with a smaller plugin set, pinned by its go.mod and cached by the
+digest of its source.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from pathlib import Path
 from tests.cluster import building
 
 from . import steps
-from .paths import cache_root
+from .paths import HERE, cache_root
 
 KIND_VERSION = "v0.33.0"
 CONTAINERD_VERSION = "v2.4.2"
 CRI_TOOLS_VERSION = "v1.37.0"
 CNI_PLUGINS_VERSION = "v1.10.0"
+COREDNS_MODULE = "github.com/coredns/coredns"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class Binaries:
     node: Path  # kubelet, kubeadm, kube-proxy
     tools: dict[str, Path]
     pause: Path
+    coredns: Path
 
     def path(self) -> str:
         """PATH with kind, kubectl and helm first."""
@@ -115,8 +119,26 @@ def build() -> Binaries:
                 with steps.timed(f"go install {tool.name} {tool.version}"):
                     _install(tool)
         pause = steps.local_program("pause")
+        coredns = steps.program_path("coredns")
+        if not coredns.exists():
+            # Cold, it compiles client-go and gRPC: minutes on a busy machine, not the pause's seconds.
+            with steps.timed(f"go build coredns {coredns_version()}"):
+                steps.local_program("coredns", timeout=2400)
     print(f"[kind] tool chain ready in {root / 'tools'}", file=sys.stderr)
-    return Binaries(kubernetes=kubernetes, node=node, tools={t.name: t.bin for t in TOOLS}, pause=pause)
+    return Binaries(
+        kubernetes=kubernetes, node=node, tools={t.name: t.bin for t in TOOLS}, pause=pause, coredns=coredns
+    )
+
+
+def coredns_version() -> str:
+    """The CoreDNS release that coredns/ is built from: the version its go.mod requires."""
+    for line in (HERE / "coredns" / "go.mod").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["require"]:
+            words = words[1:]
+        if len(words) >= 2 and words[0] == COREDNS_MODULE:
+            return words[1]
+    raise steps.KindError(f"tests/kind/coredns/go.mod requires no {COREDNS_MODULE}")
 
 
 def binaries() -> Binaries:
@@ -126,4 +148,5 @@ def binaries() -> Binaries:
         node=building.node_bin_dir(),
         tools={t.name: t.bin for t in TOOLS},
         pause=steps.program_path("pause"),
+        coredns=steps.program_path("coredns"),
     )
