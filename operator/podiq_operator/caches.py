@@ -88,10 +88,10 @@ class Cache:
 
         Validation is the dearest part of reading a TaskRun, and the pool keeper reads every
         unfinished one each round. The memo is tied to the body object itself, so a body put in
-        ``taskruns`` any other way is parsed afresh. Finished runs are not memoised: nothing
-        reads them each round, and a cache of thousands would hold each one twice. The model is
-        shared: callers copy before changing it (the status transitions do). Raises pydantic's
-        ValidationError for a malformed body, each time it is asked for.
+        ``taskruns`` any other way is parsed afresh. Finished runs are memoised too: the last
+        events of their Jobs and pods reconcile them several times. The model is shared: callers
+        copy before changing it (the status transitions do). Raises pydantic's ValidationError
+        for a malformed body, each time it is asked for.
         """
         body = self.taskruns.get(key)
         if body is None:
@@ -101,10 +101,7 @@ class Cache:
         if memo is not None and memo[0] is body:
             return memo[1]
         run = TaskRun.from_api(body)
-        if run.is_done():
-            self._parsed.pop(key, None)
-        else:
-            self._parsed[key] = body, run
+        self._parsed[key] = body, run
         return run
 
     def forget_taskrun(self, key: Key) -> None:

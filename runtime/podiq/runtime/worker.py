@@ -4,8 +4,9 @@ The worker reads its pool's Redis stream in the pool's consumer group and runs e
 attempt through the same code as a Job's pod (:mod:`podiq.runtime.running`): read the
 TaskRun (from the API server's cache, at the version its entry names), run the task, write
 the outcome to the TaskRun's status with the attempt guard, then acknowledge the entry. An
-entry is acknowledged only once its attempt reported (or needs no running), so a worker killed mid-run leaves it pending; another worker reclaims it
-after the visibility timeout and records the lost attempt, retried by the run's policy.
+entry is acknowledged only once its attempt reported (or needs no running), so a worker
+killed mid-run leaves it pending; another worker reclaims it after the visibility timeout
+and records the lost attempt, retried by the run's policy.
 
 Cancellation and timeouts stop the one run: the worker reads the cancellation signals of all
 its running runs from Redis each second (the operator sets one when it cancels a pool run), and a task's ``timeout`` label bounds it as in

@@ -98,17 +98,6 @@ def test_a_taskrun_is_parsed_once_per_body() -> None:
     assert cache.taskrun(key) is None and not cache._parsed
 
 
-def test_a_finished_taskrun_is_parsed_but_not_kept_twice() -> None:
-    cache, key = Cache(), ("jobs", "add-1")
-    cache.put_taskrun(taskrun_body(status={"attempts": 1}))
-    assert cache.taskrun(key) is not None and key in cache._parsed
-    succeeded = {"type": "Succeeded", "status": "True", "reason": "Succeeded"}
-    done = taskrun_body(status={"phase": "Succeeded", "attempts": 1, "conditions": [succeeded]})
-    cache.put_taskrun(done | {"metadata": {**done["metadata"], "resourceVersion": "101"}})
-    run = cache.taskrun(key)
-    assert run is not None and run.is_done() and key not in cache._parsed
-
-
 def test_a_malformed_taskrun_raises_each_time_it_is_asked_for() -> None:
     cache, key = Cache(), ("jobs", "add-1")
     cache.put_taskrun(taskrun_body(status={"attempts": "many"}))
